@@ -1,0 +1,37 @@
+# Two commands on a fresh machine: `make demo` and `make test`.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+export KERAS_BACKEND := torch
+
+.PHONY: demo test test-all venv clean bench
+
+$(BIN)/activate:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+
+$(VENV)/.core: $(BIN)/activate pyproject.toml
+	$(BIN)/python -m pip install -q -e ".[plot]"
+	touch $@
+
+$(VENV)/.test: $(VENV)/.core
+	$(BIN)/python -m pip install -q -e ".[plot,test]"
+	touch $@
+
+$(VENV)/.reference: $(VENV)/.test
+	$(BIN)/python -m pip install -q -e ".[plot,test,reference]"
+	touch $@
+
+venv: $(VENV)/.core
+
+demo: $(VENV)/.core
+	$(BIN)/python examples/spiral.py
+
+test: $(VENV)/.test
+	$(BIN)/python -m pytest -q
+
+test-all: $(VENV)/.reference
+	$(BIN)/python -m pytest -q
+
+clean:
+	rm -rf $(VENV) runs .pytest_cache .hypothesis
