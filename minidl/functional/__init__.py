@@ -1,0 +1,11 @@
+"""Differentiable primitives, one Function per op (import minidl.functional as F)."""
+from minidl.functional.activation import (elu, get_activation, leaky_relu, linear, log_softmax, relu,
+                                          sigmoid, softmax, tanh)
+from minidl.functional.arithmetic import (abs, add, cast, clip, div, exp, log, matmul, mul, neg, pow,
+                                          sqrt, sub, where)
+from minidl.functional.dropout import dropout
+from minidl.functional.affine import affine
+from minidl.functional.loss import (binary_crossentropy, categorical_crossentropy, mean_squared_error,
+                                    sparse_categorical_crossentropy)
+from minidl.functional.reduction import max, mean, sum
+from minidl.functional.shape import concatenate, getitem, pad, reshape, stack, transpose
