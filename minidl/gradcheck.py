@@ -80,7 +80,7 @@ def gradcheck(fn: Callable[..., Tensor], inputs: Sequence, *, eps: float = 1e-6,
                                  f"the input has shape {array.shape}")
         excess = np.abs(analytic - numeric) - (atol + rtol * np.abs(numeric))
         if excess.size and excess.max() > 0:
-            worst = np.unravel_index(int(np.argmax(excess)), array.shape)
+            worst = tuple(int(i) for i in np.unravel_index(int(np.argmax(excess)), array.shape))
             raise GradcheckError(f"gradcheck: input {position} of shape {array.shape}, element {worst}: "
                                  f"analytic {analytic[worst]:.8g}, numeric {numeric[worst]:.8g} "
                                  f"(atol {atol}, rtol {rtol})")
