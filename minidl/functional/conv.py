@@ -1,0 +1,299 @@
+"""Convolution, channels last (Keras' layout), as im2col + one GEMM.
+
+A convolution is a matrix product once every receptive field has been copied out into a row:
+
+    x (batch, height, width, channels)                    kernel W (kh, kw, channels, filters)
+      │ im2col: one row per output position,                │ reshape
+      ▼ one column per (kernel row, kernel column, channel)  ▼
+    col (batch·out_h·out_w, kh·kw·channels)   ·   W₂ (kh·kw·channels, filters)   =   y₂
+
+and y₂ reshaped is y (batch, out_h, out_w, filters). The backward pass is two more products,
+∂L/∂W₂ = colᵀ·g₂ and ∂L/∂col = g₂·W₂ᵀ, and col2im adds each column block of ∂L/∂col back where
+im2col copied it from. Both copy loops run over kernel offsets only (kh·kw iterations, each a
+strided slice over the whole batch), so the same code runs on NumPy and CuPy and never needs
+``np.add.at``. A 1-D convolution is the 2-D one on an image of height 1.
+
+Padding follows Keras (and TensorFlow): 'valid' pads nothing; 'same' pads so that
+out = ceil(n / stride), putting the odd extra row or column at the end; Conv1D's 'causal'
+pads (k - 1)·dilation steps at the start only.
+"""
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+from minidl.backend import Array, get_array_module
+from minidl.function import Function
+from minidl.tensor import Tensor, as_tensor
+
+PADDINGS = ("valid", "same")
+
+
+# --- sizes and padding ----------------------------------------------------------------------
+def same_padding(size: int, kernel_size: int, stride: int = 1, dilation: int = 1) -> tuple[int, int]:
+    """Keras' 'same' padding of one axis: (before, after), with the extra step after.
+
+    With span = (kernel_size - 1)·dilation + 1, the output has ceil(size / stride) steps and
+    total = max((ceil(size / stride) - 1)·stride + span - size, 0) padding, before = total // 2.
+    """
+    span = (kernel_size - 1) * dilation + 1
+    total = max((math.ceil(size / stride) - 1) * stride + span - size, 0)
+    return total // 2, total - total // 2
+
+
+def axis_padding(size: int, kernel_size: int, stride: int, dilation: int, padding: str) -> tuple[int, int]:
+    """(before, after) padding of one axis for padding 'valid', 'same' or 'causal'."""
+    if padding == "valid":
+        return 0, 0
+    if padding == "same":
+        return same_padding(size, kernel_size, stride, dilation)
+    if padding == "causal":
+        return (kernel_size - 1) * dilation, 0
+    raise ValueError(f"padding must be 'valid', 'same' or 'causal', got {padding!r}")
+
+
+def output_length(size: int, kernel_size: int, stride: int, dilation: int, pads: tuple[int, int]) -> int:
+    """Output steps of one axis: floor((size + before + after - span) / stride) + 1,
+    span = (kernel_size - 1)·dilation + 1; 0 or less means the kernel does not fit."""
+    span = (kernel_size - 1) * dilation + 1
+    return (size + pads[0] + pads[1] - span) // stride + 1
+
+
+def pad_spatial(x: Array, pads: tuple[tuple[int, int], tuple[int, int]], value: float = 0.0) -> Array:
+    """x (batch, h, w, c) with (top, bottom), (left, right) rows/columns of ``value`` added.
+
+    Returns x itself (no copy) when there is nothing to add.
+    """
+    (top, bottom), (left, right) = pads
+    if top == bottom == left == right == 0:
+        return x
+    xp = get_array_module(x)
+    batch, height, width, channels = x.shape
+    out = xp.full((batch, height + top + bottom, width + left + right, channels), value, dtype=x.dtype)
+    out[:, top:top + height, left:left + width, :] = x
+    return out
+
+
+def window(x: Array, i: int, j: int, out_shape: tuple[int, int], strides: tuple[int, int],
+           dilation: tuple[int, int] = (1, 1)) -> Array:
+    """The strided view of padded x (batch, h, w, c) that kernel offset (i, j) meets:
+
+        window[b, p, q, c] = x[b, i·dh + p·sh, j·dw + q·sw, c],  p < out_h, q < out_w
+
+    Shared by im2col, col2im and pooling: each loops over offsets and takes this view.
+    """
+    (out_h, out_w), (sh, sw), (dh, dw) = out_shape, strides, dilation
+    return x[:, i * dh:i * dh + (out_h - 1) * sh + 1:sh, j * dw:j * dw + (out_w - 1) * sw + 1:sw, :]
+
+
+# --- im2col / col2im ---------------------------------------------------------------------------
+def im2col(x: Array, kernel_size: tuple[int, int], strides: tuple[int, int] = (1, 1),
+           dilation_rate: tuple[int, int] = (1, 1)) -> Array:
+    """Copy every receptive field of an (already padded) image into a row.
+
+    Args:
+        x: (batch, height, width, channels), padded as the convolution needs.
+        kernel_size: (kh, kw). strides: (sh, sw). dilation_rate: (dh, dw).
+    Returns:
+        col (batch, out_h, out_w, kh, kw, channels), out = (n - span) // stride + 1 per axis:
+
+            col[b, p, q, i, j, c] = x[b, p·sh + i·dh, q·sw + j·dw, c]
+
+        Reshaped to (batch·out_h·out_w, kh·kw·channels) (a free view), row (b, p, q) holds the
+        patch under output position (p, q) of image b, read kernel row by kernel row, each
+        kernel position's channels side by side — the order of a Keras kernel (kh, kw, c, f)
+        reshaped to (kh·kw·c, f).
+    """
+    xp = get_array_module(x)
+    (kh, kw), (dh, dw) = kernel_size, dilation_rate
+    batch, height, width, channels = x.shape
+    out_h = output_length(height, kh, strides[0], dh, (0, 0))
+    out_w = output_length(width, kw, strides[1], dw, (0, 0))
+    col = xp.empty((batch, out_h, out_w, kh, kw, channels), dtype=x.dtype)
+    for i in range(kh):
+        for j in range(kw):
+            col[:, :, :, i, j, :] = window(x, i, j, (out_h, out_w), strides, dilation_rate)
+    return col
+
+
+def col2im(gcol: Array, padded_shape: tuple, strides: tuple[int, int] = (1, 1),
+           dilation_rate: tuple[int, int] = (1, 1)) -> Array:
+    """The adjoint of im2col: add each patch entry back to the pixel it was copied from.
+
+    Args:
+        gcol: (batch, out_h, out_w, kh, kw, channels), e.g. ∂L/∂col.
+        padded_shape: (batch, height, width, channels) of the image im2col read.
+    Returns:
+        gx (padded_shape): gx[b, y, x, c] = Σ over (p, q, i, j) with p·sh + i·dh = y and
+        q·sw + j·dw = x of gcol[b, p, q, i, j, c]. Overlapping patches add up; the loop runs
+        over the kh·kw kernel offsets, each adding one strided block.
+    """
+    xp = get_array_module(gcol)
+    batch, out_h, out_w, kh, kw, channels = gcol.shape
+    gx = xp.zeros(padded_shape, dtype=gcol.dtype)
+    for i in range(kh):
+        for j in range(kw):
+            window(gx, i, j, (out_h, out_w), strides, dilation_rate)[...] += gcol[:, :, :, i, j, :]
+    return gx
+
+
+def im2col_1d(x: Array, kernel_size: int, stride: int = 1, dilation_rate: int = 1) -> Array:
+    """im2col of a sequence: x (batch, steps, channels), padded -> col (batch, out_steps, k, channels),
+    col[b, t, i, c] = x[b, t·stride + i·dilation, c]. It is im2col on an image of height 1."""
+    col = im2col(x[:, None], (1, kernel_size), (1, stride), (1, dilation_rate))
+    return col[:, 0, :, 0]
+
+
+def col2im_1d(gcol: Array, padded_shape: tuple, stride: int = 1, dilation_rate: int = 1) -> Array:
+    """The adjoint of im2col_1d: gcol (batch, out_steps, k, channels) -> gx (padded_shape)."""
+    batch, steps, channels = padded_shape
+    gx = col2im(gcol[:, None, :, None], (batch, 1, steps, channels), (1, stride), (1, dilation_rate))
+    return gx[:, 0]
+
+
+# --- the fused convolution ------------------------------------------------------------------------
+class Conv2DFunction(Function):
+    """2-D convolution (cross-correlation, as every framework computes it), channels last.
+
+        y[b, p, q, f] = bias[f] + Σ_{i<kh} Σ_{j<kw} Σ_{c<C} x̃[b, p·sh + i·dh, q·sw + j·dw, c] · W[i, j, c, f]
+
+    for 0 ≤ p < out_h, 0 ≤ q < out_w, where x̃ is x padded by ``pads`` and, per axis,
+    out = (n + before + after - ((k - 1)·d + 1)) // s + 1.
+
+    Shapes: x (batch, h, w, C), W (kh, kw, C, F), bias (F,) -> y (batch, out_h, out_w, F).
+    Forward: col = im2col(x̃) as (N, K) with N = batch·out_h·out_w, K = kh·kw·C; y₂ = col·W₂ + bias.
+    Backward, with g₂ = ∂L/∂y as (N, F):
+        ∂L/∂W = colᵀ·g₂ reshaped to (kh, kw, C, F)
+        ∂L/∂x = col2im(g₂·W₂ᵀ), with the padding cut off
+        ∂L/∂bias = Σ_N g₂
+    """
+
+    def __init__(self, strides: tuple[int, int], dilation_rate: tuple[int, int],
+                 pads: tuple[tuple[int, int], tuple[int, int]]):
+        self.strides, self.dilation_rate, self.pads = strides, dilation_rate, pads
+
+    def forward(self, x: Array, W: Array, bias: Array | None = None) -> Array:
+        kh, kw, channels, filters = W.shape
+        padded = pad_spatial(x, self.pads)
+        col = im2col(padded, (kh, kw), self.strides, self.dilation_rate)
+        batch, out_h, out_w = col.shape[:3]
+        self.col = col.reshape(-1, kh * kw * channels)  # a view: im2col's buffer is contiguous
+        self.W2 = W.reshape(-1, filters)
+        self.x_shape, self.padded_shape, self.col_shape = x.shape, padded.shape, col.shape
+        y = self.col @ self.W2
+        if bias is not None:
+            y += bias
+        return y.reshape(batch, out_h, out_w, filters)
+
+    def backward(self, gy: Array):
+        g2 = gy.reshape(-1, gy.shape[-1])
+        gx = gW = gb = None
+        if self.needs_input_grad[0]:
+            # ∂L/∂col = g₂·W₂ᵀ, then every patch entry goes back to its pixel (col2im)
+            gcol = (g2 @ self.W2.T).reshape(self.col_shape)
+            gx = col2im(gcol, self.padded_shape, self.strides, self.dilation_rate)
+            (top, _), (left, _) = self.pads
+            gx = gx[:, top:top + self.x_shape[1], left:left + self.x_shape[2], :]
+        if self.needs_input_grad[1]:
+            # y₂ = col·W₂  =>  ∂L/∂W₂ = colᵀ·g₂
+            gW = (self.col.T @ g2).reshape(self.col_shape[3:] + (g2.shape[1],))
+        if len(self.needs_input_grad) == 3 and self.needs_input_grad[2]:
+            gb = g2.sum(axis=0)
+        return (gx, gW) if len(self.needs_input_grad) == 2 else (gx, gW, gb)
+
+
+class Conv1DFunction(Conv2DFunction):
+    """1-D convolution, channels last: Conv2DFunction on an image of height 1.
+
+        y[b, t, f] = bias[f] + Σ_{i<k} Σ_{c<C} x̃[b, t·s + i·d, c] · W[i, c, f],  0 ≤ t < out_steps
+
+    Shapes: x (batch, steps, C), W (k, C, F), bias (F,) -> y (batch, out_steps, F). The reshapes
+    to and from height 1 are views, so this costs what the 2-D convolution costs.
+    """
+
+    def __init__(self, stride: int, dilation_rate: int, pads: tuple[int, int]):
+        super().__init__((1, stride), (1, dilation_rate), ((0, 0), pads))
+
+    def forward(self, x, W, bias=None):
+        y = super().forward(x[:, None], W[None], bias)
+        return y[:, 0]
+
+    def backward(self, gy):
+        gx, gW, *gb = super().backward(gy[:, None])
+        return (None if gx is None else gx[:, 0], None if gW is None else gW[0], *gb)
+
+
+# --- public functions ----------------------------------------------------------------------------
+def normalize_tuple(value, rank: int, name: str, where: str) -> tuple[int, ...]:
+    """An int or a sequence of ``rank`` ints, all positive, as a tuple; else a clear ValueError."""
+    values = (value,) * rank if isinstance(value, int) else tuple(value)
+    if len(values) != rank or not all(isinstance(v, int) and not isinstance(v, bool) for v in values):
+        raise ValueError(f"{where}: {name} must be an int or {rank} ints, got {value!r}")
+    if any(v <= 0 for v in values):
+        raise ValueError(f"{where}: {name} must be positive, got {value!r}")
+    return values
+
+
+def _check_fit(where: str, shape: tuple, kernel: tuple, strides: tuple, dilation: tuple,
+               pads: Sequence[tuple[int, int]]) -> None:
+    for axis, (n, k, s, d, p) in enumerate(zip(shape, kernel, strides, dilation, pads)):
+        if output_length(n, k, s, d, p) < 1:
+            raise ValueError(f"{where}: the kernel spans {(k - 1) * d + 1} steps along spatial axis "
+                             f"{axis} but the input has only {n + p[0] + p[1]} there (input shape "
+                             f"without batch and channels {tuple(shape)}, padding {list(pads)}); use "
+                             f"padding='same' or a smaller kernel_size/dilation_rate")
+
+
+def conv2d(x, kernel, bias=None, strides=1, padding: str = "valid", dilation_rate=1) -> Tensor:
+    """2-D convolution of x (batch, h, w, C) with kernel (kh, kw, C, F) (+ bias (F,)), channels last.
+
+    Args:
+        strides, dilation_rate: an int or (sh, sw), (dh, dw); Keras does not allow both > 1 at once
+            but the math here does.
+        padding: 'valid' or 'same' (Keras' rule: out = ceil(n / stride), extra padding at the end).
+    Returns:
+        (batch, out_h, out_w, F). See Conv2DFunction for the sum and its gradients.
+    """
+    x, kernel = as_tensor(x), as_tensor(kernel)
+    strides = normalize_tuple(strides, 2, "strides", "conv2d")
+    dilation = normalize_tuple(dilation_rate, 2, "dilation_rate", "conv2d")
+    if x.ndim != 4 or kernel.ndim != 4:
+        raise ValueError(f"conv2d: expected x (batch, height, width, channels) and kernel (kh, kw, "
+                         f"channels, filters), got shapes {x.shape} and {kernel.shape}")
+    if x.shape[3] != kernel.shape[2]:
+        raise ValueError(f"conv2d: the kernel {kernel.shape} expects {kernel.shape[2]} input channels, "
+                         f"x {x.shape} has {x.shape[3]}")
+    if padding not in PADDINGS:
+        raise ValueError(f"conv2d: padding must be 'valid' or 'same', got {padding!r}")
+    pads = tuple(axis_padding(n, k, s, d, padding)
+                 for n, k, s, d in zip(x.shape[1:3], kernel.shape[:2], strides, dilation))
+    _check_fit("conv2d", x.shape[1:3], kernel.shape[:2], strides, dilation, pads)
+    function = Conv2DFunction(strides, dilation, pads)
+    return function.apply(x, kernel) if bias is None else function.apply(x, kernel, bias)
+
+
+def conv1d(x, kernel, bias=None, strides: int = 1, padding: str = "valid", dilation_rate: int = 1) -> Tensor:
+    """1-D convolution of x (batch, steps, C) with kernel (k, C, F) (+ bias (F,)), channels last.
+
+    Args:
+        strides, dilation_rate: int (or a 1-tuple).
+        padding: 'valid', 'same' (out = ceil(steps / stride)) or 'causal' ((k - 1)·dilation
+            zeros before the first step, so y[t] sees no input after step t·stride).
+    Returns:
+        (batch, out_steps, F). See Conv1DFunction.
+    """
+    x, kernel = as_tensor(x), as_tensor(kernel)
+    (stride,) = normalize_tuple(strides, 1, "strides", "conv1d")
+    (dilation,) = normalize_tuple(dilation_rate, 1, "dilation_rate", "conv1d")
+    if x.ndim != 3 or kernel.ndim != 3:
+        raise ValueError(f"conv1d: expected x (batch, steps, channels) and kernel (k, channels, filters), "
+                         f"got shapes {x.shape} and {kernel.shape}")
+    if x.shape[2] != kernel.shape[1]:
+        raise ValueError(f"conv1d: the kernel {kernel.shape} expects {kernel.shape[1]} input channels, "
+                         f"x {x.shape} has {x.shape[2]}")
+    if padding not in ("valid", "same", "causal"):
+        raise ValueError(f"conv1d: padding must be 'valid', 'same' or 'causal', got {padding!r}")
+    pads = axis_padding(x.shape[1], kernel.shape[0], stride, dilation, padding)
+    _check_fit("conv1d", x.shape[1:2], kernel.shape[:1], (stride,), (dilation,), (pads,))
+    function = Conv1DFunction(stride, dilation, pads)
+    return function.apply(x, kernel) if bias is None else function.apply(x, kernel, bias)
