@@ -1,0 +1,472 @@
+"""Optimizers (SGD, RMSprop, Adam, AdamW) and learning-rate schedules, with Keras 3's formulas.
+
+An optimizer updates parameters from the gradients that ``loss.backward()`` left on them:
+
+    loss.backward()                              # every weight's .grad is filled
+    optimizer.apply(model.trainable_weights)     # weights updated in place, .grad set to None
+
+One ``apply`` call is one step, in Keras' order: clip each gradient (``clipnorm``,
+``clipvalue`` or ``global_clipnorm``), decay the weights (``var -= var·wd·lr``, decoupled, as
+AdamW), then the class's update rule; ``iterations`` counts the steps. Slot variables (moments,
+velocities) are created lazily beside each parameter, on its array module (NumPy or CuPy) and in
+its dtype, so a float32 model stays float32. The update rules are written with in-place ufuncs
+(``out=``) on one shared scratch buffer: the optimizer step is on the hot path of every training
+loop, and temporaries the size of a weight matrix cost as much as the arithmetic.
+"""
+from __future__ import annotations
+
+import math
+from typing import Any, Callable, Iterable
+
+from minidl.backend import Array, get_array_module, to_device
+from minidl.function import no_grad
+
+
+# --- learning-rate schedules --------------------------------------------------------------------
+class LearningRateSchedule:
+    """A learning rate that depends on the step: ``schedule(step) -> float``.
+
+    The optimizer calls it with its ``iterations`` (0 on the first step), as Keras does.
+    """
+
+    def __call__(self, step: int) -> float:
+        raise NotImplementedError
+
+    def get_config(self) -> dict:
+        raise NotImplementedError
+
+    @classmethod
+    def from_config(cls, config: dict) -> "LearningRateSchedule":
+        return cls(**config)
+
+
+class ExponentialDecay(LearningRateSchedule):
+    """lr(step) = initial_learning_rate · decay_rate ^ (step / decay_steps).
+
+    With ``staircase=True`` the exponent is floored, so the rate drops every ``decay_steps``
+    steps instead of smoothly (Keras' ``ExponentialDecay``).
+    """
+
+    def __init__(self, initial_learning_rate: float, decay_steps: int, decay_rate: float,
+                 staircase: bool = False, name: str = "ExponentialDecay"):
+        if decay_steps <= 0:
+            raise ValueError(f"ExponentialDecay: decay_steps must be > 0, got {decay_steps}")
+        self.initial_learning_rate = float(initial_learning_rate)
+        self.decay_steps = decay_steps
+        self.decay_rate = float(decay_rate)
+        self.staircase = bool(staircase)
+        self.name = name
+
+    def __call__(self, step: int) -> float:
+        p = step / self.decay_steps
+        if self.staircase:
+            p = math.floor(p)
+        return self.initial_learning_rate * self.decay_rate ** p
+
+    def get_config(self) -> dict:
+        return {"initial_learning_rate": self.initial_learning_rate, "decay_steps": self.decay_steps,
+                "decay_rate": self.decay_rate, "staircase": self.staircase, "name": self.name}
+
+
+class CosineDecay(LearningRateSchedule):
+    """Cosine decay (Loshchilov & Hutter, SGDR), optionally after a linear warm-up (Keras').
+
+    Without warm-up, with s = min(step, decay_steps):
+        lr(step) = initial_learning_rate · ((1 - alpha) · ½(1 + cos(π s / decay_steps)) + alpha)
+    With ``warmup_target``: for step < warmup_steps the rate rises linearly from
+    initial_learning_rate to warmup_target, then decays from warmup_target as above over
+    ``decay_steps`` more steps.
+    """
+
+    def __init__(self, initial_learning_rate: float, decay_steps: int, alpha: float = 0.0,
+                 name: str = "CosineDecay", warmup_target: float | None = None, warmup_steps: int = 0):
+        if decay_steps <= 0:
+            raise ValueError(f"CosineDecay: decay_steps must be > 0, got {decay_steps}")
+        self.initial_learning_rate = float(initial_learning_rate)
+        self.decay_steps = decay_steps
+        self.alpha = float(alpha)
+        self.name = name
+        self.warmup_target = None if warmup_target is None else float(warmup_target)
+        self.warmup_steps = warmup_steps
+
+    def _decay(self, step: float, decay_from: float) -> float:
+        cosine = 0.5 * (1.0 + math.cos(math.pi * step / self.decay_steps))
+        return decay_from * ((1 - self.alpha) * cosine + self.alpha)
+
+    def __call__(self, step: int) -> float:
+        if self.warmup_target is None:
+            return self._decay(min(step, self.decay_steps), self.initial_learning_rate)
+        step = min(step, self.decay_steps + self.warmup_steps)
+        if step < self.warmup_steps:
+            fraction = step / self.warmup_steps
+            return (self.warmup_target - self.initial_learning_rate) * fraction + self.initial_learning_rate
+        return self._decay(step - self.warmup_steps, self.warmup_target)
+
+    def get_config(self) -> dict:
+        return {"initial_learning_rate": self.initial_learning_rate, "decay_steps": self.decay_steps,
+                "alpha": self.alpha, "name": self.name, "warmup_target": self.warmup_target,
+                "warmup_steps": self.warmup_steps}
+
+
+SCHEDULES = {"ExponentialDecay": ExponentialDecay, "CosineDecay": CosineDecay}
+
+
+# --- the base optimizer -------------------------------------------------------------------------
+class Optimizer:
+    """Base class: gradient clipping, decoupled weight decay, slots, the step counter.
+
+    Args:
+        learning_rate: a float, or a schedule (any callable ``step -> float``, e.g.
+            ExponentialDecay) evaluated at ``iterations`` before each step.
+        clipnorm: clip each gradient so that its L2 norm is at most this (per variable).
+        clipvalue: clip each gradient element to [-clipvalue, clipvalue].
+        global_clipnorm: scale all gradients together so that their joint norm is at most this.
+        weight_decay: if set, ``var -= var · weight_decay · lr`` before each update.
+        name: a name for the optimizer (default: the class name in lower case).
+    Attributes:
+        iterations: number of steps taken.
+        learning_rate: the current learning rate (a float); settable (ReduceLROnPlateau does).
+    """
+
+    def __init__(self, learning_rate: float | Callable = 0.001, clipnorm: float | None = None,
+                 clipvalue: float | None = None, weight_decay: float | None = None,
+                 global_clipnorm: float | None = None, name: str | None = None):
+        given = [n for n, v in (("clipnorm", clipnorm), ("clipvalue", clipvalue),
+                                ("global_clipnorm", global_clipnorm)) if v is not None]
+        if len(given) > 1:
+            raise ValueError(f"{type(self).__name__}: only one of clipnorm, clipvalue and "
+                             f"global_clipnorm can be set, got {', '.join(given)}")
+        for arg, value in (("clipnorm", clipnorm), ("clipvalue", clipvalue),
+                           ("global_clipnorm", global_clipnorm), ("weight_decay", weight_decay)):
+            if value is not None and not (isinstance(value, (int, float)) and value >= 0):
+                raise ValueError(f"{type(self).__name__}: {arg} must be a number >= 0 or None, got {value!r}")
+        self._learning_rate = _check_learning_rate(type(self).__name__, learning_rate)
+        self.clipnorm = clipnorm
+        self.clipvalue = clipvalue
+        self.global_clipnorm = global_clipnorm
+        self.weight_decay = weight_decay
+        self.name = name or type(self).__name__.lower()
+        self.iterations = 0
+        # id(param) -> (param, {slot name: array}); holding the param keeps its id unique.
+        self._slots: dict[int, tuple[Any, dict[str, Array]]] = {}
+        self._scratch: dict[tuple, Array] = {}
+
+    # --- learning rate ---------------------------------------------------------------------------
+    @property
+    def learning_rate(self) -> float:
+        """The learning rate of the next step (a schedule is evaluated at ``iterations``)."""
+        return self.current_learning_rate()
+
+    @learning_rate.setter
+    def learning_rate(self, value) -> None:
+        if isinstance(self._learning_rate, LearningRateSchedule) and not callable(value):
+            raise TypeError(f"{type(self).__name__}: this optimizer was created with a learning-rate "
+                            f"schedule ({type(self._learning_rate).__name__}), so its learning rate "
+                            f"cannot be set to a number; got {value!r}")
+        self._learning_rate = _check_learning_rate(type(self).__name__, value)
+
+    def current_learning_rate(self) -> float:
+        lr = self._learning_rate
+        return float(lr(self.iterations)) if callable(lr) else lr
+
+    # --- the step --------------------------------------------------------------------------------
+    def apply(self, params: Iterable) -> None:
+        """One optimisation step on every parameter (Tensor) whose ``.grad`` is set.
+
+        Each such parameter's ``.data`` is updated in place and its ``.grad`` set to None, so
+        the next ``backward()`` starts from zero. Parameters without a gradient are skipped.
+        """
+        pairs = [(p, p.grad) for p in params if p.grad is not None]
+        self._apply_pairs(pairs)
+        for p, _ in pairs:
+            p.grad = None
+
+    def apply_gradients(self, grads_and_vars: Iterable) -> None:
+        """Keras' form: ``apply_gradients([(grad_array, param), ...])``; leaves ``.grad`` alone."""
+        self._apply_pairs([(p, g) for g, p in grads_and_vars if g is not None])
+
+    def _apply_pairs(self, pairs: list) -> None:
+        lr = self.current_learning_rate()
+        with no_grad():
+            grads = self._clip([self._as_param_array(p, g) for p, g in pairs])
+            for (p, _), g in zip(pairs, grads):
+                if self.weight_decay:
+                    # Decoupled weight decay (Loshchilov & Hutter), before the update as Keras.
+                    p.data -= p.data * (self.weight_decay * lr)
+                self.update_step(g, p, lr)
+        self.iterations += 1
+
+    def update_step(self, gradient: Array, param, learning_rate: float) -> None:
+        """Update ``param.data`` in place from ``gradient`` (an array shaped and typed like it)."""
+        raise NotImplementedError
+
+    def _as_param_array(self, param, grad) -> Array:
+        if type(grad).__name__ == "Tensor":
+            grad = grad.data
+        if tuple(grad.shape) != tuple(param.data.shape):
+            raise ValueError(f"{type(self).__name__}: gradient of shape {tuple(grad.shape)} for "
+                             f"parameter {getattr(param, 'name', None)!r} of shape {tuple(param.data.shape)}")
+        if grad.dtype != param.data.dtype:  # Keras casts the gradient to the variable's dtype
+            grad = grad.astype(param.data.dtype)
+        return grad
+
+    def _clip(self, grads: list) -> list:
+        """Keras' clipping; returns new arrays (a grad may be shared between parameters)."""
+        if self.clipnorm:
+            return [g * (self.clipnorm / max(_l2norm(g), self.clipnorm)) for g in grads]
+        if self.global_clipnorm:
+            norm = math.sqrt(sum(_l2norm(g) ** 2 for g in grads))
+            scale = self.global_clipnorm * min(1.0 / norm if norm else math.inf, 1.0 / self.global_clipnorm)
+            return [g * scale for g in grads]
+        if self.clipvalue:
+            return [get_array_module(g).clip(g, -self.clipvalue, self.clipvalue) for g in grads]
+        return grads
+
+    # --- slots -----------------------------------------------------------------------------------
+    def slot(self, param, name: str) -> Array:
+        """The slot array ``name`` of ``param`` (zeros like its data on first use)."""
+        entry = self._slots.get(id(param))
+        if entry is None or entry[0] is not param:
+            entry = (param, {})
+            self._slots[id(param)] = entry
+        slots = entry[1]
+        array = slots.get(name)
+        data = param.data
+        if array is None:
+            array = slots[name] = get_array_module(data).zeros_like(data)
+        elif get_array_module(array) is not get_array_module(data):  # the model moved device
+            array = slots[name] = to_device(array, "gpu" if get_array_module(data).__name__ == "cupy" else "cpu")
+        if array.shape != data.shape:
+            raise ValueError(f"{type(self).__name__}: parameter {getattr(param, 'name', None)!r} changed "
+                             f"shape from {array.shape} to {data.shape} since the optimizer last saw it")
+        return array
+
+    def scratch(self, like: Array) -> Array:
+        """A work buffer shaped like ``like``: a view into one buffer shared by all parameters."""
+        xp = get_array_module(like)
+        key = (xp.__name__, like.dtype.str)
+        buffer = self._scratch.get(key)
+        if buffer is None or buffer.size < like.size:
+            buffer = self._scratch[key] = xp.empty(like.size, dtype=like.dtype)
+        return buffer[:like.size].reshape(like.shape)
+
+    def variables(self) -> list:
+        """The slot arrays, parameter by parameter, in the order the parameters were first seen."""
+        return [a for _, slots in self._slots.values() for a in slots.values()]
+
+    # --- configuration ---------------------------------------------------------------------------
+    def get_config(self) -> dict:
+        lr = self._learning_rate
+        if isinstance(lr, LearningRateSchedule):
+            lr = {"class_name": type(lr).__name__, "config": lr.get_config()}
+        elif callable(lr):
+            lr = self.current_learning_rate()
+        return {"name": self.name, "learning_rate": lr, "weight_decay": self.weight_decay,
+                "clipnorm": self.clipnorm, "global_clipnorm": self.global_clipnorm,
+                "clipvalue": self.clipvalue}
+
+    @classmethod
+    def from_config(cls, config: dict) -> "Optimizer":
+        config = dict(config)
+        lr = config.get("learning_rate")
+        if isinstance(lr, dict):
+            if lr.get("class_name") not in SCHEDULES:
+                raise ValueError(f"{cls.__name__}.from_config: unknown learning-rate schedule "
+                                 f"{lr.get('class_name')!r}; known: {', '.join(SCHEDULES)}")
+            config["learning_rate"] = SCHEDULES[lr["class_name"]].from_config(lr["config"])
+        return cls(**config)
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} learning_rate={self.current_learning_rate():g} iterations={self.iterations}>"
+
+
+def _check_learning_rate(owner: str, value):
+    if callable(value):
+        return value
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0:
+        raise ValueError(f"{owner}: learning_rate must be a number >= 0 or a schedule, got {value!r}")
+    return float(value)
+
+
+def _l2norm(g: Array) -> float:
+    flat = g.reshape(-1)
+    return math.sqrt(float(get_array_module(g).dot(flat, flat)))
+
+
+# --- the optimizers -----------------------------------------------------------------------------
+class SGD(Optimizer):
+    """Stochastic gradient descent, with optional (Nesterov) momentum, as Keras 3:
+
+        without momentum:  w ← w - lr·g
+        with momentum μ:   m ← μ·m - lr·g;  w ← w + m                (m starts at 0)
+        Nesterov:          m ← μ·m - lr·g;  w ← w + μ·m - lr·g
+    """
+
+    def __init__(self, learning_rate=0.01, momentum: float = 0.0, nesterov: bool = False, **kwargs):
+        super().__init__(learning_rate=learning_rate, **kwargs)
+        if not 0 <= momentum <= 1:
+            raise ValueError(f"SGD: momentum must be in [0, 1], got {momentum}")
+        self.momentum = float(momentum)
+        self.nesterov = bool(nesterov)
+
+    def update_step(self, gradient, param, learning_rate):
+        xp = get_array_module(param.data)
+        w = param.data
+        step = self.scratch(w)
+        xp.multiply(gradient, learning_rate, out=step)                 # lr·g
+        if not self.momentum:
+            w -= step
+            return
+        m = self.slot(param, "momentum")
+        m *= self.momentum
+        m -= step                                                      # m = μ·m - lr·g
+        if self.nesterov:
+            xp.multiply(m, self.momentum, out=step)  # reuse: lr·g is recomputed below
+            w += step
+            xp.multiply(gradient, learning_rate, out=step)
+            w -= step
+        else:
+            w += m
+
+    def get_config(self):
+        return {**super().get_config(), "momentum": self.momentum, "nesterov": self.nesterov}
+
+
+class RMSprop(Optimizer):
+    """RMSprop (Hinton's lecture 6e), as Keras 3:
+
+        v ← ρ·v + (1-ρ)·g²
+        centered:  ḡ ← ρ·ḡ + (1-ρ)·g;  d = v - ḡ² + ε;  else d = v + ε
+        Δ = lr·g / √d
+        with momentum μ:  m ← μ·m + Δ;  w ← w - m;   else  w ← w - Δ
+    """
+
+    def __init__(self, learning_rate=0.001, rho: float = 0.9, momentum: float = 0.0,
+                 epsilon: float = 1e-7, centered: bool = False, **kwargs):
+        super().__init__(learning_rate=learning_rate, **kwargs)
+        self.rho = float(rho)
+        self.momentum = float(momentum)
+        self.epsilon = float(epsilon)
+        self.centered = bool(centered)
+
+    def update_step(self, gradient, param, learning_rate):
+        xp = get_array_module(param.data)
+        w = param.data
+        rho = self.rho
+        v = self.slot(param, "velocity")
+        work = self.scratch(w)
+        v *= rho
+        xp.multiply(gradient, gradient, out=work)
+        work *= 1 - rho
+        v += work                                                      # v = ρv + (1-ρ)g²
+        if self.centered:
+            average = self.slot(param, "average_gradient")
+            average *= rho
+            xp.multiply(gradient, 1 - rho, out=work)
+            average += work                                            # ḡ = ρḡ + (1-ρ)g
+            xp.multiply(average, average, out=work)
+            xp.subtract(v, work, out=work)
+            work += self.epsilon                                       # d = v - ḡ² + ε
+        else:
+            xp.add(v, self.epsilon, out=work)                          # d = v + ε
+        xp.sqrt(work, out=work)
+        xp.divide(gradient, work, out=work)
+        work *= learning_rate                                          # Δ = lr·g/√d
+        if self.momentum > 0:
+            m = self.slot(param, "momentum")
+            m *= self.momentum
+            m += work
+            w -= m
+        else:
+            w -= work
+
+    def get_config(self):
+        return {**super().get_config(), "rho": self.rho, "momentum": self.momentum,
+                "epsilon": self.epsilon, "centered": self.centered}
+
+
+class Adam(Optimizer):
+    """Adam (Kingma & Ba, 2014), in Keras 3's form (ε outside the square root, "ε hat"):
+
+        t = iterations + 1
+        α = lr · √(1 - β₂ᵗ) / (1 - β₁ᵗ)
+        m ← m + (g - m)·(1 - β₁)
+        v ← v + (g² - v)·(1 - β₂)
+        amsgrad:  v̂ ← max(v̂, v), and v̂ stands for v below
+        w ← w - α·m / (√v + ε)
+    """
+
+    def __init__(self, learning_rate=0.001, beta_1: float = 0.9, beta_2: float = 0.999,
+                 epsilon: float = 1e-7, amsgrad: bool = False, **kwargs):
+        super().__init__(learning_rate=learning_rate, **kwargs)
+        self.beta_1 = float(beta_1)
+        self.beta_2 = float(beta_2)
+        self.epsilon = float(epsilon)
+        self.amsgrad = bool(amsgrad)
+
+    def update_step(self, gradient, param, learning_rate):
+        xp = get_array_module(param.data)
+        w = param.data
+        t = self.iterations + 1
+        alpha = learning_rate * math.sqrt(1 - self.beta_2 ** t) / (1 - self.beta_1 ** t)
+        m = self.slot(param, "momentum")
+        v = self.slot(param, "velocity")
+        work = self.scratch(w)
+        xp.subtract(gradient, m, out=work)
+        work *= 1 - self.beta_1
+        m += work                                                      # m += (g - m)(1 - β₁)
+        xp.multiply(gradient, gradient, out=work)
+        work -= v
+        work *= 1 - self.beta_2
+        v += work                                                      # v += (g² - v)(1 - β₂)
+        if self.amsgrad:
+            v_hat = self.slot(param, "velocity_hat")
+            xp.maximum(v_hat, v, out=v_hat)
+            v = v_hat
+        xp.sqrt(v, out=work)
+        work += self.epsilon
+        xp.divide(m, work, out=work)
+        work *= alpha
+        w -= work                                                      # w -= α·m / (√v + ε)
+
+    def get_config(self):
+        return {**super().get_config(), "beta_1": self.beta_1, "beta_2": self.beta_2,
+                "epsilon": self.epsilon, "amsgrad": self.amsgrad}
+
+
+class AdamW(Adam):
+    """Adam with decoupled weight decay (Loshchilov & Hutter, 2019): before each Adam step,
+    w ← w - w · weight_decay · lr. Keras' default weight_decay is 0.004."""
+
+    def __init__(self, learning_rate=0.001, weight_decay: float = 0.004, beta_1: float = 0.9,
+                 beta_2: float = 0.999, epsilon: float = 1e-7, amsgrad: bool = False, **kwargs):
+        if weight_decay is None:
+            raise ValueError("AdamW: weight_decay must be a float, got None")
+        super().__init__(learning_rate=learning_rate, beta_1=beta_1, beta_2=beta_2, epsilon=epsilon,
+                         amsgrad=amsgrad, weight_decay=weight_decay, **kwargs)
+
+
+OPTIMIZERS = {"sgd": SGD, "rmsprop": RMSprop, "adam": Adam, "adamw": AdamW}
+
+
+def get(identifier) -> Optimizer:
+    """An optimizer from a name ("adam", "SGD", ...; Keras defaults), a config dict
+    ``{"class_name": ..., "config": ...}``, or an Optimizer instance (returned as is)."""
+    if isinstance(identifier, Optimizer):
+        return identifier
+    if isinstance(identifier, dict) and "class_name" in identifier:
+        cls = OPTIMIZERS.get(str(identifier["class_name"]).lower())
+        if cls is None:
+            raise ValueError(f"unknown optimizer {identifier['class_name']!r}; known: {', '.join(OPTIMIZERS)}")
+        return cls.from_config(identifier.get("config", {}))
+    if isinstance(identifier, str):
+        cls = OPTIMIZERS.get(identifier.lower())
+        if cls is None:
+            raise ValueError(f"unknown optimizer {identifier!r}; known: {', '.join(OPTIMIZERS)}")
+        return cls()
+    raise ValueError(f"expected an optimizer name ({', '.join(OPTIMIZERS)}) or an Optimizer, got {identifier!r}")
+
+
+def serialize(optimizer: Optimizer) -> dict:
+    """``{"class_name": ..., "config": ...}``, JSON-able; ``get`` rebuilds the optimizer from it."""
+    return {"class_name": type(optimizer).__name__, "config": optimizer.get_config()}
