@@ -1,0 +1,123 @@
+"""CTC loss forward + backward: minidl beside torch, each library in its own process.
+
+The case of issue 8: a batch of 32 utterances of 200 frames, 11 classes (blank + 10 digits),
+targets of 7 labels, reduction "mean". Each worker builds the same inputs from one seed,
+makes log_probs a leaf that requires a gradient (in the layout its library takes: minidl
+(batch, time, classes), torch (time, batch, classes)), warms up, then times ``repeats`` runs
+of loss = ctc_loss(...); loss.backward(). NumPy's OpenBLAS threads spin after a call and slow
+torch down in a shared process, hence one subprocess per library.
+
+    .venv/bin/python benchmarks/ctc.py            # writes benchmarks/results/ctc.json
+    .venv/bin/python benchmarks/ctc.py --repeats 50 --dtype float64
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import time
+
+import numpy as np
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+RESULTS = os.path.join(ROOT, "benchmarks", "results", "ctc.json")
+BATCH, FRAMES, CLASSES, TARGET_LENGTH = 32, 200, 11, 7
+
+
+def make_inputs(dtype: str):
+    """The same log-probabilities and targets in every process (seeded)."""
+    rng = np.random.default_rng(8)
+    logits = rng.normal(size=(BATCH, FRAMES, CLASSES))
+    log_probs = logits - np.log(np.exp(logits).sum(axis=-1, keepdims=True))
+    targets = rng.integers(1, CLASSES, size=(BATCH, TARGET_LENGTH))
+    lengths = np.full(BATCH, FRAMES), np.full(BATCH, TARGET_LENGTH)
+    return log_probs.astype(dtype), targets, lengths
+
+
+def minidl_step(dtype: str):
+    sys.path.insert(0, ROOT)
+    import minidl  # noqa: PLC0415
+    from minidl.functional.ctc import ctc_loss  # noqa: PLC0415
+    from minidl.tensor import Tensor  # noqa: PLC0415
+    log_probs, targets, (input_lengths, target_lengths) = make_inputs(dtype)
+
+    def step():
+        x = Tensor(log_probs, requires_grad=True)
+        ctc_loss(x, targets, input_lengths, target_lengths).backward()
+        return x.grad
+    return step, getattr(minidl, "__version__", "dev"), "numpy " + np.__version__
+
+
+def torch_step(dtype: str):
+    import torch  # noqa: PLC0415
+    log_probs, targets, (input_lengths, target_lengths) = make_inputs(dtype)
+    leaf = torch.tensor(log_probs.transpose(1, 0, 2).copy())
+    targets, input_lengths, target_lengths = map(torch.tensor, (targets, input_lengths, target_lengths))
+
+    def step():
+        x = leaf.detach().requires_grad_(True)
+        torch.nn.functional.ctc_loss(x, targets, input_lengths, target_lengths).backward()
+        return x.grad
+    return step, torch.__version__, f"threads {torch.get_num_threads()}"
+
+
+def worker(library: str, dtype: str, repeats: int, warmup: int) -> dict:
+    step, version, detail = {"minidl": minidl_step, "torch": torch_step}[library](dtype)
+    for _ in range(warmup):
+        step()
+    seconds = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        step()
+        seconds.append(time.perf_counter() - start)
+    return {
+        "name": "ctc_loss_forward_backward", "library": library, "version": version,
+        "detail": detail, "device": f"cpu ({platform.processor() or platform.machine()}, "
+                                    f"{os.cpu_count()} cores)",
+        "dtype": dtype, "reduction": "mean",
+        "shapes": {"batch": BATCH, "frames": FRAMES, "classes": CLASSES,
+                   "target_length": TARGET_LENGTH},
+        "repeats": repeats, "median_seconds": float(np.median(seconds)),
+        "min_seconds": float(np.min(seconds)),
+        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=30)
+    parser.add_argument("--warmup", type=int, default=3)
+    parser.add_argument("--dtype", default="float32", choices=["float32", "float64", "both"])
+    parser.add_argument("--worker", choices=["minidl", "torch"], help=argparse.SUPPRESS)
+    parser.add_argument("--output", default=RESULTS)
+    args = parser.parse_args()
+    if args.worker:
+        print(json.dumps(worker(args.worker, args.dtype, args.repeats, args.warmup)))
+        return
+
+    records = []
+    for dtype in (["float32", "float64"] if args.dtype == "both" else [args.dtype]):
+        for library in ("minidl", "torch"):
+            command = [sys.executable, os.path.abspath(__file__), "--worker", library,
+                       "--dtype", dtype, "--repeats", str(args.repeats), "--warmup", str(args.warmup)]
+            done = subprocess.run(command, capture_output=True, text=True, cwd=ROOT)
+            if done.returncode != 0:
+                print(f"{library} {dtype}: failed\n{done.stderr}", file=sys.stderr)
+                continue
+            records.append(json.loads(done.stdout.strip().splitlines()[-1]))
+            print(f"{library:7s} {dtype}: median {records[-1]['median_seconds'] * 1e3:8.2f} ms")
+        times = {r["library"]: r["median_seconds"] for r in records if r["dtype"] == dtype}
+        if len(times) == 2:
+            print(f"minidl / torch ({dtype}): {times['minidl'] / times['torch']:.2f}x")
+    os.makedirs(os.path.dirname(args.output), exist_ok=True)
+    with open(args.output + ".tmp", "w") as file:
+        json.dump(records, file, indent=2)
+    os.replace(args.output + ".tmp", args.output)
+
+
+if __name__ == "__main__":
+    main()
