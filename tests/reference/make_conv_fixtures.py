@@ -87,6 +87,8 @@ def generate(name: str) -> dict[str, np.ndarray]:
             weights[-1] = rng.uniform(0.5, 2.0, size=weights[-1].shape).astype("float32")
         layer.set_weights(weights)
         y = keras.ops.convert_to_numpy(layer(x, training=training))
+        if class_name.startswith("AveragePooling") and kwargs.get("padding") == "same":
+            y = _average_pool_same(x, kwargs)
         arrays[f"{case}/x"] = x
         arrays[f"{case}/y"] = y
         for i, w in enumerate(weights):
@@ -95,6 +97,32 @@ def generate(name: str) -> dict[str, np.ndarray]:
             for i, w in enumerate(layer.get_weights()):
                 arrays[f"{case}/a{i}"] = w
     return arrays
+
+
+def _average_pool_same(x: np.ndarray, kwargs: dict) -> np.ndarray:
+    """Keras' 'same' average pooling (TensorFlow and JAX backends): zero padding, extra step at the
+    end, each window divided by its count of real entries. Keras' torch backend (3.x before
+    keras-team/keras#23233) replicates edge values for uneven padding instead, so this reference is
+    computed here with torch: a zero-padded sum pool divided by a pooled image of ones.
+    """
+    import torch  # noqa: PLC0415
+
+    rank = x.ndim - 2
+    pool = kwargs["pool_size"]
+    pool = (pool,) * rank if isinstance(pool, int) else tuple(pool)
+    strides = kwargs.get("strides") or pool
+    strides = (strides,) * rank if isinstance(strides, int) else tuple(strides)
+    pads = []
+    for n, k, s in zip(x.shape[1:-1], pool, strides):
+        total = max((-(-n // s) - 1) * s + k - n, 0)
+        pads.append((total // 2, total - total // 2))
+    flat = [p for pair in reversed(pads) for p in pair]  # torch pads the last axis first
+    channels_first = torch.tensor(x).movedim(-1, 1)
+    ones = torch.ones_like(channels_first[:1, :1])
+    pool_fn = torch.nn.functional.avg_pool1d if rank == 1 else torch.nn.functional.avg_pool2d
+    total = pool_fn(torch.nn.functional.pad(channels_first, flat), pool, strides)
+    count = pool_fn(torch.nn.functional.pad(ones, flat), pool, strides)
+    return (total / count).movedim(1, -1).numpy()
 
 
 def load(name: str) -> dict[str, dict[str, np.ndarray]]:
