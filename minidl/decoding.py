@@ -10,11 +10,12 @@ from __future__ import annotations
 import numpy as np
 
 from minidl.backend import to_numpy
+from minidl.tensor import Tensor
 
 
 def _check(log_probs, input_lengths, blank: int, where: str) -> tuple[np.ndarray, np.ndarray]:
     """log_probs as a NumPy (batch, time, classes) array and lengths as (batch,) ints, or an error."""
-    log_probs = to_numpy(getattr(log_probs, "data", log_probs))
+    log_probs = to_numpy(log_probs.data if isinstance(log_probs, Tensor) else log_probs)
     if log_probs.ndim != 3:
         raise ValueError(f"{where}: log_probs must be (batch, time, classes), got shape "
                          f"{log_probs.shape}; add a batch axis for one utterance (x[None])")
@@ -23,7 +24,9 @@ def _check(log_probs, input_lengths, blank: int, where: str) -> tuple[np.ndarray
         raise ValueError(f"{where}: blank must be a class index in [0, {classes}), got {blank}")
     if input_lengths is None:
         return log_probs, np.full(batch, time, dtype=np.int64)
-    lengths = np.asarray(to_numpy(getattr(input_lengths, "data", input_lengths)))
+    if isinstance(input_lengths, Tensor):
+        input_lengths = input_lengths.data
+    lengths = np.asarray(to_numpy(input_lengths))
     if lengths.shape != (batch,):
         raise ValueError(f"{where}: input_lengths must have shape ({batch},) (one per sample), "
                          f"got shape {lengths.shape}")
@@ -130,7 +133,8 @@ def _prefix_beam_search(log_probs: np.ndarray, beam_width: int, blank: int) -> t
         # Keep the beam_width best of the beam's stays and all extensions (distinct by now).
         scores = np.concatenate([np.logaddexp(stay_blank, stay_label), extend.ravel()])
         count = min(beam_width, int(np.isfinite(scores).sum())) or 1
-        best = np.argpartition(-scores, count - 1)[:count] if count < scores.size else np.arange(scores.size)
+        best = (np.argpartition(-scores, count - 1)[:count] if count < scores.size
+                else np.arange(scores.size))
         best = best[np.argsort(-scores[best], kind="stable")]
         beam = len(prefixes)
         new_prefixes, new_blank, new_label = [], [], []

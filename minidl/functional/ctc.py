@@ -205,8 +205,7 @@ class CTCLoss(Function):
 
 def _host_ints(value, name: str, where: str = "ctc_loss") -> np.ndarray:
     """An integer argument (Tensor, array or list) as a NumPy int64 array, or a clear error."""
-    value = to_numpy(getattr(value, "data", value)) if not isinstance(value, (list, tuple, int)) \
-        else np.asarray(value)
+    value = np.asarray(to_numpy(value.data if isinstance(value, Tensor) else value))
     if value.dtype.kind == "f":
         if value.size and not np.all(value == np.round(value)):
             raise ValueError(f"{where}: {name} must be whole numbers, got {value.ravel()[:5]}")
@@ -243,6 +242,8 @@ def ctc_loss(log_probs, targets, input_lengths, target_lengths, blank: int = 0,
     if log_probs.dtype.kind != "f":
         raise TypeError(f"ctc_loss: log_probs must be floating point, got dtype {log_probs.dtype}")
     batch, time, classes = log_probs.shape
+    if time == 0:
+        raise ValueError(f"ctc_loss: log_probs must have at least one frame, got shape {log_probs.shape}")
     if reduction not in _REDUCTIONS:
         raise ValueError(f"ctc_loss: reduction must be one of {_REDUCTIONS}, got {reduction!r}")
     if not 0 <= int(blank) < classes:

@@ -157,6 +157,7 @@ def test_accepts_tensors_and_lists_for_targets_and_lengths(rng):
 
 @pytest.mark.parametrize("kwargs, message", [
     (dict(log_probs=np.zeros((4, 3))), r"log_probs must be \(batch, time, classes\), got shape \(4, 3\)"),
+    (dict(log_probs=np.zeros((2, 0, 3))), r"at least one frame, got shape \(2, 0, 3\)"),
     (dict(input_lengths=[5, 4]), r"input_lengths must be in \[0, 4\] .*got 5"),
     (dict(input_lengths=[4]), r"input_lengths must have shape \(2,\) .*got shape \(1,\)"),
     (dict(target_lengths=[3, 1]), r"target_lengths must be in \[0, 2\] .*got 3"),
