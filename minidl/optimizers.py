@@ -250,6 +250,12 @@ class Optimizer:
             buffer = self._scratch[key] = xp.empty(like.size, dtype=like.dtype)
         return buffer[:like.size].reshape(like.shape)
 
+    def reset(self) -> None:
+        """Forget the slots (moments) and work buffers; ``iterations`` is kept. Not needed after
+        ``model.to(device)``: slots follow their parameter to its device on the next step."""
+        self._slots.clear()
+        self._scratch.clear()
+
     def variables(self) -> list:
         """The slot arrays, parameter by parameter, in the order the parameters were first seen."""
         return [a for _, slots in self._slots.values() for a in slots.values()]

@@ -233,3 +233,13 @@ def test_adam_on_cupy_matches_numpy(rng):
         opt_gpu.apply([gpu])
     assert isinstance(gpu.data, cupy.ndarray)
     np.testing.assert_allclose(cupy.asnumpy(gpu.data), cpu.data, rtol=1e-5, atol=3e-6)
+
+
+def test_reset_forgets_slots_but_keeps_iterations(rng):
+    p = Tensor(rng.standard_normal(3).astype(np.float32), requires_grad=True)
+    opt = optimizers.Adam()
+    p.grad = np.ones(3, np.float32)
+    opt.apply([p])
+    assert len(opt.variables()) == 2
+    opt.reset()
+    assert opt.variables() == [] and opt.iterations == 1
