@@ -1,3 +1,8 @@
 """Keras-named layers (from minidl import layers)."""
 from minidl.layers.base import LAYERS, Layer
+from minidl.layers.conv import Conv1D, Conv2D, ZeroPadding1D, ZeroPadding2D
 from minidl.layers.core import Activation, Dense, Dropout, Flatten, Input, InputLayer, Reshape
+from minidl.layers.normalization import BatchNormalization, LayerNormalization, Normalization
+from minidl.layers.pooling import (AveragePooling1D, AveragePooling2D, GlobalAveragePooling1D,
+                                   GlobalAveragePooling2D, GlobalMaxPooling1D, GlobalMaxPooling2D,
+                                   MaxPooling1D, MaxPooling2D)
