@@ -145,3 +145,49 @@ def test_conv2d_errors_name_layer_expected_and_received():
 def test_get_config_rebuilds_the_layer(layer):
     config = layer.get_config()
     assert type(layer)(**config).get_config() == config
+
+
+# --- a small CNN learns ---------------------------------------------------------------------------------
+def _blob_images(count, rng, size=12):
+    """Noisy images with one bright 3x3 blob; the label is the quadrant that holds it."""
+    images = rng.normal(0, 0.3, size=(count, size, size, 1)).astype("float32")
+    labels = rng.integers(0, 4, size=count)
+    half = size // 2
+    rows = (labels // 2) * half + rng.integers(0, half - 2, size=count)
+    cols = (labels % 2) * half + rng.integers(0, half - 2, size=count)
+    for offset_r in range(3):
+        for offset_c in range(3):
+            images[np.arange(count), rows + offset_r, cols + offset_c, 0] += 2.0
+    return images, labels
+
+
+def test_small_cnn_learns_which_quadrant_holds_the_blob(rng):
+    """Conv2D -> MaxPooling2D -> Conv2D -> MaxPooling2D -> Flatten -> Dense reaches >= 95 % held-out
+    accuracy after 60 Adam steps on batches of 32 (it reaches 100 % by step 50 here; chance is 25 %)."""
+    import minidl.functional as F
+    from minidl.layers.core import Dense, Flatten
+    from minidl.layers.pooling import MaxPooling2D
+    from minidl.optimizers import Adam
+
+    layers = [Conv2D(8, 3, activation="relu", padding="same"), MaxPooling2D(2),
+              Conv2D(16, 3, activation="relu"), MaxPooling2D(2), Flatten(), Dense(4)]
+
+    def forward(x):
+        for layer in layers:
+            x = layer(x)
+        return x
+
+    train_x, train_y = _blob_images(60 * 32, rng)
+    test_x, test_y = _blob_images(400, rng)
+    forward(Tensor(train_x[:1]))
+    params = [w for layer in layers for w in layer.trainable_weights]
+    optimizer = Adam(0.01)
+    for step in range(60):
+        batch = slice(step * 32, (step + 1) * 32)
+        loss = F.mean(F.sparse_categorical_crossentropy(train_y[batch], forward(Tensor(train_x[batch])),
+                                                        from_logits=True))
+        loss.backward()
+        optimizer.apply(params)
+    with dl.no_grad():
+        accuracy = (forward(Tensor(test_x)).numpy().argmax(-1) == test_y).mean()
+    assert accuracy >= 0.95, f"accuracy {accuracy:.3f}"
