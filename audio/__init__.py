@@ -9,6 +9,6 @@ This package never imports minidl; it takes its array module (numpy or cupy) fro
 
 from audio.io import AudioError, load
 from audio import features  # noqa: E402  (submodules after the names they use)
-from audio import datasets, stream  # noqa: E402
+from audio import augment, datasets, denoise, stream  # noqa: E402
 
-__all__ = ["AudioError", "load", "features", "datasets", "stream"]
+__all__ = ["AudioError", "load", "augment", "datasets", "denoise", "features", "stream"]

@@ -132,6 +132,31 @@ def frame_signal(signal: Array, frame_length: int, hop_length: int) -> Array:
     return signal[..., starts + xp.arange(frame_length)]
 
 
+def overlap_add(frames: Array, hop_length: int) -> Array:
+    """Sum frames back into one signal, frame t starting at t · hop_length: frame_signal undone.
+
+    Args:
+        frames: (..., frames, frame_length), frame_length a multiple of hop_length.
+        hop_length: samples between frame starts.
+    Returns:
+        (..., (frames - 1) · hop_length + frame_length), same module and dtype.
+    """
+    xp = _array_module(frames)
+    *lead, count, frame_length = frames.shape
+    if frame_length % hop_length:
+        raise ValueError(f"overlap_add: frame_length={frame_length} must be a multiple of "
+                         f"hop_length={hop_length}")
+    overlap = frame_length // hop_length
+    out = xp.zeros((*lead, (count - 1) * hop_length + frame_length), dtype=frames.dtype)
+    # Frames j, j + overlap, j + 2·overlap, ... touch end to end: each group is one slice add.
+    for offset in range(min(overlap, count)):  # over the few overlap offsets, not over frames
+        group = frames[..., offset::overlap, :]
+        flat = group.reshape(*lead, group.shape[-2] * frame_length)
+        start = offset * hop_length
+        out[..., start:start + flat.shape[-1]] += flat
+    return out
+
+
 @lru_cache(maxsize=64)
 def _window_numpy(name: str, win_length: int, n_fft: int | None) -> np.ndarray:
     n = np.arange(win_length)
@@ -752,6 +777,7 @@ def _constant(xp: ModuleType, builder, args: tuple, dtype: np.dtype | type) -> A
 __all__ = [
     "EPS", "MFCCOptions", "PRESETS", "WINDOWS", "apply_window", "cmvn", "dct", "deltas",
     "frame_signal", "frames_to_mfcc", "hz_to_mel", "lifter", "log_mel", "mel_filterbank",
-    "mel_to_hz", "mfcc", "mfcc_from_options", "mfcc_options", "num_frames", "pad_signal",
+    "mel_to_hz", "mfcc", "mfcc_from_options", "mfcc_options", "num_frames", "overlap_add",
+    "pad_signal",
     "padded_length_end", "power_spectrum", "pre_emphasis", "window",
 ]

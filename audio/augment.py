@@ -1,0 +1,255 @@
+"""Data augmentation: noise at a chosen SNR, time shift, speed perturbation, pitch shift,
+SpecAugment masks.
+
+Every function takes ``rng``, a numpy.random.Generator (None makes a fresh, unseeded one), so
+a seeded generator reproduces the same augmentation. Signals are (samples,) or
+(batch, samples) in numpy or cupy; with a batch, each utterance draws its own random values in
+one array program. Random numbers are drawn on the CPU by ``rng`` and moved to the signal's
+module, so the same seed gives the same result on either.
+"""
+
+from __future__ import annotations
+
+from fractions import Fraction
+
+import numpy as np
+
+from audio._backend import Array, _array_module, _to_host
+from audio.features import frame_signal, overlap_add, window
+
+
+def _generator(rng: np.random.Generator | None) -> np.random.Generator:
+    if rng is None:
+        return np.random.default_rng()
+    if not isinstance(rng, np.random.Generator):
+        raise TypeError(f"rng must be a numpy.random.Generator or None, got {type(rng).__name__}"
+                        f"; make one with numpy.random.default_rng(seed)")
+    return rng
+
+
+def add_noise(signal: Array, snr_db: float, noise: Array | None = None,
+              rng: np.random.Generator | None = None) -> Array:
+    """Add noise scaled so that 10 · log10(Σ signal² / Σ noise²) = snr_db, per utterance.
+
+    Args:
+        signal: (samples,) or (batch, samples), float.
+        snr_db: signal-to-noise ratio in dB (e.g. 20 is mild, 0 is as loud as the speech).
+        noise: (noise_samples,) to mix in, e.g. a babble recording: a random excerpt of it is
+            used (tiled if shorter than the signal). None draws white Gaussian noise.
+        rng: numpy.random.Generator.
+    Returns:
+        signal + scaled noise, same shape, module and dtype. Not clipped: the SNR is exact.
+    Raises:
+        ValueError: the signal or the noise is silent (an SNR is undefined).
+    """
+    rng = _generator(rng)
+    xp = _array_module(signal)
+    shape = signal.shape
+    if noise is None:
+        drawn = rng.standard_normal(shape)
+    else:
+        source = np.asarray(_to_host(noise), dtype=np.float64)
+        if source.ndim != 1 or source.size == 0:
+            raise ValueError(f"add_noise: noise must be (noise_samples,) with samples, "
+                             f"got shape {source.shape}")
+        samples = shape[-1]
+        tiled = np.tile(source, -(-(samples + source.size) // source.size))
+        starts = rng.integers(0, source.size, size=shape[:-1] + (1,))
+        drawn = tiled[starts + np.arange(samples)]  # a random excerpt per utterance
+    drawn = xp.asarray(drawn, dtype=signal.dtype)
+    signal_power = (signal.astype(np.float64) ** 2).sum(axis=-1, keepdims=True)
+    noise_power = (drawn.astype(np.float64) ** 2).sum(axis=-1, keepdims=True)
+    if bool((signal_power == 0).any()) or bool((noise_power == 0).any()):
+        raise ValueError("add_noise: the signal or the noise is all zeros, so no noise level "
+                         "gives a defined SNR")
+    scale = xp.sqrt(signal_power / (noise_power * 10.0 ** (snr_db / 10.0)))
+    return signal + (scale * drawn).astype(signal.dtype)
+
+
+def time_shift(signal: Array, max_shift: int, rng: np.random.Generator | None = None,
+               roll: bool = False) -> Array:
+    """Delay or advance each utterance by a random whole number of samples.
+
+    Args:
+        signal: (samples,) or (batch, samples).
+        max_shift: shifts are uniform in [-max_shift, max_shift] samples (800 is 0.1 s at 8 kHz).
+        rng: numpy.random.Generator.
+        roll: wrap samples around the ends instead of filling with zeros.
+    Returns:
+        Same shape, module and dtype; positive shifts move the sound later.
+    """
+    rng = _generator(rng)
+    if max_shift < 0:
+        raise ValueError(f"time_shift: max_shift must be >= 0 samples, got {max_shift}")
+    xp = _array_module(signal)
+    samples = signal.shape[-1]
+    shifts = rng.integers(-max_shift, max_shift + 1, size=signal.shape[:-1] + (1,))
+    source = np.arange(samples) - shifts  # output sample n comes from input n - shift
+    if roll:
+        return xp.take_along_axis(signal, xp.asarray(source % samples), axis=-1)
+    inside = (source >= 0) & (source < samples)
+    taken = xp.take_along_axis(signal, xp.asarray(np.clip(source, 0, samples - 1)), axis=-1)
+    return xp.where(xp.asarray(inside), taken, signal.dtype.type(0))
+
+
+def _resample(signal: Array, up: int, down: int) -> Array:
+    xp = _array_module(signal)
+    if xp is np:
+        from scipy.signal import resample_poly
+    else:  # cupy: its scipy twin runs on the GPU
+        from cupyx.scipy.signal import resample_poly
+    return resample_poly(signal, up, down, axis=-1).astype(signal.dtype, copy=False)
+
+
+def speed_perturb(signal: Array, factor: float | None = None,
+                  rng: np.random.Generator | None = None,
+                  factors: tuple[float, ...] = (0.9, 1.0, 1.1)) -> Array:
+    """Play the signal ``factor`` times faster by resampling: duration and pitch both change.
+
+    As Kaldi's speed perturbation (Ko et al., 2015): samples are resampled by 1/factor with
+    scipy.signal.resample_poly and then read at the original rate.
+
+    Args:
+        signal: (samples,) or (batch, samples); a batch shares one factor.
+        factor: > 0; 1.1 is 10 % faster (fewer samples). None draws one from ``factors``.
+        rng: numpy.random.Generator, used when factor is None.
+        factors: the choices for a random factor.
+    Returns:
+        (..., about samples / factor), same module and dtype.
+    """
+    if factor is None:
+        factor = float(_generator(rng).choice(factors))
+    if not factor > 0:
+        raise ValueError(f"speed_perturb: factor must be > 0, got {factor}")
+    if factor == 1:
+        return signal
+    ratio = Fraction(1 / factor).limit_denominator(1000)
+    return _resample(signal, ratio.numerator, ratio.denominator)
+
+
+def time_stretch(signal: Array, rate: float, n_fft: int = 256) -> Array:
+    """Change duration without changing pitch: the phase vocoder (Flanagan & Golden, 1966).
+
+    STFT with a Hann window and hop n_fft / 4; output frame k reads the analysis spectrum at
+    the fractional frame k · rate, magnitudes interpolated between the two nearest frames, and
+    its phase is the previous output phase plus the measured phase advance between those
+    frames (wrapped around the bin's expected advance 2π · bin · hop / n_fft), so every
+    sinusoid keeps its frequency; the frames are overlap-added at the same hop. This is what
+    librosa.effects.time_stretch does. Transients smear a little ("phasiness").
+
+    Args:
+        signal: (samples,) or (batch, samples).
+        rate: > 0; 2 makes it twice as fast (half as long), 0.5 twice as long.
+        n_fft: frame length in samples, a multiple of 4 (256 is 32 ms at 8 kHz).
+    Returns:
+        (..., round(samples / rate)), same module and dtype.
+    """
+    if not rate > 0:
+        raise ValueError(f"time_stretch: rate must be > 0, got {rate}")
+    xp = _array_module(signal)
+    hop = n_fft // 4
+    samples = signal.shape[-1]
+    target = max(1, round(samples / rate))
+    # Pad one hop in front, not a whole frame: the first frame must hold signal, because its
+    # phases seed every later frame's (an all-zero first frame gives meaningless phases and
+    # neighbouring bins of one sinusoid then cancel). A frame of zeros at the end.
+    padded = xp.concatenate([xp.zeros(signal.shape[:-1] + (hop,), dtype=signal.dtype), signal,
+                             xp.zeros(signal.shape[:-1] + (n_fft,), dtype=signal.dtype)],
+                            axis=-1)
+    w = window("hann", n_fft, dtype=signal.dtype, xp=xp)
+    spectrum = xp.fft.rfft(frame_signal(padded, n_fft, hop) * w, axis=-1)
+    count = spectrum.shape[-2]
+    steps = np.arange(0, count - 1, rate)  # fractional analysis frame of each output frame
+    left = xp.asarray(np.floor(steps).astype(np.int64))
+    fraction = xp.asarray((steps - np.floor(steps))[:, None], dtype=signal.dtype)
+    before, after = spectrum[..., left, :], spectrum[..., left + 1, :]
+    magnitude = (1 - fraction) * xp.abs(before) + fraction * xp.abs(after)
+    expected = xp.asarray(2 * np.pi * hop * np.arange(spectrum.shape[-1]) / n_fft)
+    advance = xp.angle(after) - xp.angle(before) - expected
+    advance = advance - 2 * np.pi * xp.round(advance / (2 * np.pi)) + expected  # unwrapped
+    # output frame k's phase: the first frame's phase plus the advances of frames 0..k-1
+    phase = xp.angle(spectrum[..., :1, :]) + xp.cumsum(advance, axis=-2) - advance
+    frames = xp.fft.irfft(magnitude * xp.exp(1j * phase), n=n_fft, axis=-1)
+    summed = overlap_add(frames.astype(signal.dtype) * w, hop)
+    # divide by the sum of the squared windows (1.5 inside, less at the edges), floored where
+    # only a window's tail reaches
+    envelope = overlap_add(xp.broadcast_to(w * w, frames.shape[-2:]), hop)
+    summed = summed / xp.maximum(envelope, signal.dtype.type(0.1))
+    start = hop  # the leading zeros (output frames are laid down at the analysis hop)
+    out = summed[..., start:start + target]
+    if out.shape[-1] < target:
+        tail = xp.zeros(signal.shape[:-1] + (target - out.shape[-1],), dtype=signal.dtype)
+        out = xp.concatenate([out, tail], axis=-1)
+    return out
+
+
+def pitch_shift(signal: Array, semitones: float | None = None,
+                rng: np.random.Generator | None = None, max_semitones: float = 2.0,
+                n_fft: int = 256) -> Array:
+    """Raise or lower the pitch, keeping the duration: time_stretch, then resample.
+
+    The simple method: stretch the signal to r times its length with the phase vocoder
+    (time_stretch, pitch unchanged), then play it r times faster by resampling
+    (speed_perturb), which restores the length and multiplies every frequency by
+    r = 2^(semitones / 12).
+
+    Args:
+        signal: (samples,) or (batch, samples); a batch shares one shift.
+        semitones: shift, positive is higher. None draws one uniformly in
+            [-max_semitones, max_semitones] with rng.
+        rng: numpy.random.Generator, used when semitones is None.
+        n_fft: phase vocoder frame, see time_stretch.
+    Returns:
+        Same shape, module and dtype.
+    """
+    if semitones is None:
+        semitones = float(_generator(rng).uniform(-max_semitones, max_semitones))
+    if semitones == 0:
+        return signal
+    ratio = 2.0 ** (semitones / 12.0)
+    samples = signal.shape[-1]
+    stretched = time_stretch(signal, 1.0 / ratio, n_fft)
+    shifted = speed_perturb(stretched, ratio)
+    xp = _array_module(signal)
+    if shifted.shape[-1] >= samples:
+        return shifted[..., :samples]
+    pad = xp.zeros(signal.shape[:-1] + (samples - shifted.shape[-1],), dtype=signal.dtype)
+    return xp.concatenate([shifted, pad], axis=-1)
+
+
+def spec_augment(features: Array, rng: np.random.Generator | None = None,
+                 num_time_masks: int = 2, max_time_width: int = 10,
+                 num_freq_masks: int = 2, max_freq_width: int = 4,
+                 value: float | None = 0.0) -> Array:
+    """SpecAugment's masks (Park et al., 2019): blank random bands of frames and of bins.
+
+    Each mask has a width uniform in [0, max width] and a uniform start; every utterance of a
+    batch draws its own masks. Time warping, the paper's third part, is left out.
+
+    Args:
+        features: (frames, bins) or (batch, frames, bins), e.g. log-mels or MFCCs.
+        rng: numpy.random.Generator.
+        num_time_masks, max_time_width: masks over frames and their widest extent, frames.
+        num_freq_masks, max_freq_width: masks over bins and their widest extent, bins.
+        value: what masked cells become; None uses each utterance's mean.
+    Returns:
+        A masked copy, same shape, module and dtype.
+    """
+    rng = _generator(rng)
+    xp = _array_module(features)
+    if features.ndim not in (2, 3):
+        raise ValueError(f"spec_augment: features must be (frames, bins) or (batch, frames, "
+                         f"bins), got shape {tuple(features.shape)}")
+    lead = features.shape[:-2]
+    masked = np.zeros(features.shape, dtype=bool)
+    for axis, count, widest in ((-2, num_time_masks, max_time_width),
+                                (-1, num_freq_masks, max_freq_width)):
+        length = features.shape[axis]
+        widths = rng.integers(0, min(widest, length) + 1, size=lead + (count, 1))
+        starts = rng.integers(0, length - widths + 1)
+        positions = np.arange(length)
+        hit = ((positions >= starts) & (positions < starts + widths)).any(axis=-2)
+        masked |= hit[..., :, None] if axis == -2 else hit[..., None, :]
+    fill = (features.mean(axis=(-2, -1), keepdims=True) if value is None
+            else features.dtype.type(value))
+    return xp.where(xp.asarray(masked), fill, features)

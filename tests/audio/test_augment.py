@@ -1,0 +1,113 @@
+"""audio.augment: each augmentation does what it says, reproducibly, on a batch too."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from audio import augment
+
+RATE = 8000
+
+
+def _tone(hz: float = 440.0, samples: int = RATE, batch: int | None = None) -> np.ndarray:
+    t = np.arange(samples) / RATE
+    x = (0.5 * np.sin(2 * np.pi * hz * t)).astype(np.float32)
+    return x if batch is None else np.stack([x * (k + 1) / batch for k in range(batch)])
+
+
+def _snr_db(clean: np.ndarray, noisy: np.ndarray) -> np.ndarray:
+    clean, noise = clean.astype(np.float64), noisy.astype(np.float64) - clean
+    return 10 * np.log10((clean ** 2).sum(-1) / (noise ** 2).sum(-1))
+
+
+def _peak_hz(x: np.ndarray) -> float:
+    return float(np.argmax(np.abs(np.fft.rfft(x))) * RATE / x.shape[-1])
+
+
+@pytest.mark.parametrize("snr", [-5.0, 0.0, 10.0, 30.0])
+def test_add_noise_has_the_snr_it_says(snr):
+    clean = _tone(batch=3)
+    noisy = augment.add_noise(clean, snr, rng=np.random.default_rng(0))
+    np.testing.assert_allclose(_snr_db(clean, noisy), snr, atol=1e-3)
+    assert noisy.dtype == np.float32 and noisy.shape == clean.shape
+    babble = np.random.default_rng(1).uniform(-1, 1, size=1234)
+    mixed = augment.add_noise(clean[0], snr, noise=babble, rng=np.random.default_rng(2))
+    np.testing.assert_allclose(_snr_db(clean[0], mixed), snr, atol=1e-3)
+
+
+def test_add_noise_is_reproducible_and_rejects_silence():
+    clean = _tone()
+    a = augment.add_noise(clean, 10, rng=np.random.default_rng(5))
+    b = augment.add_noise(clean, 10, rng=np.random.default_rng(5))
+    np.testing.assert_array_equal(a, b)
+    with pytest.raises(ValueError, match="all zeros"):
+        augment.add_noise(np.zeros(100, np.float32), 10, rng=np.random.default_rng(0))
+    with pytest.raises(TypeError, match="numpy.random.Generator or None, got int"):
+        augment.add_noise(clean, 10, rng=3)
+
+
+def test_time_shift_moves_each_utterance_by_its_own_amount():
+    x = np.tile(np.arange(1, 101, dtype=np.float32), (4, 1))
+    shifted = augment.time_shift(x, 10, rng=np.random.default_rng(0))
+    for row in shifted:
+        first = int(np.flatnonzero(row)[0])
+        shift = first if row[first] == 1 else -(int(row[0]) - 1)
+        np.testing.assert_array_equal(row, np.roll(x[0], shift) * ((np.arange(100) - shift >= 0)
+                                                                     & (np.arange(100) - shift < 100)))
+        assert abs(shift) <= 10
+    rolled = augment.time_shift(x[0], 10, rng=np.random.default_rng(0), roll=True)
+    assert sorted(rolled) == sorted(x[0])
+
+
+def test_speed_perturb_changes_length_and_pitch():
+    x = _tone(400.0)
+    faster = augment.speed_perturb(x, 1.25)
+    assert faster.shape == (6400,) and faster.dtype == np.float32
+    assert abs(_peak_hz(faster) - 500.0) < 3
+    assert augment.speed_perturb(x, 1.0) is x
+    chosen = augment.speed_perturb(x, rng=np.random.default_rng(0), factors=(0.8,))
+    assert chosen.shape == (10000,)
+    with pytest.raises(ValueError, match="factor must be > 0, got -1"):
+        augment.speed_perturb(x, -1)
+
+
+def test_time_stretch_keeps_pitch_and_level():
+    x = _tone(400.0, 2 * RATE)
+    slower = augment.time_stretch(x, 0.5)
+    assert slower.shape == (4 * RATE,)
+    assert abs(_peak_hz(slower) - 400.0) < 3
+    middle = slower[RATE:3 * RATE]
+    assert 0.7 < np.sqrt(np.mean(middle ** 2)) / np.sqrt(np.mean(x ** 2)) < 1.3
+
+
+@pytest.mark.parametrize("semitones", [-3.0, 4.0])
+def test_pitch_shift_moves_the_peak_and_keeps_the_length(semitones):
+    x = _tone(400.0, 2 * RATE, batch=2)
+    shifted = augment.pitch_shift(x, semitones)
+    assert shifted.shape == x.shape and shifted.dtype == np.float32
+    expected = 400.0 * 2 ** (semitones / 12)
+    assert abs(_peak_hz(shifted[1, RATE // 2:3 * RATE // 2]) - expected) < 8
+    drawn = augment.pitch_shift(x[0], rng=np.random.default_rng(0))
+    np.testing.assert_array_equal(drawn, augment.pitch_shift(x[0], rng=np.random.default_rng(0)))
+
+
+def test_spec_augment_masks_bands_per_utterance():
+    features = np.ones((3, 50, 13), np.float32)
+    masked = augment.spec_augment(features, np.random.default_rng(0), num_time_masks=1,
+                                  max_time_width=8, num_freq_masks=1, max_freq_width=3)
+    assert masked.shape == features.shape and np.all(features == 1)  # input untouched
+    for utterance in masked:
+        zero_rows = np.flatnonzero((utterance == 0).all(axis=1))
+        zero_cols = np.flatnonzero((utterance == 0).all(axis=0))
+        assert len(zero_rows) <= 8 and len(zero_cols) <= 3
+        if len(zero_rows):
+            assert np.all(np.diff(zero_rows) == 1)  # one contiguous band
+        others = np.delete(np.delete(utterance, zero_rows, 0), zero_cols, 1)
+        assert np.all(others == 1)
+    means = augment.spec_augment(np.arange(20.0).reshape(4, 5), np.random.default_rng(1),
+                                 max_time_width=4, max_freq_width=4, value=None)
+    assert set(np.unique(means)) <= set(np.arange(20.0)) | {9.5}
+    again = augment.spec_augment(features, np.random.default_rng(0), num_time_masks=1,
+                                 max_time_width=8, num_freq_masks=1, max_freq_width=3)
+    np.testing.assert_array_equal(masked, again)
