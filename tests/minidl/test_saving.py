@@ -1,5 +1,4 @@
 """Saving: round trip, atomic writes, and clear refusals of bad files (nothing in them runs)."""
-import io
 import json
 import os
 
@@ -7,68 +6,44 @@ import numpy as np
 import pytest
 
 from minidl import saving
-from minidl.function import no_grad
 from minidl.layers.base import LAYERS, Layer
-from minidl.layers.core import Dense
-from minidl.tensor import Tensor
-
-
-class StandInModel(Layer):
-    """The slice of Sequential's interface that saving uses: a list of layers, get_config,
-    build(input_shape), built_input_shape, weights, get_weights/set_weights."""
-
-    def __init__(self, layers=None, name=None):
-        super().__init__(name=name or "stand_in")
-        self.layers = list(layers or [])
-        self.built_input_shape = None
-
-    def sublayers(self):
-        return self.layers
-
-    def build(self, input_shape):
-        shape = tuple(input_shape)
-        for layer in self.layers:
-            shape = layer.compute_output_shape(shape)
-        self.built_input_shape = tuple(input_shape)
-
-    def __call__(self, x):
-        for layer in self.layers:
-            x = layer(x)
-        return x
-
-    def get_config(self):
-        return {"name": self.name, "layers": [saving.serialize_layer(layer) for layer in self.layers]}
-
-
-LAYERS.pop("StandInModel")  # a test double, not a layer the rest of the suite should see
-
-
-@pytest.fixture
-def model_classes(monkeypatch):
-    monkeypatch.setattr(saving, "_model_classes", lambda: {"StandInModel": StandInModel})
+from minidl.layers.core import Dense, Dropout, Input
+from minidl.models import Sequential
 
 
 def _model(units=(8, 3)):
-    model = StandInModel([Dense(units[0], activation="relu"), Dense(units[1], activation="softmax")])
-    model.build((None, 5))
-    return model
+    return Sequential([Input((5,)), Dense(units[0], activation="relu"), Dropout(0.5),
+                       Dense(units[1], activation="softmax")])
 
 
 def _predict(model, x):
-    with no_grad():
-        return model(Tensor(x)).numpy()
+    return model.predict(x)
 
 
-def test_round_trip_gives_the_same_predictions_and_metadata(tmp_path, rng, model_classes):
+def test_model_methods_round_trip_float64_and_input_shape_argument(tmp_path, rng):
+    model = Sequential([Dense(4, activation="tanh", input_shape=(5,), dtype="float64"), Dense(2, dtype="float64")])
+    x = rng.standard_normal((3, 5))
+    path = tmp_path / "m64.npz"
+    model.save(str(path))
+    again = saving.load_model(path)
+    assert again.weights[0].dtype == np.float64
+    np.testing.assert_array_equal(again.predict(x), model.predict(x))
+    model.save_weights(str(tmp_path / "w.npz"))
+    other = Sequential([Dense(4, activation="tanh", input_shape=(5,), dtype="float64"), Dense(2, dtype="float64")])
+    other.load_weights(str(tmp_path / "w.npz"))
+    np.testing.assert_array_equal(other.predict(x), model.predict(x))
+
+
+def test_round_trip_gives_the_same_predictions_and_metadata(tmp_path, rng):
     model = _model()
     x = rng.standard_normal((4, 5)).astype(np.float32)
     path = tmp_path / "model.npz"
     metadata = {"labels": ["zero", "one", "two"], "sample_rate": 8000, "mfcc": {"n_mfcc": 13}}
     saving.save_model(model, path, metadata=metadata)
     again = saving.load_model(path)
-    assert type(again) is StandInModel and again.built_input_shape == (None, 5)
-    assert [type(layer).__name__ for layer in again.layers] == ["Dense", "Dense"]
-    assert again.layers[0].get_config() == model.layers[0].get_config()
+    assert type(again) is Sequential and again.built_input_shape == (None, 5)
+    assert [type(layer).__name__ for layer in again.layers] == ["InputLayer", "Dense", "Dropout", "Dense"]
+    assert again.get_config() == model.get_config()
     np.testing.assert_array_equal(_predict(again, x), _predict(model, x))
     assert saving.read_metadata(path) == metadata
     # everything is readable without pickle, and the config is plain JSON
@@ -86,15 +61,9 @@ def test_weights_only_round_trip(tmp_path, rng):
     for a, b in zip(model.get_weights(), other.get_weights()):
         np.testing.assert_array_equal(a, b)
     with pytest.raises(ValueError, match="holds 4 weight arrays, but the model has 2"):
-        saving.load_weights(StandInModel([_built_dense()]), path)
+        saving.load_weights(Sequential([Dense(3, input_shape=(5,))]), path)
     with pytest.raises(ValueError, match="holds only weights"):
         saving.load_model(path)
-
-
-def _built_dense():
-    layer = Dense(3)
-    layer.build((None, 5))
-    return layer
 
 
 def test_save_is_atomic_when_interrupted(tmp_path, monkeypatch):
@@ -127,7 +96,7 @@ def _write(path, arrays):
 
 
 def _config(**changes):
-    document = {"format": "minidl", "version": 1, "class_name": "StandInModel", "input_shape": [None, 5],
+    document = {"format": "minidl", "version": 1, "class_name": "Sequential", "input_shape": [None, 5],
                 "metadata": None, "model": {"name": "m", "layers": [
                     {"class_name": "Dense", "config": {"units": 3}}]}}
     document.update(changes)
@@ -159,7 +128,7 @@ def _good_weights():
     ({"config": _config(), "weight_0000": np.array(["a"]), "weight_0001": np.zeros(3)}, "dtype <U1, expected numbers"),
     ({"config": _config(input_shape="big"), **_good_weights()}, "input_shape must be a list"),
 ])
-def test_bad_files_raise_clear_errors_naming_the_file(tmp_path, arrays, message, model_classes):
+def test_bad_files_raise_clear_errors_naming_the_file(tmp_path, arrays, message):
     path = tmp_path / "bad.npz"
     _write(path, arrays)
     with pytest.raises(ValueError, match=message) as info:
@@ -167,7 +136,7 @@ def test_bad_files_raise_clear_errors_naming_the_file(tmp_path, arrays, message,
     assert "bad.npz" in str(info.value)
 
 
-def test_object_arrays_are_refused_and_never_unpickled(tmp_path, model_classes):
+def test_object_arrays_are_refused_and_never_unpickled(tmp_path):
     class Boom:
         def __reduce__(self):
             return (os.system, ("touch " + str(tmp_path / "pwned"),))
