@@ -8,6 +8,8 @@ import minidl as dl
 from minidl import optimizers
 from minidl.tensor import Tensor
 
+pytestmark = pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning")
+
 
 def _params(rng, dtype=np.float32):
     return [Tensor(rng.standard_normal((4, 3)).astype(dtype), requires_grad=True),
