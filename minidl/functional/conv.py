@@ -198,7 +198,8 @@ class Conv2DFunction(Function):
             # y₂ = col·W₂  =>  ∂L/∂W₂ = colᵀ·g₂
             gW = (self.col.T @ g2).reshape(self.col_shape[3:] + (g2.shape[1],))
         if len(self.needs_input_grad) == 3 and self.needs_input_grad[2]:
-            gb = g2.sum(axis=0)
+            # Σ_N g₂ as a product with ones: BLAS runs it several times faster than sum(axis=0)
+            gb = get_array_module(g2).ones(g2.shape[0], dtype=g2.dtype) @ g2
         return (gx, gW) if len(self.needs_input_grad) == 2 else (gx, gW, gb)
 
 

@@ -48,28 +48,34 @@ class MaxPool2DFunction(_Pool2D):
 
     def forward(self, x: Array) -> Array:
         xp = get_array_module(x)
-        padded = pad_spatial(x, self.pads, -xp.inf)
-        out_shape = self._out_shape(padded.shape)
+        self.padded = pad_spatial(x, self.pads, -xp.inf)   # x itself for 'valid': no copy
+        out_shape = self._out_shape(self.padded.shape)
         ph, pw = self.pool_size
-        y = window(padded, 0, 0, out_shape, self.strides).copy()
-        # winner[b, p, q, c] = i·pw + j of the entry that is the maximum so far
-        self.winner = xp.zeros(y.shape, dtype=xp.int8 if ph * pw < 128 else xp.int32)
-        better = xp.empty(y.shape, dtype=bool)
+        self.y = window(self.padded, 0, 0, out_shape, self.strides).copy()
         for k in range(1, ph * pw):
-            candidate = window(padded, k // pw, k % pw, out_shape, self.strides)
-            xp.greater(candidate, y, out=better)   # strictly greater: the first maximum keeps a tie
-            xp.copyto(y, candidate, where=better)
-            xp.copyto(self.winner, k, where=better)
-        self.x_shape, self.padded_shape = x.shape, padded.shape
-        return y
+            xp.maximum(self.y, window(self.padded, k // pw, k % pw, out_shape, self.strides), out=self.y)
+        self.x_shape = x.shape
+        return self.y
 
     def backward(self, gy: Array) -> Array:
+        # The winner is found here rather than in forward: one comparison per offset against the
+        # saved maximum costs less than tracking an argmax through the forward loop.
         xp = get_array_module(gy)
         ph, pw = self.pool_size
-        gx = xp.zeros(self.padded_shape, dtype=gy.dtype)
-        zero = gy.dtype.type(0)
+        gx = xp.zeros(self.padded.shape, dtype=gy.dtype)
+        unclaimed = xp.ones(gy.shape, dtype=bool)   # windows whose maximum has not been found yet
+        hit = xp.empty(gy.shape, dtype=bool)
+        # windows that do not overlap (stride ≥ pool) own their entries: write, don't add
+        overlap = self.strides[0] < ph or self.strides[1] < pw
         for k in range(ph * pw):
-            window(gx, k // pw, k % pw, gy.shape[1:3], self.strides)[...] += xp.where(self.winner == k, gy, zero)
+            xp.equal(window(self.padded, k // pw, k % pw, gy.shape[1:3], self.strides), self.y, out=hit)
+            hit &= unclaimed                         # only the first maximum of a window wins
+            unclaimed ^= hit
+            target = window(gx, k // pw, k % pw, gy.shape[1:3], self.strides)
+            if overlap:
+                target += gy * hit
+            else:
+                xp.multiply(gy, hit, out=target)
         return self._crop(gx)
 
 
