@@ -170,12 +170,16 @@ class Optimizer:
         return float(lr(self.iterations)) if callable(lr) else lr
 
     # --- the step --------------------------------------------------------------------------------
-    def apply(self, params: Iterable) -> None:
+    def apply(self, params: Iterable, trainable_variables: Iterable | None = None) -> None:
         """One optimisation step on every parameter (Tensor) whose ``.grad`` is set.
 
         Each such parameter's ``.data`` is updated in place and its ``.grad`` set to None, so
         the next ``backward()`` starts from zero. Parameters without a gradient are skipped.
+        Keras' form ``apply(grads, trainable_variables)`` also works (and leaves ``.grad`` alone).
         """
+        if trainable_variables is not None:
+            self.apply_gradients(zip(params, trainable_variables))
+            return
         pairs = [(p, p.grad) for p in params if p.grad is not None]
         self._apply_pairs(pairs)
         for p, _ in pairs:

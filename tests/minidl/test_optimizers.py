@@ -245,3 +245,19 @@ def test_reset_forgets_slots_but_keeps_iterations(rng):
     assert len(opt.variables()) == 2
     opt.reset()
     assert opt.variables() == [] and opt.iterations == 1
+
+
+def test_keras_forms_apply_grads_and_vars(rng):
+    a, b = _params(rng), _params(rng)
+    for p, q in zip(a, b):
+        q.data = p.data.copy()
+    grads = [np.ones_like(p.data) for p in a]
+    for p, g in zip(a, grads):
+        p.grad = g
+    optimizers.Adam(0.1).apply(a)
+    optimizers.Adam(0.1).apply(grads, b)
+    for p, q in zip(a, b):
+        np.testing.assert_array_equal(p.data, q.data)
+        assert q.grad is None
+    optimizers.SGD(0.1).apply_gradients(zip(grads, b))
+    np.testing.assert_allclose(b[0].data, a[0].data - 0.1, rtol=1e-6)
