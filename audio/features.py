@@ -417,7 +417,13 @@ def dct(x: Array, n_out: int | None = None) -> Array:
     if not 0 < n_out <= n_in:
         raise ValueError(f"dct: n_out must be between 1 and the input size {n_in}, got {n_out}")
     xp = _array_module(x)
-    return x @ _constant(xp, _dct_matrix_numpy, (n_in, n_out), x.dtype)
+    return _matmul_last(x, _constant(xp, _dct_matrix_numpy, (n_in, n_out), x.dtype))
+
+
+def _matmul_last(x: Array, matrix: Array) -> Array:
+    """x (..., n) @ matrix (n, m) -> (..., m) as one 2-D product: numpy's stacked matmul
+    does not reach BLAS for a transposed right operand and runs ten times slower."""
+    return (x.reshape(-1, x.shape[-1]) @ matrix).reshape(*x.shape[:-1], matrix.shape[-1])
 
 
 def lifter(cepstra: Array, lifter: float = 22.0, first_index: int = 0) -> Array:
@@ -737,7 +743,7 @@ def frames_to_mfcc(frames: Array, options: MFCCOptions) -> Array:
     power = power_spectrum(windowed, o.n_fft, normalize=o.normalize_power)
     weights = mel_filterbank(o.sample_rate, o.n_fft, o.n_mels, o.fmin, o.fmax, o.mel_scale,
                              o.mel_norm, o.bin_rounded, dtype=power.dtype, xp=xp)
-    energies = power @ weights.T
+    energies = _matmul_last(power, weights.T)
     logs = log_mel(energies, o.log, top_db=o.top_db)
     cepstra = lifter(dct(logs, o.n_mfcc), o.lifter, o.lifter_first_index)
     if o.append_energy:
