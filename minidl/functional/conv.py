@@ -162,15 +162,17 @@ class Conv2DFunction(Function):
 
     Shapes: x (batch, h, w, C), W (kh, kw, C, F), bias (F,) -> y (batch, out_h, out_w, F).
     Forward: col = im2col(x̃) as (N, K) with N = batch·out_h·out_w, K = kh·kw·C; y₂ = col·W₂ + bias.
-    Backward, with g₂ = ∂L/∂y as (N, F):
+    With ``relu=True`` the ReLU is fused in: y = max(y₂, 0), computed in place, and backward first
+    masks the gradient, g₂ = ∂L/∂y ⊙ [y > 0]; this saves a full-size array and a pass each way.
+    Backward, with g₂ = ∂L/∂y₂ as (N, F):
         ∂L/∂W = colᵀ·g₂ reshaped to (kh, kw, C, F)
         ∂L/∂x = col2im(g₂·W₂ᵀ), with the padding cut off
         ∂L/∂bias = Σ_N g₂
     """
 
     def __init__(self, strides: tuple[int, int], dilation_rate: tuple[int, int],
-                 pads: tuple[tuple[int, int], tuple[int, int]]):
-        self.strides, self.dilation_rate, self.pads = strides, dilation_rate, pads
+                 pads: tuple[tuple[int, int], tuple[int, int]], relu: bool = False):
+        self.strides, self.dilation_rate, self.pads, self.relu = strides, dilation_rate, pads, relu
 
     def forward(self, x: Array, W: Array, bias: Array | None = None) -> Array:
         kh, kw, channels, filters = W.shape
@@ -183,10 +185,15 @@ class Conv2DFunction(Function):
         y = self.col @ self.W2
         if bias is not None:
             y += bias
+        if self.relu:
+            get_array_module(y).maximum(y, 0, out=y)
+            self.y = y
         return y.reshape(batch, out_h, out_w, filters)
 
     def backward(self, gy: Array):
         g2 = gy.reshape(-1, gy.shape[-1])
+        if self.relu:
+            g2 = g2 * (self.y > 0)   # through y = max(y₂, 0) first
         gx = gW = gb = None
         if self.needs_input_grad[0]:
             # ∂L/∂col = g₂·W₂ᵀ, then every patch entry goes back to its pixel (col2im)
@@ -212,8 +219,8 @@ class Conv1DFunction(Conv2DFunction):
     to and from height 1 are views, so this costs what the 2-D convolution costs.
     """
 
-    def __init__(self, stride: int, dilation_rate: int, pads: tuple[int, int]):
-        super().__init__((1, stride), (1, dilation_rate), ((0, 0), pads))
+    def __init__(self, stride: int, dilation_rate: int, pads: tuple[int, int], relu: bool = False):
+        super().__init__((1, stride), (1, dilation_rate), ((0, 0), pads), relu)
 
     def forward(self, x, W, bias=None):
         y = super().forward(x[:, None], W[None], bias)
@@ -245,13 +252,15 @@ def _check_fit(where: str, shape: tuple, kernel: tuple, strides: tuple, dilation
                              f"padding='same' or a smaller kernel_size/dilation_rate")
 
 
-def conv2d(x, kernel, bias=None, strides=1, padding: str = "valid", dilation_rate=1) -> Tensor:
+def conv2d(x, kernel, bias=None, strides=1, padding: str = "valid", dilation_rate=1,
+           relu: bool = False) -> Tensor:
     """2-D convolution of x (batch, h, w, C) with kernel (kh, kw, C, F) (+ bias (F,)), channels last.
 
     Args:
         strides, dilation_rate: an int or (sh, sw), (dh, dw); Keras does not allow both > 1 at once
             but the math here does.
         padding: 'valid' or 'same' (Keras' rule: out = ceil(n / stride), extra padding at the end).
+        relu: apply max(·, 0) inside the op (what Conv2D(activation="relu") does).
     Returns:
         (batch, out_h, out_w, F). See Conv2DFunction for the sum and its gradients.
     """
@@ -269,17 +278,19 @@ def conv2d(x, kernel, bias=None, strides=1, padding: str = "valid", dilation_rat
     pads = tuple(axis_padding(n, k, s, d, padding)
                  for n, k, s, d in zip(x.shape[1:3], kernel.shape[:2], strides, dilation))
     _check_fit("conv2d", x.shape[1:3], kernel.shape[:2], strides, dilation, pads)
-    function = Conv2DFunction(strides, dilation, pads)
+    function = Conv2DFunction(strides, dilation, pads, relu)
     return function.apply(x, kernel) if bias is None else function.apply(x, kernel, bias)
 
 
-def conv1d(x, kernel, bias=None, strides: int = 1, padding: str = "valid", dilation_rate: int = 1) -> Tensor:
+def conv1d(x, kernel, bias=None, strides: int = 1, padding: str = "valid", dilation_rate: int = 1,
+           relu: bool = False) -> Tensor:
     """1-D convolution of x (batch, steps, C) with kernel (k, C, F) (+ bias (F,)), channels last.
 
     Args:
         strides, dilation_rate: int (or a 1-tuple).
         padding: 'valid', 'same' (out = ceil(steps / stride)) or 'causal' ((k - 1)·dilation
             zeros before the first step, so y[t] sees no input after step t·stride).
+        relu: apply max(·, 0) inside the op.
     Returns:
         (batch, out_steps, F). See Conv1DFunction.
     """
@@ -296,5 +307,5 @@ def conv1d(x, kernel, bias=None, strides: int = 1, padding: str = "valid", dilat
         raise ValueError(f"conv1d: padding must be 'valid', 'same' or 'causal', got {padding!r}")
     pads = axis_padding(x.shape[1], kernel.shape[0], stride, dilation, padding)
     _check_fit("conv1d", x.shape[1:2], kernel.shape[:1], (stride,), (dilation,), (pads,))
-    function = Conv1DFunction(stride, dilation, pads)
+    function = Conv1DFunction(stride, dilation, pads, relu)
     return function.apply(x, kernel) if bias is None else function.apply(x, kernel, bias)

@@ -51,8 +51,12 @@ class MaxPool2DFunction(_Pool2D):
         self.padded = pad_spatial(x, self.pads, -xp.inf)   # x itself for 'valid': no copy
         out_shape = self._out_shape(self.padded.shape)
         ph, pw = self.pool_size
-        self.y = window(self.padded, 0, 0, out_shape, self.strides).copy()
-        for k in range(1, ph * pw):
+        first = window(self.padded, 0, 0, out_shape, self.strides)
+        if ph * pw == 1:
+            self.y = first.copy()
+        else:  # the first maximum allocates y, the rest update it in place
+            self.y = xp.maximum(first, window(self.padded, (1 // pw), 1 % pw, out_shape, self.strides))
+        for k in range(2, ph * pw):
             xp.maximum(self.y, window(self.padded, k // pw, k % pw, out_shape, self.strides), out=self.y)
         self.x_shape = x.shape
         return self.y

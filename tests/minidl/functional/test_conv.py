@@ -178,3 +178,12 @@ def test_conv2d_on_cupy_matches_numpy(rng):
     np.testing.assert_allclose(y.numpy(), y_ref.numpy(), atol=1e-5, rtol=1e-5)
     for t, r in zip(tensors, reference):
         np.testing.assert_allclose(cupy.asnumpy(t.grad), r.grad, atol=1e-4, rtol=1e-4)
+
+
+@pytest.mark.parametrize("function, x_shape, kernel_shape", [(conv2d, (2, 5, 5, 2), (3, 3, 2, 4)),
+                                                             (conv1d, (2, 7, 3), (3, 3, 4))])
+def test_fused_relu_equals_relu_after_the_convolution(rng, function, x_shape, kernel_shape):
+    x, W, b = rng.normal(size=x_shape), rng.normal(size=kernel_shape), rng.normal(size=kernel_shape[-1])
+    dl.gradcheck(lambda x, W, b: function(x, W, b, padding="same", relu=True), (x, W, b))
+    np.testing.assert_array_equal(function(x, W, b, padding="same", relu=True).numpy(),
+                                  F.relu(function(x, W, b, padding="same")).numpy())
