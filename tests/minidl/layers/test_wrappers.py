@@ -1,0 +1,106 @@
+"""Bidirectional and TimeDistributed: gradient checks for every merge mode, Keras' weight order
+and naming, configuration round trips. (Keras value checks live in test_recurrent.py, which runs
+the Bidirectional fixtures and live Keras for every merge mode.)"""
+import numpy as np
+import pytest
+
+import minidl as dl
+from minidl.layers.core import Dense
+from minidl.layers.recurrent import GRU, LSTM, SimpleRNN
+from minidl.layers.wrappers import Bidirectional, TimeDistributed
+from minidl.tensor import Tensor
+from tests.minidl.layers.test_recurrent import layer_gradcheck
+
+
+def ragged_mask(batch, steps):
+    return np.arange(steps)[None, :] < np.array([steps, 2, 1][:batch])[:, None]
+
+
+@pytest.mark.parametrize("merge_mode", ["concat", "sum", "mul", "ave", None])
+@pytest.mark.parametrize("return_sequences", [False, True])
+def test_bidirectional_gradcheck_every_merge_mode(merge_mode, return_sequences):
+    dl.set_floatx("float64")
+    x = np.random.default_rng(0).normal(size=(3, 4, 2))
+    layer = Bidirectional(GRU(2, return_sequences=return_sequences, bias_initializer="random_normal"),
+                          merge_mode=merge_mode)
+    layer_gradcheck(layer, x, ragged_mask(3, 4))
+
+
+def test_bidirectional_gradcheck_return_state_and_initial_state():
+    dl.set_floatx("float64")
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(2, 3, 2))
+    states = [rng.normal(size=(2, 2)) for _ in range(4)]
+    layer = Bidirectional(LSTM(2, return_sequences=True, return_state=True))
+    layer_gradcheck(layer, x, ragged_mask(2, 3), states)
+
+
+def test_bidirectional_names_weights_and_zero_output_like_keras():
+    layer = Bidirectional(LSTM(3, return_sequences=True, name="encoder"))
+    out = layer(Tensor(np.ones((2, 5, 4), np.float32)))
+    assert out.shape == (2, 5, 6)
+    assert [w.name for w in layer.weights] == [
+        f"{d}_encoder/{n}" for d in ("forward", "backward") for n in ("kernel", "recurrent_kernel", "bias")]
+    assert not layer.forward_layer.go_backwards and layer.backward_layer.go_backwards
+    assert layer.forward_layer.zero_output_for_mask and layer.backward_layer.zero_output_for_mask
+    last = Bidirectional(SimpleRNN(3))
+    assert not last.forward_layer.zero_output_for_mask
+
+
+def test_bidirectional_passes_the_mask_on_with_return_sequences():
+    mask = ragged_mask(3, 4)
+    x = Tensor(np.ones((3, 4, 2), np.float32))
+    assert Bidirectional(GRU(2, return_sequences=True))(x, mask=mask).mask is mask
+    assert Bidirectional(GRU(2))(x, mask=mask).mask is None
+    y, y_rev = Bidirectional(GRU(2, return_sequences=True), merge_mode=None)(x, mask=mask)
+    assert y.mask is mask and y_rev.mask is mask
+
+
+def test_bidirectional_config_round_trip():
+    layer = Bidirectional(LSTM(3, return_sequences=True, name="lstm_x"), merge_mode="sum", name="bi")
+    config = layer.get_config()
+    assert config["merge_mode"] == "sum" and config["layer"]["class_name"] == "LSTM"
+    rebuilt = Bidirectional(**config)
+    assert rebuilt.get_config() == config
+    assert rebuilt.forward_layer.name == "forward_lstm_x" and rebuilt.backward_layer.name == "backward_lstm_x"
+
+
+def test_bidirectional_bad_arguments():
+    with pytest.raises(ValueError, match=r"merge_mode must be one of .* got 'max'"):
+        Bidirectional(LSTM(2), merge_mode="max")
+    with pytest.raises(ValueError, match="expected a recurrent layer .* got Dense"):
+        Bidirectional(Dense(2))
+    with pytest.raises(ValueError, match="must differ in go_backwards"):
+        Bidirectional(LSTM(2), backward_layer=LSTM(2))
+
+
+def test_time_distributed_dense_equals_dense_on_every_step():
+    x = Tensor(np.random.default_rng(2).normal(size=(2, 5, 3)).astype(np.float32))
+    layer = TimeDistributed(Dense(4, activation="relu"))
+    out = layer(x)
+    assert out.shape == (2, 5, 4)
+    assert layer.weights == layer.layer.weights and len(layer.weights) == 2
+    for t in range(5):
+        np.testing.assert_allclose(out.data[:, t], layer.layer(x[:, t]).data, rtol=1e-6)
+
+
+def test_time_distributed_gradcheck_mask_and_config():
+    dl.set_floatx("float64")
+    layer = TimeDistributed(Dense(2))
+    layer_gradcheck(layer, np.random.default_rng(3).normal(size=(2, 3, 4)))
+    mask = ragged_mask(2, 3)
+    assert layer(Tensor(np.ones((2, 3, 4))), mask=mask).mask is mask
+    assert TimeDistributed(**layer.get_config()).get_config() == layer.get_config()
+    with pytest.raises(ValueError, match=r"TimeDistributed '.*' expects an input of shape \(batch, steps, \.\.\.\)"):
+        TimeDistributed(Dense(2))(Tensor(np.ones((2, 4))))
+
+
+def test_time_distributed_matches_live_keras():
+    keras = pytest.importorskip("keras")
+    x = np.random.default_rng(4).normal(size=(2, 5, 3)).astype(np.float32)
+    reference = keras.layers.TimeDistributed(keras.layers.Dense(4))
+    expected = keras.ops.convert_to_numpy(reference(x))
+    layer = TimeDistributed(Dense(4))
+    layer(Tensor(x))
+    layer.set_weights(reference.get_weights())
+    np.testing.assert_allclose(layer(Tensor(x)).data, expected, rtol=1e-5, atol=1e-5)
