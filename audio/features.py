@@ -567,7 +567,7 @@ PRESETS = ("librosa", "htk")
 
 def _round_half_up(x: float) -> int:
     # python_speech_features rounds frame lengths in seconds x rate half up, via Decimal
-    return int(Decimal(repr(x)).quantize(Decimal("1"), rounding=ROUND_HALF_UP))
+    return int(Decimal(x).quantize(Decimal("1"), rounding=ROUND_HALF_UP))
 
 
 @lru_cache(maxsize=128)  # resolving costs more than a short file's FFTs; options are frozen
