@@ -3,8 +3,15 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 export KERAS_BACKEND := torch
+# In this project's checkouts the FSDD recordings sit in ../shared/data; elsewhere set MINIDL_DATA
+# yourself, or let minidl find ~/.cache/minidl/fsdd or download the recordings there.
+ifeq ($(MINIDL_DATA),)
+ifneq ($(wildcard ../shared/data/fsdd/recordings),)
+export MINIDL_DATA := $(abspath ../shared/data)
+endif
+endif
 
-.PHONY: demo test test-all venv clean bench
+.PHONY: demo spiral test test-all venv clean bench
 
 $(BIN)/activate:
 	$(PYTHON) -m venv $(VENV)
@@ -25,6 +32,9 @@ $(VENV)/.reference: $(VENV)/.test
 venv: $(VENV)/.core
 
 demo: $(VENV)/.core
+	$(BIN)/python examples/digits_cnn.py --split official --epochs 15 --out runs/demo
+
+spiral: $(VENV)/.core
 	$(BIN)/python examples/spiral.py
 
 test: $(VENV)/.test

@@ -6,3 +6,6 @@ from minidl.layers.normalization import BatchNormalization, LayerNormalization, 
 from minidl.layers.pooling import (AveragePooling1D, AveragePooling2D, GlobalAveragePooling1D,
                                    GlobalAveragePooling2D, GlobalMaxPooling1D, GlobalMaxPooling2D,
                                    MaxPooling1D, MaxPooling2D)
+from minidl.layers.masking import Masking
+from minidl.layers.recurrent import GRU, LSTM, SimpleRNN
+from minidl.layers.wrappers import Bidirectional, TimeDistributed

@@ -1,0 +1,1 @@
+"""Applications that join minidl and the audio front end."""
