@@ -321,8 +321,11 @@ class LSTMFunction(_Recurrent):
             xp.multiply(i, g, out=scratch)
             c += scratch
             # h_t = o ⊙ tanh(c_t)
-            xp.copyto(TC[t], c)
-            _activate(xp, self.activation, TC[t])
+            if self.activation == "tanh":
+                xp.tanh(c, out=TC[t])
+            else:
+                xp.copyto(TC[t], c)
+                _activate(xp, self.activation, TC[t])
             xp.multiply(o, TC[t], out=h)
             if keep is not None:  # masked rows carry h and c through
                 xp.copyto(c, C[t], where=~keep[t])

@@ -1,0 +1,196 @@
+"""Recurrent training step: minidl beside PyTorch and Keras (torch backend), same machine.
+
+    python benchmarks/recurrent.py [--repeats 30] [--device cpu]
+
+Models, each timed as forward + backward + Adam step on one batch of 32 sequences x 13 features
+(MFCC-like), sparse cross-entropy from logits:
+
+    lstm:       (32, 50, 13) -> LSTM(128) -> Dense(10)
+    gru:        (32, 50, 13) -> GRU(128) -> Dense(10)   (Keras reset_after=True; torch's GRU is
+                the same form)
+    lstm_1000:  (32, 1000, 13) -> LSTM(128) -> Dense(10), fewer repeats; its record is mostly
+                about memory: peak RSS of the process and, for minidl, the peak of NumPy
+                allocations in one step (tracemalloc)
+
+Each library runs in its own subprocess (NumPy's spinning OpenBLAS threads would slow torch in
+a shared process). Each record notes OPENBLAS_NUM_THREADS ("blas_threads"): a recurrent step is
+one small GEMM per time step, and on a busy machine OpenBLAS' threads wait on each other at every
+one of them, so run the minidl worker both ways when the machine is shared
+(``OPENBLAS_NUM_THREADS=1 python benchmarks/recurrent.py --output ...``).
+Results: benchmarks/results/recurrent.json, one record per (model, library).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "benchmarks" / "results" / "recurrent.json"
+MODELS = {"lstm": ("LSTM", 50), "gru": ("GRU", 50), "lstm_1000": ("LSTM", 1000)}
+BATCH, FEATURES, UNITS, CLASSES = 32, 13, 128, 10
+LIBRARIES = ("minidl", "torch", "keras")
+
+
+def _data(model: str):
+    import numpy as np
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(BATCH, MODELS[model][1], FEATURES)).astype("float32")
+    y = rng.integers(0, CLASSES, size=BATCH)
+    return x, y
+
+
+def _time(step, repeats: int, warmup: int = 3) -> list[float]:
+    for _ in range(warmup):
+        step()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        step()
+        times.append(time.perf_counter() - start)
+    return times
+
+
+# --- one library per process -----------------------------------------------------------------------
+def run_minidl(model: str, repeats: int, device: str) -> dict:
+    sys.path.insert(0, str(ROOT))
+    import tracemalloc
+
+    import minidl as dl
+    import minidl.functional as F
+    from minidl.layers import recurrent
+    from minidl.layers.core import Dense
+    from minidl.optimizers import Adam
+
+    if device == "gpu":
+        dl.backend.use("cupy")
+    dl.random.seed(0)
+    layers = [getattr(recurrent, MODELS[model][0])(UNITS), Dense(CLASSES)]
+    x_np, y_np = _data(model)
+    x = dl.Tensor(dl.backend.to_device(x_np, device))
+    labels = dl.backend.to_device(y_np, device)
+    optimizer = Adam(1e-3)
+
+    def forward():
+        h = x
+        for layer in layers:
+            h = layer(h, training=True)
+        return F.mean(F.sparse_categorical_crossentropy(labels, h, from_logits=True))
+
+    forward()
+    params = [w for layer in layers for w in layer.trainable_weights]
+
+    def step():
+        loss = forward()
+        loss.backward()
+        optimizer.apply(params)
+        if device == "gpu":
+            import cupy
+            cupy.cuda.Stream.null.synchronize()
+
+    times = _time(step, repeats, warmup=1 if model == "lstm_1000" else 3)
+    tracemalloc.start()
+    step()
+    peak = tracemalloc.get_traced_memory()[1] if device == "cpu" else None
+    tracemalloc.stop()
+    return {"version": dl.__version__, "times": times, "step_peak_bytes": peak}
+
+
+def run_torch(model: str, repeats: int, device: str) -> dict:
+    import torch
+    torch.manual_seed(0)
+    dev = "cuda" if device == "gpu" else "cpu"
+    cell = getattr(torch.nn, MODELS[model][0])(FEATURES, UNITS, batch_first=True).to(dev)
+    head = torch.nn.Linear(UNITS, CLASSES).to(dev)
+    x_np, y_np = _data(model)
+    x, y = torch.tensor(x_np).to(dev), torch.tensor(y_np).to(dev)
+    optimizer = torch.optim.Adam(list(cell.parameters()) + list(head.parameters()), 1e-3)
+    loss_fn = torch.nn.CrossEntropyLoss()
+
+    def step():
+        optimizer.zero_grad()
+        outputs, _ = cell(x)
+        loss_fn(head(outputs[:, -1]), y).backward()
+        optimizer.step()
+        if dev == "cuda":
+            torch.cuda.synchronize()
+
+    return {"version": torch.__version__, "times": _time(step, repeats, warmup=1 if model == "lstm_1000" else 3),
+            "threads": torch.get_num_threads()}
+
+
+def run_keras(model: str, repeats: int, device: str) -> dict:
+    os.environ["KERAS_BACKEND"] = "torch"
+    import keras
+    keras.utils.set_random_seed(0)
+    steps = MODELS[model][1]
+    net = keras.Sequential([keras.Input((steps, FEATURES)), getattr(keras.layers, MODELS[model][0])(UNITS),
+                            keras.layers.Dense(CLASSES)])
+    net.compile(keras.optimizers.Adam(1e-3), keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    x, y = _data(model)
+    return {"version": keras.__version__,
+            "times": _time(lambda: net.train_on_batch(x, y), repeats, warmup=1 if model == "lstm_1000" else 3)}
+
+
+WORKERS = {"minidl": run_minidl, "torch": run_torch, "keras": run_keras}
+
+
+def worker(library: str, model: str, repeats: int, device: str) -> None:
+    out = WORKERS[library](model, repeats, device)
+    out["peak_rss_bytes"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    print(json.dumps(out))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--repeats", type=int, default=30)
+    parser.add_argument("--long-repeats", type=int, default=3, help="repeats of lstm_1000")
+    parser.add_argument("--device", choices=("cpu", "gpu"), default="cpu")
+    parser.add_argument("--models", nargs="+", default=list(MODELS))
+    parser.add_argument("--libraries", nargs="+", default=list(LIBRARIES))
+    parser.add_argument("--worker", nargs=2, metavar=("LIBRARY", "MODEL"), help=argparse.SUPPRESS)
+    parser.add_argument("--output", type=Path, default=RESULTS)
+    args = parser.parse_args()
+    if args.worker:
+        worker(args.worker[0], args.worker[1], args.repeats, args.device)
+        return
+    records = []
+    for model in args.models:
+        repeats = args.long_repeats if model == "lstm_1000" else args.repeats
+        for library in args.libraries:
+            done = subprocess.run([sys.executable, __file__, "--worker", library, model, "--repeats",
+                                   str(repeats), "--device", args.device],
+                                  capture_output=True, text=True, env={**os.environ, "KERAS_BACKEND": "torch"})
+            if done.returncode != 0:
+                records.append({"name": f"recurrent/{model}", "library": library, "error": done.stderr[-2000:]})
+                print(f"{model:9s} {library:7s} failed", file=sys.stderr)
+                continue
+            out = json.loads(done.stdout.strip().splitlines()[-1])
+            times = out.pop("times")
+            kind, steps = MODELS[model]
+            record = {"name": f"recurrent/{model}", "library": library, "version": out.pop("version"),
+                      "device": f"{args.device} ({platform.processor() or platform.machine()}, "
+                                f"{os.cpu_count()} cores)" if args.device == "cpu" else args.device,
+                      "dtype": "float32",
+                      "shapes": {"input": [BATCH, steps, FEATURES], "layer": f"{kind}({UNITS})",
+                                 "head": f"Dense({CLASSES})"},
+                      "step": "forward+backward+adam", "repeats": len(times),
+                      "blas_threads": os.environ.get("OPENBLAS_NUM_THREADS", "default"),
+                      "load_average": round(os.getloadavg()[0], 2),
+                      "median_seconds": statistics.median(times), "min_seconds": min(times), **out}
+            records.append(record)
+            print(f"{model:9s} {library:7s} median {record['median_seconds'] * 1e3:8.2f} ms  "
+                  f"peak RSS {record['peak_rss_bytes'] / 2**20:7.1f} MiB", file=sys.stderr)
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text(json.dumps(records, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
