@@ -195,3 +195,17 @@ def _check_wrapper_round_trip(Wrap):
         saving.deserialize_layer(deep)
     with pytest.raises(ValueError, match="class_name"):
         saving.deserialize_layer({"config": {}})
+
+
+def test_model_checkpoint_files_from_fit_load_back(tmp_path, rng):
+    from minidl.callbacks import ModelCheckpoint
+    x = rng.standard_normal((64, 5)).astype(np.float32)
+    y = (x[:, 0] > 0).astype(np.int64)
+    model = Sequential([Input((5,)), Dense(8, activation="relu"), Dense(2, activation="softmax")])
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    pattern = str(tmp_path / "ckpt-{epoch:02d}-{loss:.3f}.npz")
+    model.fit(x, y, epochs=3, batch_size=16, verbose=0, callbacks=[ModelCheckpoint(pattern, monitor="loss")])
+    files = sorted(p.name for p in tmp_path.iterdir())
+    assert [f[:7] for f in files] == ["ckpt-01", "ckpt-02", "ckpt-03"]
+    last = saving.load_model(tmp_path / files[-1])
+    np.testing.assert_array_equal(last.predict(x), model.predict(x))
