@@ -230,16 +230,21 @@ class Optimizer:
     def slot(self, param, name: str) -> Array:
         """The slot array ``name`` of ``param`` (zeros like its data on first use)."""
         entry = self._slots.get(id(param))
-        if entry is None or entry[0] is not param:
-            entry = (param, {})
-            self._slots[id(param)] = entry
+        data = param.data
+        if entry is not None and entry[0] is param:
+            array = entry[1].get(name)
+            # fast path, taken on every step but the first: same array type, same shape
+            if array is not None and type(array) is type(data) and array.shape == data.shape:
+                return array
+        else:
+            entry = self._slots[id(param)] = (param, {})
         slots = entry[1]
         array = slots.get(name)
-        data = param.data
+        xp = get_array_module(data)
         if array is None:
-            array = slots[name] = get_array_module(data).zeros_like(data)
-        elif get_array_module(array) is not get_array_module(data):  # the model moved device
-            array = slots[name] = to_device(array, "gpu" if get_array_module(data).__name__ == "cupy" else "cpu")
+            array = slots[name] = xp.zeros_like(data)
+        elif get_array_module(array) is not xp:  # the model moved device: the slot follows
+            array = slots[name] = to_device(array, "gpu" if xp.__name__ == "cupy" else "cpu")
         if array.shape != data.shape:
             raise ValueError(f"{type(self).__name__}: parameter {getattr(param, 'name', None)!r} changed "
                              f"shape from {array.shape} to {data.shape} since the optimizer last saw it")
@@ -247,11 +252,10 @@ class Optimizer:
 
     def scratch(self, like: Array) -> Array:
         """A work buffer shaped like ``like``: a view into one buffer shared by all parameters."""
-        xp = get_array_module(like)
-        key = (xp.__name__, like.dtype.str)
+        key = (type(like), like.dtype)
         buffer = self._scratch.get(key)
         if buffer is None or buffer.size < like.size:
-            buffer = self._scratch[key] = xp.empty(like.size, dtype=like.dtype)
+            buffer = self._scratch[key] = get_array_module(like).empty(like.size, dtype=like.dtype)
         return buffer[:like.size].reshape(like.shape)
 
     def reset(self) -> None:
