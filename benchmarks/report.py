@@ -16,8 +16,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results"
-LEADING = ("name", "library", "version", "detail", "dtype", "shapes", "step", "repeats", "median_seconds")
-HIDDEN = {"device", "min_seconds", "error", "median_us"}
+LEADING = ("name", "library", "version", "detail", "dtype", "shapes", "step", "repeats", "median_seconds",
+           "min_seconds")
+HIDDEN = {"device", "error", "median_us"}
 
 
 def load_records(path: Path) -> list[dict]:
