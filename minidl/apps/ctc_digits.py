@@ -26,7 +26,6 @@ settings, so ``transcribe(model.npz, file.wav)`` needs nothing else; it is also 
 from __future__ import annotations
 
 import dataclasses
-import math
 import pathlib
 from dataclasses import dataclass
 from typing import Iterator, Sequence as TypingSequence
@@ -219,15 +218,17 @@ class Batch:
     indices: np.ndarray
 
 
-def make_batch(features: TypingSequence[np.ndarray], transcripts: TypingSequence[str],
+def make_batch(features: TypingSequence[np.ndarray], transcripts: TypingSequence[str] | None,
                indices: np.ndarray) -> Batch:
-    """Right-pad the chosen utterances to the longest among them; mask the padding out."""
+    """Right-pad the chosen utterances to the longest among them; mask the padding out.
+
+    ``transcripts`` None (prediction) gives empty targets."""
     lengths = np.array([len(features[i]) for i in indices], dtype=np.int64)
     width = features[indices[0]].shape[1]
     x = np.zeros((len(indices), int(lengths.max()), width), dtype=np.float32)
     for row, i in enumerate(indices):  # utterances differ in length: no single array op
         x[row, :lengths[row]] = features[i]
-    labels = [encode(transcripts[i]) for i in indices]
+    labels = [[] if transcripts is None else encode(transcripts[i]) for i in indices]
     target_lengths = np.array([len(t) for t in labels], dtype=np.int64)
     targets = np.zeros((len(indices), max(1, int(target_lengths.max()))), dtype=np.int64)
     for row, t in enumerate(labels):
@@ -236,7 +237,7 @@ def make_batch(features: TypingSequence[np.ndarray], transcripts: TypingSequence
     return Batch(x, mask, targets, target_lengths, np.asarray(indices))
 
 
-def batches(features: TypingSequence[np.ndarray], transcripts: TypingSequence[str],
+def batches(features: TypingSequence[np.ndarray], transcripts: TypingSequence[str] | None,
             batch_size: int = 32, rng: np.random.Generator | None = None) -> Iterator[Batch]:
     """Batches of utterances of similar length (little padding), in random order.
 
@@ -295,10 +296,9 @@ def train_epoch(model: Sequential, optimizer, features, transcripts, batch_size:
 def predict_log_probs(model: Sequential, features: TypingSequence[np.ndarray],
                       batch_size: int = 64) -> list[np.ndarray]:
     """Each utterance's log-probabilities (steps, 11), float32 numpy, in the given order."""
-    transcripts = ["0"] * len(features)  # targets are not needed; make_batch wants strings
     out: list[np.ndarray | None] = [None] * len(features)
     with no_grad():
-        for batch in batches(features, transcripts, batch_size):
+        for batch in batches(features, None, batch_size):
             log_probs, lengths = log_probabilities(model, batch.x, batch.mask)
             values = backend.to_numpy(log_probs.data)
             for row, i in enumerate(batch.indices):
@@ -450,7 +450,7 @@ def plot_posteriors(log_probs: np.ndarray, features: np.ndarray, transcript: str
     import matplotlib.pyplot as plt  # noqa: PLC0415
 
     steps = len(log_probs)
-    seconds = np.arange(steps) * strides * frame_seconds
+    seconds = (np.arange(steps) + 0.5) * strides * frame_seconds  # centre of each output frame
     probabilities = np.exp(log_probs)
     best = log_probs.argmax(axis=-1)
     figure, (top, middle, bottom) = plt.subplots(3, 1, figsize=(10, 7), sharex=True,
@@ -464,12 +464,12 @@ def plot_posteriors(log_probs: np.ndarray, features: np.ndarray, transcript: str
     for digit in range(10):
         middle.plot(seconds, probabilities[:, digit + 1], color=colours(digit), label=str(digit))
     starts = np.nonzero((best != BLANK) & np.r_[True, best[1:] != best[:-1]])[0]
-    for t in starts:  # label each emitted digit at its spike
-        middle.text(seconds[t], min(1.0, probabilities[t, best[t]]) + 0.03, str(best[t] - 1),
-                    ha="center", fontsize=10, color=colours(best[t] - 1))
-    middle.set_ylim(0, 1.15)
+    for t in starts:  # name each digit the best path emits above its spike
+        middle.text(seconds[t], 1.04, str(best[t] - 1), ha="center", fontsize=10,
+                    color=colours(best[t] - 1))
+    middle.set_ylim(0, 1.35)
     middle.set_ylabel("p(class | frame)")
-    middle.legend(ncol=11, fontsize=7, loc="upper right")
+    middle.legend(ncol=11, fontsize=7, loc="upper center", frameon=False)
     try:
         forced = forced_alignment(log_probs, transcript)
     except ValueError:
