@@ -13,10 +13,11 @@ Models, each timed as forward + backward + Adam step on one batch of 32 sequence
                 allocations in one step (tracemalloc)
 
 Each library runs in its own subprocess (NumPy's spinning OpenBLAS threads would slow torch in
-a shared process). Each record notes OPENBLAS_NUM_THREADS ("blas_threads"): a recurrent step is
-one small GEMM per time step, and on a busy machine OpenBLAS' threads wait on each other at every
-one of them, so run the minidl worker both ways when the machine is shared
-(``OPENBLAS_NUM_THREADS=1 python benchmarks/recurrent.py --output ...``).
+a shared process). A recurrent step is one small GEMM per time step, and on a busy machine
+threads of a BLAS or OpenMP pool wait on each other at every one of them; so each record also
+gives the median CPU seconds of the process (all threads) and the load average, and
+``--threads 1`` runs every library single-threaded, the comparison that a shared machine does
+not distort.
 Results: benchmarks/results/recurrent.json, one record per (model, library).
 """
 from __future__ import annotations
@@ -47,15 +48,17 @@ def _data(model: str):
     return x, y
 
 
-def _time(step, repeats: int, warmup: int = 3) -> list[float]:
+def _time(step, repeats: int, warmup: int = 3) -> tuple[list[float], list[float]]:
+    """Wall-clock and CPU seconds (all threads of this process) of each repeat."""
     for _ in range(warmup):
         step()
-    times = []
+    times, cpu_times = [], []
     for _ in range(repeats):
-        start = time.perf_counter()
+        start, cpu_start = time.perf_counter(), time.process_time()
         step()
         times.append(time.perf_counter() - start)
-    return times
+        cpu_times.append(time.process_time() - cpu_start)
+    return times, cpu_times
 
 
 # --- one library per process -----------------------------------------------------------------------
@@ -95,12 +98,12 @@ def run_minidl(model: str, repeats: int, device: str) -> dict:
             import cupy
             cupy.cuda.Stream.null.synchronize()
 
-    times = _time(step, repeats, warmup=1 if model == "lstm_1000" else 3)
+    times, cpu_times = _time(step, repeats, warmup=1 if model == "lstm_1000" else 3)
     tracemalloc.start()
     step()
     peak = tracemalloc.get_traced_memory()[1] if device == "cpu" else None
     tracemalloc.stop()
-    return {"version": dl.__version__, "times": times, "step_peak_bytes": peak}
+    return {"version": dl.__version__, "times": times, "cpu_times": cpu_times, "step_peak_bytes": peak}
 
 
 def run_torch(model: str, repeats: int, device: str) -> dict:
@@ -122,8 +125,9 @@ def run_torch(model: str, repeats: int, device: str) -> dict:
         if dev == "cuda":
             torch.cuda.synchronize()
 
-    return {"version": torch.__version__, "times": _time(step, repeats, warmup=1 if model == "lstm_1000" else 3),
-            "threads": torch.get_num_threads()}
+    times, cpu_times = _time(step, repeats, warmup=1 if model == "lstm_1000" else 3)
+    return {"version": torch.__version__, "times": times, "cpu_times": cpu_times,
+            "torch_threads": torch.get_num_threads()}
 
 
 def run_keras(model: str, repeats: int, device: str) -> dict:
@@ -135,8 +139,8 @@ def run_keras(model: str, repeats: int, device: str) -> dict:
                             keras.layers.Dense(CLASSES)])
     net.compile(keras.optimizers.Adam(1e-3), keras.losses.SparseCategoricalCrossentropy(from_logits=True))
     x, y = _data(model)
-    return {"version": keras.__version__,
-            "times": _time(lambda: net.train_on_batch(x, y), repeats, warmup=1 if model == "lstm_1000" else 3)}
+    times, cpu_times = _time(lambda: net.train_on_batch(x, y), repeats, warmup=1 if model == "lstm_1000" else 3)
+    return {"version": keras.__version__, "times": times, "cpu_times": cpu_times}
 
 
 WORKERS = {"minidl": run_minidl, "torch": run_torch, "keras": run_keras}
@@ -153,6 +157,8 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=30)
     parser.add_argument("--long-repeats", type=int, default=3, help="repeats of lstm_1000")
     parser.add_argument("--device", choices=("cpu", "gpu"), default="cpu")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="threads for every library (OMP/OpenBLAS/MKL); default: each library's own")
     parser.add_argument("--models", nargs="+", default=list(MODELS))
     parser.add_argument("--libraries", nargs="+", default=list(LIBRARIES))
     parser.add_argument("--worker", nargs=2, metavar=("LIBRARY", "MODEL"), help=argparse.SUPPRESS)
@@ -161,19 +167,23 @@ def main() -> None:
     if args.worker:
         worker(args.worker[0], args.worker[1], args.repeats, args.device)
         return
+    env = {**os.environ, "KERAS_BACKEND": "torch"}
+    if args.threads:
+        env.update({name: str(args.threads) for name in
+                    ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")})
     records = []
     for model in args.models:
         repeats = args.long_repeats if model == "lstm_1000" else args.repeats
         for library in args.libraries:
             done = subprocess.run([sys.executable, __file__, "--worker", library, model, "--repeats",
                                    str(repeats), "--device", args.device],
-                                  capture_output=True, text=True, env={**os.environ, "KERAS_BACKEND": "torch"})
+                                  capture_output=True, text=True, env=env)
             if done.returncode != 0:
                 records.append({"name": f"recurrent/{model}", "library": library, "error": done.stderr[-2000:]})
                 print(f"{model:9s} {library:7s} failed", file=sys.stderr)
                 continue
             out = json.loads(done.stdout.strip().splitlines()[-1])
-            times = out.pop("times")
+            times, cpu_times = out.pop("times"), out.pop("cpu_times")
             kind, steps = MODELS[model]
             record = {"name": f"recurrent/{model}", "library": library, "version": out.pop("version"),
                       "device": f"{args.device} ({platform.processor() or platform.machine()}, "
@@ -182,14 +192,16 @@ def main() -> None:
                       "shapes": {"input": [BATCH, steps, FEATURES], "layer": f"{kind}({UNITS})",
                                  "head": f"Dense({CLASSES})"},
                       "step": "forward+backward+adam", "repeats": len(times),
-                      "blas_threads": os.environ.get("OPENBLAS_NUM_THREADS", "default"),
+                      "threads": env.get("OPENBLAS_NUM_THREADS", "default"),
                       "load_average": round(os.getloadavg()[0], 2),
-                      "median_seconds": statistics.median(times), "min_seconds": min(times), **out}
+                      "median_seconds": statistics.median(times), "min_seconds": min(times),
+                      "median_cpu_seconds": statistics.median(cpu_times), **out}
             records.append(record)
             print(f"{model:9s} {library:7s} median {record['median_seconds'] * 1e3:8.2f} ms  "
+                  f"cpu {record['median_cpu_seconds'] * 1e3:8.2f} ms  "
                   f"peak RSS {record['peak_rss_bytes'] / 2**20:7.1f} MiB", file=sys.stderr)
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(json.dumps(records, indent=2) + "\n")
+            args.output.parent.mkdir(parents=True, exist_ok=True)
+            args.output.write_text(json.dumps(records, indent=2) + "\n")  # after each: a cut run keeps its part
 
 
 if __name__ == "__main__":

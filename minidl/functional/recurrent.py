@@ -95,10 +95,14 @@ class _Recurrent(Function):
         self.zero_output_for_mask = zero_output_for_mask
 
     def _keep(self, xp) -> Array | None:
-        """The mask as (steps, batch, 1) bool in processing order, or None."""
+        """The mask as (steps, batch, 1) bool in processing order, or None; its negation goes to
+        ``self.drop``, made once here so that no step allocates one."""
+        self.drop = None
         if self.mask is None:
             return None
-        return xp.ascontiguousarray(_time_major(xp.asarray(self.mask, dtype=bool), self.go_backwards)[..., None])
+        keep = xp.ascontiguousarray(_time_major(xp.asarray(self.mask, dtype=bool), self.go_backwards)[..., None])
+        self.drop = ~keep
+        return keep
 
     def _outputs(self, xp, H: Array, keep: Array | None) -> Array:
         """Keras' outputs (steps, batch, u) from the states H (steps + 1, batch, u).
@@ -112,7 +116,7 @@ class _Recurrent(Function):
         previous = xp.zeros_like(H[0])
         for t in range(Y.shape[0]):
             xp.copyto(Y[t], H[t + 1])
-            xp.copyto(Y[t], 0 if self.zero_output_for_mask else previous, where=~keep[t])
+            xp.copyto(Y[t], 0 if self.zero_output_for_mask else previous, where=self.drop[t])
             previous = Y[t]
         return Y
 
@@ -205,7 +209,7 @@ class SimpleRNNFunction(_Recurrent):
             h += Z[t]
             _activate(xp, self.activation, h)
             if keep is not None:  # masked rows carry h_{t-1} through
-                xp.copyto(h, H[t], where=~keep[t])
+                xp.copyto(h, H[t], where=self.drop[t])
         self.X2, self.H, self.W, self.U, self.keep, self.x_shape = X2, H, W, U, keep, x.shape
         self.has_bias = b is not None
         Y = self._outputs(xp, H, keep)
@@ -224,7 +228,7 @@ class SimpleRNNFunction(_Recurrent):
             add_output_grad(t, gh)
             d = D[t]
             if keep is not None:  # a masked step hands ∂h_t straight to h_{t-1}
-                xp.multiply(gh, ~keep[t], out=passed)
+                xp.multiply(gh, self.drop[t], out=passed)
                 gh *= keep[t]
             # h_t = act(z_t)
             xp.multiply(gh, _derivative(xp, self.activation, H[t + 1], d), out=d)
@@ -293,27 +297,45 @@ class LSTMFunction(_Recurrent):
         xp = get_array_module(x)
         steps, batch, units = x.shape[1], x.shape[0], U.shape[0]
         keep = self._keep(xp)
+        kernel = _lstm_kernels(xp, self.activation, self.recurrent_activation)
         W, U = _swap_c_o(W, units), _swap_c_o(U, units)
-        X2, A = _project(xp, x, W, self.go_backwards)  # A: pre-activations, then gates, in place
+        b = None if b is None else _swap_c_o(b, units)
+        # σ(z) = ½·tanh(½z) + ½: with the inner ½ folded into copies of the σ columns of W, U
+        # and b, one tanh call covers all four gates of a step (kept: unscaled W, U for backward).
+        halve = kernel is None and (self.recurrent_activation, self.activation) == ("sigmoid", "tanh")
+        W_step, U_step, b_step = W, U, b
+        if halve:
+            W_step, U_step = W.copy(), U.copy()
+            W_step[:, :3 * units] *= 0.5
+            U_step[:, :3 * units] *= 0.5
+            if b is not None:
+                b_step = b.copy()
+                b_step[:3 * units] *= 0.5
+        X2, A = _project(xp, x, W_step, self.go_backwards)  # A: pre-activations, then gates, in place
         if b is not None:
-            A += _swap_c_o(b, units)
+            A += b_step
         H = xp.empty((steps + 1, batch, units), dtype=x.dtype)
         C = xp.empty_like(H)
         TC = xp.empty_like(H[1:])  # tanh(c_t), kept for backward
         H[0], C[0] = h0, c0
         recurrent = xp.empty((batch, 4 * units), dtype=x.dtype)
         scratch = xp.empty((batch, units), dtype=x.dtype)
-        kernel = _lstm_kernels(xp, self.activation, self.recurrent_activation)
         for t in range(steps):
             a = A[t]
-            xp.matmul(H[t], U, out=recurrent)
+            xp.matmul(H[t], U_step, out=recurrent)
             a += recurrent
             if kernel is not None:
                 kernel[0](C[t], H[t], True if keep is None else keep[t], units,
                           C[t + 1], TC[t], H[t + 1], a)
                 continue
-            _activate(xp, self.recurrent_activation, a[:, :3 * units])
-            _activate(xp, self.activation, a[:, 3 * units:])
+            if halve:  # i, f, o = ½·tanh(½z) + ½ and g = tanh(z), the ½z already in a
+                xp.tanh(a, out=a)
+                sigmoid_gates = a[:, :3 * units]
+                sigmoid_gates *= 0.5
+                sigmoid_gates += 0.5
+            else:
+                _activate(xp, self.recurrent_activation, a[:, :3 * units])
+                _activate(xp, self.activation, a[:, 3 * units:])
             i, f, o, g = (a[:, k * units:(k + 1) * units] for k in range(4))
             c, h = C[t + 1], H[t + 1]
             # c_t = f ⊙ c_{t-1} + i ⊙ g
@@ -328,8 +350,8 @@ class LSTMFunction(_Recurrent):
                 _activate(xp, self.activation, TC[t])
             xp.multiply(o, TC[t], out=h)
             if keep is not None:  # masked rows carry h and c through
-                xp.copyto(c, C[t], where=~keep[t])
-                xp.copyto(h, H[t], where=~keep[t])
+                xp.copyto(c, C[t], where=self.drop[t])
+                xp.copyto(h, H[t], where=self.drop[t])
         self.X2, self.A, self.H, self.C, self.TC = X2, A, H, C, TC
         self.W, self.U, self.keep, self.x_shape, self.has_bias = W, U, keep, x.shape, b is not None
         Y = self._outputs(xp, H, keep)
@@ -344,7 +366,8 @@ class LSTMFunction(_Recurrent):
         gc = xp.zeros_like(C[0]) if gc_last is None else gc_last.copy()
         D = xp.empty_like(A)  # ∂z for every step, in the internal order i, f, o, c
         scratch = xp.empty_like(gh)
-        scratch3 = xp.empty_like(A[0, :, :3 * units])
+        scratch3, scratch4 = xp.empty_like(A[0, :, :3 * units]), xp.empty_like(A[0])
+        default = (self.recurrent_activation, self.activation) == ("sigmoid", "tanh")
         passed_h, passed_c = xp.empty_like(gh), xp.empty_like(gc)
         UT = xp.ascontiguousarray(self.U.T)
         kernel = _lstm_kernels(xp, self.activation, self.recurrent_activation)
@@ -358,8 +381,8 @@ class LSTMFunction(_Recurrent):
                 gh += passed_h
                 continue
             if keep is not None:  # a masked step hands ∂h_t, ∂c_t straight to step t - 1
-                xp.multiply(gh, ~keep[t], out=passed_h)
-                xp.multiply(gc, ~keep[t], out=passed_c)
+                xp.multiply(gh, self.drop[t], out=passed_h)
+                xp.multiply(gc, self.drop[t], out=passed_c)
                 gh *= keep[t]
                 gc *= keep[t]
             i, f, o, g = (a[:, k * units:(k + 1) * units] for k in range(4))
@@ -376,8 +399,14 @@ class LSTMFunction(_Recurrent):
             xp.multiply(gc, i, out=dg)
             gc *= f  # ∂c_{t-1} = ∂c_t ⊙ f
             # through the activations to the pre-activations z
-            d[:, :3 * units] *= _derivative(xp, self.recurrent_activation, a[:, :3 * units], scratch3)
-            dg *= _derivative(xp, self.activation, g, scratch)
+            if default:  # σ' = s - s² on i, f, o and tanh' = 1 - g² on g, from one a²
+                xp.multiply(a, a, out=scratch4)
+                xp.subtract(a[:, :3 * units], scratch4[:, :3 * units], out=scratch4[:, :3 * units])
+                xp.subtract(1, scratch4[:, 3 * units:], out=scratch4[:, 3 * units:])
+                d *= scratch4
+            else:
+                d[:, :3 * units] *= _derivative(xp, self.recurrent_activation, a[:, :3 * units], scratch3)
+                dg *= _derivative(xp, self.activation, g, scratch)
             # z = x_t·W + h_{t-1}·U + b:  ∂h_{t-1} = ∂z·Uᵀ
             xp.matmul(d, UT, out=gh)
             if keep is not None:
@@ -462,7 +491,7 @@ class GRUFunction(_Recurrent):
             scratch *= z
             xp.add(hh, scratch, out=h)
             if keep is not None:
-                xp.copyto(h, H[t], where=~keep[t])
+                xp.copyto(h, H[t], where=self.drop[t])
         self.X2, self.A, self.Q, self.H = X2, A, Q, H
         self.W, self.U, self.keep, self.x_shape, self.has_bias = W, U, keep, x.shape, b is not None
         Y = self._outputs(xp, H, keep)
@@ -505,7 +534,7 @@ class GRUFunction(_Recurrent):
             if keep is not None:  # a masked step: no gate gradient, ∂h_t goes straight through
                 dp *= keep[t]
                 dq *= keep[t]
-                xp.copyto(direct, gh, where=~keep[t])
+                xp.copyto(direct, gh, where=self.drop[t])
             # q = h_{t-1}·U + b':  ∂h_{t-1} = ∂h ⊙ z + ∂Q·Uᵀ
             xp.matmul(dq, UT, out=gh)
             gh += direct

@@ -95,7 +95,12 @@ class _RNN(Layer):
             inputs = F.dropout(inputs, self.dropout, training=True,
                                noise_shape=(batch, 1, inputs.shape[-1]))
         outputs, *states = self._run(inputs, states, mask)
-        output = outputs if self.return_sequences else outputs[:, -1]
+        if self.return_sequences:
+            output = outputs
+        elif mask is None:  # unmasked, the last output is the last h: no slice, no gradient scatter
+            output = states[0]
+        else:
+            output = outputs[:, -1]
         if not self.return_state:
             return output
         output.mask = self.compute_mask(inputs, mask)
