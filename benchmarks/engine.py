@@ -1,6 +1,6 @@
 """Engine overhead: per-op cost on tiny tensors, and one MLP training step, beside PyTorch and Keras.
 
-    python benchmarks/engine.py [--repeats 30] [--libraries minidl torch keras]
+    python benchmarks/engine.py [--repeats 30] [--libraries minidl torch keras] [--threads N]
 
 Two benchmarks:
 
@@ -240,6 +240,9 @@ def main() -> None:
     parser.add_argument("--benchmarks", nargs="+", default=list(BENCHMARKS), choices=list(BENCHMARKS))
     parser.add_argument("--libraries", nargs="+", default=["minidl", "torch", "keras"])
     parser.add_argument("--worker", nargs=2, metavar=("BENCHMARK", "LIBRARY"), help=argparse.SUPPRESS)
+    parser.add_argument("--threads", type=int, default=None,
+                        help="set OMP/OPENBLAS/MKL_NUM_THREADS for every library (default: as the "
+                             "environment has it); 1 keeps timings steadier on a busy machine")
     parser.add_argument("--output", type=Path, default=RESULTS)
     args = parser.parse_args()
     if args.worker:
@@ -247,6 +250,10 @@ def main() -> None:
         worker(args.worker[0], args.worker[1], args.repeats)
         return
     device = _device()
+    env = {**os.environ, "KERAS_BACKEND": "torch"}
+    if args.threads:
+        env.update({name: str(args.threads) for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS",
+                                                          "MKL_NUM_THREADS")})
     records = []
     for benchmark in args.benchmarks:
         for library in BENCHMARKS[benchmark]:
@@ -254,12 +261,13 @@ def main() -> None:
                 continue
             done = subprocess.run([sys.executable, __file__, "--worker", benchmark, library,
                                    "--repeats", str(args.repeats)],
-                                  capture_output=True, text=True, env={**os.environ, "KERAS_BACKEND": "torch"})
+                                  capture_output=True, text=True, env=env)
             if done.returncode != 0:
                 records.append({"name": benchmark, "library": library, "error": done.stderr[-2000:]})
                 print(f"{benchmark} {library}: failed\n{done.stderr[-2000:]}", file=sys.stderr)
                 continue
             for record in _records(benchmark, library, json.loads(done.stdout.strip().splitlines()[-1]), device):
+                record["threads"] = args.threads or "default"
                 records.append(record)
                 print(f"{record['name']:10s} {library:7s} median {record['median_seconds'] * 1e6:10.1f} us",
                       file=sys.stderr)
