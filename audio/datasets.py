@@ -344,3 +344,7 @@ def _write_atomically(path: Path, data: bytes) -> None:
     finally:
         if os.path.exists(temporary):
             os.unlink(temporary)
+
+
+# Connected-digit utterances are built from FSDD; imported last because that module imports this one.
+from audio.connected_digits import ConnectedDigits  # noqa: E402

@@ -33,9 +33,9 @@ from typing import Iterator, Sequence as TypingSequence
 import numpy as np
 
 import audio
-from audio import features as audio_features
 from minidl import backend
 from minidl import functional as F
+from minidl.apps import digits
 from minidl.decoding import beam_search_decode, greedy_decode
 from minidl.function import no_grad
 from minidl.functional.ctc import ctc_loss
@@ -76,47 +76,16 @@ def decode_labels(labels: TypingSequence[int]) -> str:
 # ---------------------------------------------------------------------------------------------
 
 @dataclass(frozen=True)
-class FeatureSettings:
-    """How a signal becomes a (frames, n_features) matrix (saved with the model).
+class FeatureSettings(digits.FeatureSettings):
+    """The spoken-digit features (minidl.apps.digits.FeatureSettings: HTK MFCCs + deltas), here
+    normalised per utterance (CMVN): a connected-digit string is long enough for its own
+    statistics, and the CTC model has no Normalization layer to adapt."""
 
-    HTK-preset MFCCs (25 ms windows every 10 ms, 26 mel filters, log energy as C0), their HTK
-    deltas up to ``delta_order``, then per-utterance cepstral mean and variance normalisation,
-    which removes each recording's average spectral colour and level.
-    """
-
-    sample_rate: int = 8000
-    n_mfcc: int = 13
-    preset: str = "htk"
-    delta_order: int = 1     # 0: MFCCs only; 1: + deltas; 2: + delta-deltas
-    cmvn: bool = True
-
-    @property
-    def n_features(self) -> int:
-        return self.n_mfcc * (1 + self.delta_order)
-
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, values: dict) -> "FeatureSettings":
-        known = {field.name for field in dataclasses.fields(cls)}
-        return cls(**{key: value for key, value in values.items() if key in known})
+    normalization: str = "utterance"
 
 
-def finish_features(mfccs: np.ndarray, settings: FeatureSettings) -> np.ndarray:
-    """Deltas and CMVN on one utterance's MFCCs: (frames, n_mfcc) -> (frames, n_features)."""
-    parts = [mfccs] + [audio_features.deltas(mfccs, order=order)
-                       for order in range(1, settings.delta_order + 1)]
-    stacked = np.concatenate(parts, axis=-1) if len(parts) > 1 else mfccs
-    if settings.cmvn:
-        stacked = audio_features.cmvn(stacked)
-    return stacked.astype(np.float32, copy=False)
-
-
-def signal_features(signal: np.ndarray, settings: FeatureSettings) -> np.ndarray:
-    """Features of one signal at ``settings.sample_rate``: (samples,) -> (frames, n_features)."""
-    mfccs = audio_features.mfcc(signal, settings.sample_rate, settings.n_mfcc, preset=settings.preset)
-    return finish_features(mfccs, settings)
+finish_features = digits.finish_features
+signal_features = digits.signal_features
 
 
 def dataset_features(dataset, settings: FeatureSettings, progress: bool = True) -> list[np.ndarray]:

@@ -51,16 +51,25 @@ class FeatureSettings:
     """How a recording becomes a (frames, n_features) matrix.
 
     HTK-preset MFCCs (python_speech_features' chain: 25 ms windows every 10 ms, 26 mel filters,
-    log energy as C0), optionally their HTK deltas, then cepstral mean and variance
-    normalisation per utterance, which removes the speaker's and microphone's average
-    spectral colour — the single biggest help for voices the model has not heard.
+    log energy as C0), optionally their HTK deltas, then a normalisation:
+
+    * "global": each coefficient standardised with the mean and variance of every training
+      frame, by a ``layers.Normalization`` adapted on the training set and saved in the model;
+    * "utterance": cepstral mean and variance normalisation per recording (CMVN), which removes
+      the speaker's and microphone's average colour, and with it the loudness and tilt cues;
+    * "none": raw coefficients, whose scales differ by orders of magnitude.
     """
 
     sample_rate: int = 8000
     n_mfcc: int = 13
     preset: str = "htk"
     delta_order: int = 1     # 0: MFCCs only; 1: + deltas; 2: + delta-deltas
-    cmvn: bool = True
+    normalization: str = "global"
+
+    def __post_init__(self):
+        if self.normalization not in ("global", "utterance", "none"):
+            raise ValueError(f"FeatureSettings: normalization must be 'global', 'utterance' or 'none', "
+                             f"got {self.normalization!r}")
 
     @property
     def n_features(self) -> int:
@@ -76,10 +85,10 @@ class FeatureSettings:
 
 
 def finish_features(mfccs: np.ndarray, settings: FeatureSettings) -> np.ndarray:
-    """Deltas and CMVN on one utterance's MFCCs: (frames, n_mfcc) -> (frames, n_features)."""
+    """Deltas (and CMVN, if chosen) of one utterance: (frames, n_mfcc) -> (frames, n_features)."""
     parts = [mfccs] + [audio_features.deltas(mfccs, order=order) for order in range(1, settings.delta_order + 1)]
     stacked = np.concatenate(parts, axis=-1) if len(parts) > 1 else mfccs
-    if settings.cmvn:
+    if settings.normalization == "utterance":
         stacked = audio_features.cmvn(stacked)
     return stacked.astype(np.float32, copy=False)
 
@@ -108,7 +117,7 @@ def coverage_length(lengths: TypingSequence[int], coverage: float = 0.98) -> int
 
 
 def fixed_length(features: list[np.ndarray], frames: int) -> np.ndarray:
-    """Pad with zeros (the mean after CMVN) or cut at the end: -> (n, frames, n_features)."""
+    """Pad with zeros or cut at the end: -> (n, frames, n_features)."""
     return pad_sequences(features, maxlen=frames, dtype="float32", padding="post", truncating="post")
 
 
@@ -144,10 +153,10 @@ class PaddedBatches(Sequence):
 # Models
 # ---------------------------------------------------------------------------------------------
 
-def build_cnn(frames: int, n_features: int, classes: int = 10) -> dl.Sequential:
+def build_cnn(frames: int, n_features: int, classes: int = 10, normalize: bool = True) -> dl.Sequential:
     """Two conv blocks over the (time, coefficient) image, then a small classifier."""
-    return dl.Sequential([
-        layers.Input((frames, n_features, 1)),
+    return dl.Sequential([layers.Input((frames, n_features))] + _normalizer(normalize) + [
+        layers.Reshape((frames, n_features, 1)),
         layers.Conv2D(32, (3, 3), padding="same", activation="relu"),
         layers.MaxPooling2D((2, 2)),
         layers.Conv2D(64, (3, 3), padding="same", activation="relu"),
@@ -159,11 +168,9 @@ def build_cnn(frames: int, n_features: int, classes: int = 10) -> dl.Sequential:
     ], name="digits_cnn")
 
 
-def build_lstm(n_features: int, classes: int = 10, units: int = 64) -> dl.Sequential:
+def build_lstm(n_features: int, classes: int = 10, units: int = 64, normalize: bool = True) -> dl.Sequential:
     """Two LSTMs over every frame; padding is masked, so no real audio is cut."""
-    return dl.Sequential([
-        layers.Input((None, n_features)),
-        layers.Masking(0.0),
+    return dl.Sequential([layers.Input((None, n_features)), layers.Masking(0.0)] + _normalizer(normalize) + [
         layers.LSTM(units, return_sequences=True),
         layers.Dropout(0.2),
         layers.LSTM(units),
@@ -172,11 +179,10 @@ def build_lstm(n_features: int, classes: int = 10, units: int = 64) -> dl.Sequen
     ], name="digits_lstm")
 
 
-def build_crnn(n_features: int, classes: int = 10, filters: int = 64, units: int = 64) -> dl.Sequential:
+def build_crnn(n_features: int, classes: int = 10, filters: int = 64, units: int = 64,
+               normalize: bool = True) -> dl.Sequential:
     """Convolution over time for local patterns, then a bidirectional GRU over the sequence."""
-    return dl.Sequential([
-        layers.Input((None, n_features)),
-        layers.Masking(0.0),
+    return dl.Sequential([layers.Input((None, n_features)), layers.Masking(0.0)] + _normalizer(normalize) + [
         layers.Conv1D(filters, 5, padding="same", activation="relu"),
         layers.Bidirectional(layers.GRU(units)),
         layers.Dropout(0.2),
@@ -184,21 +190,34 @@ def build_crnn(n_features: int, classes: int = 10, filters: int = 64, units: int
     ], name="digits_crnn")
 
 
-def build_model(kind: str, n_features: int, frames: int | None = None) -> dl.Sequential:
-    """One of MODEL_KINDS; the CNN needs its fixed number of frames."""
+def _normalizer(normalize: bool) -> list:
+    """A Normalization layer (adapted later on the training frames), or nothing."""
+    return [layers.Normalization(axis=-1, name="feature_normalization")] if normalize else []
+
+
+def build_model(kind: str, features: FeatureSettings, frames: int | None = None) -> dl.Sequential:
+    """One of MODEL_KINDS for these features; the CNN needs its fixed number of frames."""
+    normalize = features.normalization == "global"
     if kind == "cnn":
-        return build_cnn(frames, n_features)
+        return build_cnn(frames, features.n_features, normalize=normalize)
     if kind == "lstm":
-        return build_lstm(n_features)
+        return build_lstm(features.n_features, normalize=normalize)
     if kind == "crnn":
-        return build_crnn(n_features)
+        return build_crnn(features.n_features, normalize=normalize)
     raise ValueError(f"unknown model {kind!r}; choose one of {', '.join(MODEL_KINDS)}")
 
 
+def adapt_normalization(model: dl.Sequential, train_features: list[np.ndarray]) -> None:
+    """Give the model's Normalization layer the mean and variance of every training frame."""
+    for layer in model.layers:
+        if isinstance(layer, layers.Normalization):
+            layer.adapt(np.concatenate(train_features)[None])
+
+
 def model_inputs(kind: str, features: list[np.ndarray], frames: int | None):
-    """What the model eats: a fixed-size array with a channel axis for the CNN, else the list."""
+    """What the model eats: one fixed-size array for the CNN, the list of utterances otherwise."""
     if kind == "cnn":
-        return fixed_length(features, frames)[..., None]
+        return fixed_length(features, frames)
     return features
 
 
@@ -300,7 +319,8 @@ def train(settings: TrainSettings, out: str | pathlib.Path, features: FeatureSet
     feature_seconds = time.perf_counter() - start
     frames = coverage_length([len(f) for f in train_x]) if settings.model == "cnn" else None
 
-    model = build_model(settings.model, features.n_features, frames)
+    model = build_model(settings.model, features, frames)
+    adapt_normalization(model, train_x)
     start = time.perf_counter()
     history = fit_model(settings.model, model, train_x, train_y, settings, frames, verbose)
     train_seconds = time.perf_counter() - start

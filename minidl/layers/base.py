@@ -128,12 +128,13 @@ class Layer:
             raise ValueError(f"{self.name}: set_weights expected {len(weights)} arrays "
                              f"({', '.join(w.name for w in weights)}), got {len(values)}")
         for weight, value in zip(weights, values):
-            value = backend.to_numpy(getattr(value, "data", value))
+            value = backend.to_numpy(value.data if isinstance(value, Tensor) else value)
             if tuple(value.shape) != weight.shape:
                 raise ValueError(f"{self.name}: weight {weight.name} has shape {weight.shape}, "
                                  f"got an array of shape {tuple(value.shape)}")
             xp = backend.get_array_module(weight.data)
-            weight.data = xp.asarray(value, dtype=weight.dtype)
+            # a copy: optimizers update weights in place, which must not reach the caller's arrays
+            weight.data = xp.array(value, dtype=weight.dtype, copy=True)
 
     def regularization_loss(self) -> Tensor | None:
         """Σ of the weight penalties (kernel_regularizer, ...), or None when there are none."""

@@ -128,3 +128,12 @@ def test_masks_pass_through_dense_and_stop_at_flatten():
     y = layers.Dense(2)(x)
     np.testing.assert_array_equal(y.mask, x.mask)
     assert layers.Flatten()(y).mask is None
+
+
+def test_set_weights_copies_so_training_leaves_the_callers_arrays_alone():
+    layer = layers.Dense(2)
+    layer(np.ones((1, 3), dtype="float32"))
+    given = [np.ones((3, 2), dtype="float32"), np.zeros(2, dtype="float32")]
+    layer.set_weights(given)
+    layer.kernel.data += 1.0
+    np.testing.assert_array_equal(given[0], 1.0)

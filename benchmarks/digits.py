@@ -1,0 +1,128 @@
+"""Spoken-digit accuracy and training time: minidl beside Keras (torch backend), same features.
+
+    python benchmarks/digits.py                        # official split: minidl cnn/lstm/crnn, keras cnn
+    python benchmarks/digits.py --split speaker        # cnn, each speaker held out in turn, both libraries
+    python benchmarks/digits.py --only minidl:cnn      # one entry
+
+Each training runs in a process of its own (``--worker``), so NumPy's and torch's thread pools
+never share one. Both libraries get the same features (minidl.apps.digits: HTK MFCC + deltas +
+CMVN, from the feature cache), the same fixed length (98% coverage) for the CNN, the same
+architecture, optimiser (Adam 1e-3), batch size, epochs and 10% validation hold-out. Records go
+to benchmarks/results/digits.json, replacing earlier records of the same run.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "benchmarks" / "results" / "digits.json"
+
+
+def keras_cnn(frames: int, n_features: int):
+    import keras  # noqa: PLC0415
+    from keras import layers  # noqa: PLC0415
+    return keras.Sequential([
+        keras.Input((frames, n_features, 1)),
+        layers.Conv2D(32, (3, 3), padding="same", activation="relu"),
+        layers.MaxPooling2D((2, 2)),
+        layers.Conv2D(64, (3, 3), padding="same", activation="relu"),
+        layers.MaxPooling2D((2, 2)),
+        layers.Flatten(),
+        layers.Dense(128, activation="relu"),
+        layers.Dropout(0.3),
+        layers.Dense(10, activation="softmax"),
+    ])
+
+
+def worker(library: str, model: str, split: str, held_out: str | None, epochs: int, seed: int) -> dict:
+    import numpy as np  # noqa: PLC0415
+    from minidl.apps import digits  # noqa: PLC0415
+    settings = digits.TrainSettings(model=model, epochs=epochs, seed=seed, split=split, held_out=held_out)
+    features = digits.FeatureSettings()
+    record = {"name": "fsdd_digits", "library": library, "model": model, "split": split, "held_out": held_out,
+              "epochs": epochs, "seed": seed, "batch_size": settings.batch_size}
+    if library == "minidl":
+        import minidl  # noqa: PLC0415
+        metrics = digits.train(settings, ROOT / "runs" / "benchmark" / f"{model}_{split}_{held_out}_{seed}",
+                               features=features, verbose=0, progress=False)
+        record.update(version=minidl.__version__, test_accuracy=metrics["test_accuracy"],
+                      training_seconds=metrics["training_seconds"], parameters=metrics["parameters"])
+        return record
+    os.environ.setdefault("KERAS_BACKEND", "torch")
+    import keras  # noqa: PLC0415
+    import torch  # noqa: PLC0415
+    if model != "cnn":
+        raise SystemExit("the Keras comparison trains the CNN only")
+    train_x, train_y, test_x, test_y, _ = digits.load_data(settings, features, progress=False)
+    frames = digits.coverage_length([len(f) for f in train_x])
+    x = digits.fixed_length(train_x, frames)[..., None]
+    order = np.random.default_rng(seed).permutation(len(train_y))
+    cut = int(0.9 * len(order))
+    keras.utils.set_random_seed(seed)
+    net = keras_cnn(frames, features.n_features)
+    net.compile(optimizer=keras.optimizers.Adam(1e-3), loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    start = time.perf_counter()
+    net.fit(x[order[:cut]], train_y[order[:cut]], epochs=epochs, batch_size=settings.batch_size,
+            validation_data=(x[order[cut:]], train_y[order[cut:]]), verbose=0)
+    seconds = time.perf_counter() - start
+    predicted = net.predict(digits.fixed_length(test_x, frames)[..., None], verbose=0).argmax(1)
+    record.update(version=f"keras {keras.__version__}, torch {torch.__version__}",
+                  test_accuracy=float(np.mean(predicted == test_y)), training_seconds=round(seconds, 2),
+                  parameters=int(net.count_params()), torch_threads=torch.get_num_threads())
+    return record
+
+
+def run_in_subprocess(library, model, split, held_out, epochs, seed) -> dict:
+    command = [sys.executable, __file__, "--worker", library, model, split, held_out or "-", str(epochs), str(seed)]
+    done = subprocess.run(command, capture_output=True, text=True, cwd=ROOT)
+    if done.returncode != 0:
+        raise RuntimeError(f"{library} {model} {split} {held_out} failed:\n{done.stderr[-3000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def save(records: list[dict]) -> None:
+    old = json.loads(RESULTS.read_text()) if RESULTS.is_file() else []
+    key = lambda r: (r["library"], r["model"], r["split"], r["held_out"], r["seed"], r["epochs"])  # noqa: E731
+    fresh = {key(r) for r in records}
+    merged = [r for r in old if key(r) not in fresh] + records
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(json.dumps(merged, indent=1))
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--split", choices=("official", "speaker"), default="official")
+    parser.add_argument("--epochs", type=int, default=15)
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0])
+    parser.add_argument("--only", nargs="*", default=None, help="library:model entries, e.g. keras:cnn")
+    args = parser.parse_args(argv)
+    if args.split == "official":
+        entries = [("minidl", "cnn"), ("keras", "cnn"), ("minidl", "lstm"), ("minidl", "crnn")]
+        held_outs = [None]
+    else:
+        from audio.datasets import FSDD  # noqa: PLC0415
+        entries = [("minidl", "cnn"), ("keras", "cnn")]
+        held_outs = FSDD().speakers()
+    if args.only:
+        entries = [tuple(item.split(":")) for item in args.only]
+    for seed in args.seeds:
+        for library, model in entries:
+            for held_out in held_outs:
+                record = run_in_subprocess(library, model, args.split, held_out, args.epochs, seed)
+                save([record])
+                print(f"{library:7s} {model:5s} {args.split} {held_out or '':9s} seed {seed}: "
+                      f"{100 * record['test_accuracy']:.2f}% in {record['training_seconds']:.0f} s", flush=True)
+
+
+if __name__ == "__main__":
+    if len(sys.argv) > 1 and sys.argv[1] == "--worker":
+        library, model, split, held_out, epochs, seed = sys.argv[2:8]
+        print(json.dumps(worker(library, model, split, None if held_out == "-" else held_out, int(epochs), int(seed))))
+    else:
+        main()
