@@ -323,11 +323,11 @@ class LSTMFunction(_Recurrent):
         for t in range(steps):
             a = A[t]
             xp.matmul(H[t], U_step, out=recurrent)
-            a += recurrent
-            if kernel is not None:
-                kernel[0](C[t], H[t], True if keep is None else keep[t], units,
+            if kernel is not None:  # the whole step below, and a += h·U, in one CuPy kernel
+                kernel[0](C[t], H[t], True if keep is None else keep[t], units, recurrent,
                           C[t + 1], TC[t], H[t + 1], a)
                 continue
+            a += recurrent
             if halve:  # i, f, o = ½·tanh(½z) + ½ and g = tanh(z), the ½z already in a
                 xp.tanh(a, out=a)
                 sigmoid_gates = a[:, :3 * units]
@@ -471,14 +471,17 @@ class GRUFunction(_Recurrent):
         H[0] = h0
         scratch = xp.empty((batch, units), dtype=x.dtype)
         kernel = _gru_kernels(xp, self.activation, self.recurrent_activation)
+        recurrent_bias = None
+        if kernel is not None:
+            recurrent_bias = b[1] if b is not None else xp.zeros(3 * units, dtype=x.dtype)
         for t in range(steps):
             a, q, h = A[t], Q[t], H[t + 1]
             xp.matmul(H[t], U, out=q)
+            if kernel is not None:  # the whole step below, and q += b', in one CuPy kernel
+                kernel[0](H[t], True if keep is None else keep[t], units, recurrent_bias, h, a, q)
+                continue
             if b is not None:
                 q += b[1]
-            if kernel is not None:
-                kernel[0](H[t], True if keep is None else keep[t], units, q, h, a)
-                continue
             a[:, :2 * units] += q[:, :2 * units]
             _activate(xp, self.recurrent_activation, a[:, :2 * units])
             z, r, hh = a[:, :units], a[:, units:2 * units], a[:, 2 * units:]
@@ -661,10 +664,11 @@ def _fused_name(op: str, argument: str, activation) -> str:
 _KERNELS: dict = {}
 
 _LSTM_FORWARD = r"""
-    // one (row, unit) pair; gates holds z = x·W + h·U + b, internal order i, f, o, c
+    // one (row, unit) pair; z = gates (x·W + b) + rec (h·U), internal order i, f, o, c
     const ptrdiff_t row = (ptrdiff_t)(i / units) * 4 * units, j = i % units;
-    T zi = gates[row + j], zf = gates[row + units + j];
-    T zo = gates[row + 2 * units + j], zg = gates[row + 3 * units + j];
+    T zi = gates[row + j] + rec[row + j], zf = gates[row + units + j] + rec[row + units + j];
+    T zo = gates[row + 2 * units + j] + rec[row + 2 * units + j];
+    T zg = gates[row + 3 * units + j] + rec[row + 3 * units + j];
     T gi = 1 / (1 + exp(-zi)), gf = 1 / (1 + exp(-zf)), go = 1 / (1 + exp(-zo)), gg = tanh(zg);
     gates[row + j] = gi; gates[row + units + j] = gf;
     gates[row + 2 * units + j] = go; gates[row + 3 * units + j] = gg;
@@ -692,11 +696,14 @@ _LSTM_BACKWARD = r"""
 """
 
 _GRU_FORWARD = r"""
-    // gates holds the input part p = x·W + b (z, r, h), q = h·U + b'
+    // gates holds the input part p = x·W + b (z, r, h); q = h·U becomes h·U + b' (kept for backward)
     const ptrdiff_t row = (ptrdiff_t)(i / units) * 3 * units, j = i % units;
-    T z = 1 / (1 + exp(-(gates[row + j] + q[row + j])));
-    T r = 1 / (1 + exp(-(gates[row + units + j] + q[row + units + j])));
-    T hh = tanh(gates[row + 2 * units + j] + r * q[row + 2 * units + j]);
+    T qz = q[row + j] + bias_r[j], qr = q[row + units + j] + bias_r[units + j];
+    T qh = q[row + 2 * units + j] + bias_r[2 * units + j];
+    q[row + j] = qz; q[row + units + j] = qr; q[row + 2 * units + j] = qh;
+    T z = 1 / (1 + exp(-(gates[row + j] + qz)));
+    T r = 1 / (1 + exp(-(gates[row + units + j] + qr)));
+    T hh = tanh(gates[row + 2 * units + j] + r * qh);
     gates[row + j] = z; gates[row + units + j] = r; gates[row + 2 * units + j] = hh;
     h = keep ? hh + z * (h_prev - hh) : h_prev;
 """
@@ -720,7 +727,7 @@ def _lstm_kernels(xp, activation: str, recurrent_activation: str):
         return None
     if "lstm" not in _KERNELS:
         _KERNELS["lstm"] = (
-            xp.ElementwiseKernel("T c_prev, T h_prev, bool keep, int32 units",
+            xp.ElementwiseKernel("T c_prev, T h_prev, bool keep, int32 units, raw T rec",
                                  "T c, T tc, T h, raw T gates", _LSTM_FORWARD, "minidl_lstm_forward"),
             xp.ElementwiseKernel("T c_prev, T tc, T gh, bool keep, int32 units, raw T gates",
                                  "T gc, T passed, raw T dz", _LSTM_BACKWARD, "minidl_lstm_backward"))
@@ -733,8 +740,8 @@ def _gru_kernels(xp, activation: str, recurrent_activation: str):
         return None
     if "gru" not in _KERNELS:
         _KERNELS["gru"] = (
-            xp.ElementwiseKernel("T h_prev, bool keep, int32 units, raw T q",
-                                 "T h, raw T gates", _GRU_FORWARD, "minidl_gru_forward"),
+            xp.ElementwiseKernel("T h_prev, bool keep, int32 units, raw T bias_r",
+                                 "T h, raw T gates, raw T q", _GRU_FORWARD, "minidl_gru_forward"),
             xp.ElementwiseKernel("T h_prev, T gh, bool keep, int32 units, raw T gates, raw T q",
                                  "T direct, raw T dp, raw T dq", _GRU_BACKWARD, "minidl_gru_backward"))
     return _KERNELS["gru"]

@@ -213,3 +213,98 @@ def test_cupy_kernels_match_numpy(name, masked, go_backwards):
             results.append([to_numpy(out.data)] + [to_numpy(t.grad) for t in tensors])
         for got, expected in zip(results[1], results[0]):
             np.testing.assert_allclose(got, expected, rtol=tolerance, atol=tolerance)
+
+
+# --- the CuPy kernel bodies, compiled for the CPU --------------------------------------------------
+
+class _HostElementwiseKernel:
+    """cupy.ElementwiseKernel's calling rules on the CPU: the body is compiled as C++ (g++) in a
+    loop over i; non-raw arguments are broadcast and indexed by i, raw ones are flat pointers.
+    Lets a machine without a GPU check the arithmetic and indexing of the kernel bodies."""
+
+    def __init__(self, directory, in_params, out_params, body, name):
+        def parse(params):
+            return [(p.split()[-2], p.split()[-1], p.split()[0] == "raw") for p in params.split(",")]
+        self.ins, self.outs = parse(in_params), parse(out_params)
+        self.body, self.name, self.directory, self.compiled = body, name, directory, {}
+
+    def _compile(self, ctype):
+        import ctypes
+        import subprocess
+        arguments, bindings = [], []
+        for kind, name, raw in self.ins + self.outs:
+            if kind == "int32":
+                arguments.append(f"int {name}")
+                continue
+            c_type = ctype if kind == "T" else "bool"
+            arguments.append(f"{c_type}* {name}_pointer")
+            if raw:
+                bindings.append(f"{c_type}* {name} = {name}_pointer;")
+            elif (kind, name, raw) in self.outs:
+                bindings.append(f"{c_type}& {name} = {name}_pointer[i];")
+            else:
+                bindings.append(f"const {c_type} {name} = {name}_pointer[i];")
+        source = (f"#include <cmath>\nusing namespace std;\ntypedef {ctype} T;\n"
+                  f"extern \"C\" void run(long n, {', '.join(arguments)}) {{\n"
+                  f"for (long i = 0; i < n; ++i) {{\n{chr(10).join(bindings)}\n{self.body}\n}}}}\n")
+        path = self.directory / f"{self.name}_{ctype}"
+        path.with_suffix(".cpp").write_text(source)
+        subprocess.run(["g++", "-O1", "-shared", "-fPIC", str(path.with_suffix(".cpp")), "-o",
+                        str(path.with_suffix(".so"))], check=True)
+        return ctypes.CDLL(str(path.with_suffix(".so"))).run
+
+    def __call__(self, *args):
+        import ctypes
+        params = self.ins + self.outs
+        dtype = next(a.dtype for (kind, _, _), a in zip(params, args) if kind == "T" and hasattr(a, "dtype"))
+        shape = np.broadcast_shapes(*[np.shape(a) for (kind, _, raw), a in zip(params, args)
+                                      if not raw and kind != "int32"])
+        ctype = "double" if dtype == np.float64 else "float"
+        if ctype not in self.compiled:
+            self.compiled[ctype] = self._compile(ctype)
+        c_args, write_back = [], []
+        for (kind, name, raw), a in zip(params, args):
+            if kind == "int32":
+                c_args.append(ctypes.c_int(int(a)))
+                continue
+            if raw:
+                assert a.flags.c_contiguous, f"raw argument {name} must be C-contiguous"
+                buffer = a
+            else:
+                buffer = np.ascontiguousarray(np.broadcast_to(np.asarray(a, dtype=dtype if kind == "T" else bool),
+                                                              shape)).copy()
+                if (kind, name, raw) in self.outs:
+                    write_back.append((a, buffer))
+            c_args.append(buffer.ctypes.data_as(ctypes.c_void_p))
+        self.compiled[ctype](ctypes.c_long(int(np.prod(shape))), *c_args)
+        for target, buffer in write_back:
+            target[...] = buffer
+
+
+@pytest.mark.parametrize("name", ["lstm", "gru"])
+def test_cupy_kernel_bodies_compiled_for_the_cpu_match_numpy(name, tmp_path, monkeypatch):
+    import shutil
+    import types
+
+    import minidl.functional.recurrent as recurrent
+    if shutil.which("g++") is None:
+        pytest.skip("needs g++ to compile the kernel bodies for the CPU")
+    host = types.SimpleNamespace(**{k: getattr(np, k) for k in dir(np) if not k.startswith("__")})
+    host.__name__ = "cupy"  # makes the ops take their kernel path
+    host.ElementwiseKernel = lambda *args: _HostElementwiseKernel(tmp_path, *args)
+    monkeypatch.setattr(recurrent, "_KERNELS", {})
+    fused = OPS[name][0]
+    for masked, go_backwards, zero_output_for_mask in itertools.product([False, True], repeat=3):
+        for dtype, tolerance in ((np.float64, 1e-10), (np.float32, 1e-5)):
+            arrays = make_inputs(name, dtype=dtype)
+            results = []
+            for module in (np, host):
+                monkeypatch.setattr(recurrent, "get_array_module", lambda *a, m=module: m)
+                tensors = [Tensor(a.copy(), requires_grad=True) for a in arrays]
+                out = flat(fused(*tensors, mask=ragged_mask() if masked else None, go_backwards=go_backwards,
+                                 zero_output_for_mask=zero_output_for_mask))
+                out.backward(np.random.default_rng(1).normal(size=out.shape).astype(dtype))
+                results.append([out.data] + [t.grad for t in tensors])
+            for got, expected in zip(results[1], results[0]):
+                np.testing.assert_allclose(got, expected, rtol=tolerance, atol=tolerance)
+    assert name in recurrent._KERNELS  # the kernel path really ran
