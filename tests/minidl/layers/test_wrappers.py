@@ -104,3 +104,22 @@ def test_time_distributed_matches_live_keras():
     layer(Tensor(x))
     layer.set_weights(reference.get_weights())
     np.testing.assert_allclose(layer(Tensor(x)).data, expected, rtol=1e-5, atol=1e-5)
+
+
+def test_masked_bidirectional_model_trains_saves_and_loads(tmp_path):
+    models = pytest.importorskip("minidl.models")
+    saving = pytest.importorskip("minidl.saving")
+    from minidl.layers.core import Input
+    from minidl.layers.masking import Masking
+    rng = np.random.default_rng(5)
+    x = rng.normal(size=(16, 7, 3)).astype(np.float32)
+    x[:8, 5:] = 0.0  # padding that Masking turns into a mask
+    y = rng.integers(0, 3, size=16)
+    model = models.Sequential([Input((7, 3)), Masking(), Bidirectional(LSTM(4, return_sequences=True)),
+                               GRU(5), Dense(3)])
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    model.fit(x, y, epochs=1, batch_size=8, verbose=0)
+    assert model.count_params() == 2 * (3 * 16 + 4 * 16 + 16) + (8 * 15 + 5 * 15 + 2 * 15) + (5 * 3 + 3)
+    path = tmp_path / "model.npz"
+    model.save(path)
+    np.testing.assert_array_equal(saving.load_model(path).predict(x, verbose=0), model.predict(x, verbose=0))
