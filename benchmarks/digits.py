@@ -3,6 +3,8 @@
     python benchmarks/digits.py                        # official split: minidl cnn/lstm/crnn, keras cnn
     python benchmarks/digits.py --split speaker        # cnn, each speaker held out in turn, both libraries
     python benchmarks/digits.py --only minidl:cnn      # one entry
+    python benchmarks/digits.py --noise                # examples/digits_noise.py -> results/noise.json
+    python benchmarks/digits.py --ctc                  # examples/connected_digits_ctc.py -> results/connected_digits.json
 
 Each training runs in a process of its own (``--worker``), so NumPy's and torch's thread pools
 never share one. Both libraries get the same features (minidl.apps.digits: HTK MFCC + deltas +
@@ -95,13 +97,48 @@ def save(records: list[dict]) -> None:
     RESULTS.write_text(json.dumps(merged, indent=1))
 
 
+def run_example(script: str, out: Path, *options: str) -> None:
+    """Run one example in a process of its own; its own JSON lands in ``out``."""
+    done = subprocess.run([sys.executable, str(ROOT / "examples" / script), "--out", str(out), *options],
+                          capture_output=True, text=True, cwd=ROOT)
+    if done.returncode != 0:
+        raise RuntimeError(f"{script} failed:\n{done.stderr[-3000:]}")
+    print(done.stdout.strip())
+
+
+def noise() -> None:
+    out = ROOT / "runs" / "benchmark" / "noise"
+    run_example("digits_noise.py", out, "--verbose", "0")
+    (RESULTS.parent / "noise.json").write_text(json.dumps([json.loads((out / "noise.json").read_text())], indent=1))
+
+
+def ctc() -> None:
+    out = ROOT / "runs" / "benchmark" / "connected_digits_ctc"
+    run_example("connected_digits_ctc.py", out)
+    metrics = json.loads((out / "metrics.json").read_text())
+    test = metrics["test"]
+    record = {"name": "connected_digits_ctc", "library": "minidl", "split": metrics.get("split"),
+              "greedy_wer": test["greedy"]["wer"], "greedy_sequence_accuracy": test["greedy"]["sequence_accuracy"],
+              "beam_wer": test["beam"]["wer"], "beam_sequence_accuracy": test["beam"]["sequence_accuracy"],
+              "beam_width": test.get("beam_width"), "test_utterances": test.get("utterances"),
+              "test_digits": test.get("digits"), "epochs": metrics["epochs"],
+              "training_seconds": metrics["training_seconds"], "parameters": metrics.get("parameters")}
+    (RESULTS.parent / "connected_digits.json").write_text(json.dumps([record], indent=1))
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--noise", action="store_true", help="run the noise-robustness story instead")
+    parser.add_argument("--ctc", action="store_true", help="run the connected-digit CTC story instead")
     parser.add_argument("--split", choices=("official", "speaker"), default="official")
     parser.add_argument("--epochs", type=int, default=15)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
     parser.add_argument("--only", nargs="*", default=None, help="library:model entries, e.g. keras:cnn")
     args = parser.parse_args(argv)
+    if args.noise:
+        return noise()
+    if args.ctc:
+        return ctc()
     if args.split == "official":
         entries = [("minidl", "cnn"), ("keras", "cnn"), ("minidl", "lstm"), ("minidl", "crnn")]
         held_outs = [None]

@@ -78,7 +78,7 @@ class Layer:
     def add_weight(self, name: str, shape: tuple, initializer="glorot_uniform", trainable: bool = True,
                    regularizer=None) -> Tensor:
         """Create a weight, drawn by ``initializer`` from minidl's generator, on the active backend."""
-        value = np.asarray(initializers.get(initializer)(tuple(shape)), dtype=self.dtype)
+        value = np.ascontiguousarray(initializers.get(initializer)(tuple(shape)), dtype=self.dtype)
         data = backend.xp_default().asarray(value)
         weight = Tensor(data, requires_grad=trainable, name=f"{self.name}/{name}")
         weight.trainable = trainable

@@ -1,0 +1,172 @@
+"""Write the README's results section from the benchmark JSON (benchmarks/results/*.json).
+
+    python benchmarks/summary.py            # rewrites the part of README.md between the results markers
+    python benchmarks/summary.py --print    # prints it instead
+
+Every figure in the section comes from a record in benchmarks/results/, produced by the
+benchmark named beside its table; nothing here is typed in by hand.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "benchmarks" / "results"
+README = ROOT / "README.md"
+BEGIN, END = "<!-- results:begin -->", "<!-- results:end -->"
+
+
+def records(name: str) -> list[dict]:
+    path = RESULTS / f"{name}.json"
+    if not path.is_file():
+        return []
+    data = json.loads(path.read_text())
+    return data.get("records", [data]) if isinstance(data, dict) else data
+
+
+def pick(rows: list[dict], **match) -> dict | None:
+    """The last record matching every key (later runs are appended after earlier ones)."""
+    found = [r for r in rows if all(str(r.get(k)) == str(v) for k, v in match.items())]
+    return found[-1] if found else None
+
+
+def ms(seconds) -> str:
+    if seconds is None:
+        return "–"
+    return f"{seconds * 1e6:.1f} µs" if seconds < 1e-3 else f"{seconds * 1e3:.1f} ms" if seconds < 1 else f"{seconds:.1f} s"
+
+
+def pct(value) -> str:
+    return "–" if value is None else f"{100 * value:.1f}%"
+
+
+def digits_section() -> list[str]:
+    rows = records("digits")
+    if not rows:
+        return []
+    out = ["### Spoken digits (FSDD)", "",
+           "`python benchmarks/digits.py` (official split) and `python benchmarks/digits.py --split speaker` "
+           "→ `benchmarks/results/digits.json`. Same features (HTK MFCC + deltas, standardised), same "
+           "architecture, Adam 1e-3, batch 32, 15 epochs; each training in its own process on 2 CPU cores.", "",
+           "| model | library | split | test accuracy | training time |", "|---|---|---|---|---|"]
+    for r in rows:
+        if r["split"] == "official":
+            out.append(f"| {r['model']} | {r['library']} | official (300 test files) | {pct(r['test_accuracy'])} | "
+                       f"{r['training_seconds']:.0f} s |")
+    for library in ("minidl", "keras"):
+        speaker = [r for r in rows if r["split"] == "speaker" and r["library"] == library and r["model"] == "cnn"]
+        if speaker:
+            accuracies = {r["held_out"]: r["test_accuracy"] for r in speaker}
+            worst = min(accuracies, key=accuracies.get)
+            out.append(f"| cnn | {library} | each speaker held out in turn ({len(accuracies)}) | mean "
+                       f"{pct(statistics.mean(accuracies.values()))}, worst {pct(accuracies[worst])} ({worst}) | "
+                       f"{sum(r['training_seconds'] for r in speaker):.0f} s in all |")
+    out.append("")
+    speaker = [r for r in rows if r["split"] == "speaker"]
+    if speaker:
+        names = sorted({r["held_out"] for r in speaker})
+        out += ["Held-out speaker, test accuracy:", "",
+                "| library | " + " | ".join(names) + " |", "|---" * (len(names) + 1) + "|"]
+        for library in ("minidl", "keras"):
+            by = {r["held_out"]: r["test_accuracy"] for r in speaker if r["library"] == library}
+            if by:
+                out.append(f"| {library} | " + " | ".join(pct(by.get(n)) for n in names) + " |")
+        out.append("")
+    return out
+
+
+def noise_section() -> list[str]:
+    rows = records("noise")
+    if not rows:
+        return []
+    table = rows[-1]["conditions"]
+    snrs = [("clean" if p["clean"] else f"{p['snr_db']} dB") for p in next(iter(table.values()))]
+    out = ["### Noise", "", "`python benchmarks/digits.py --noise` (runs `examples/digits_noise.py`) → "
+           "`benchmarks/results/noise.json`: the CNN on the 300 official test files with white noise added.", "",
+           "| trained / test-time processing | " + " | ".join(snrs) + " |", "|---" * (len(snrs) + 1) + "|"]
+    for name, points in table.items():
+        out.append(f"| {name} | " + " | ".join(pct(p["accuracy"]) for p in points) + " |")
+    return out + [""]
+
+
+def ctc_section() -> list[str]:
+    rows = records("connected_digits")
+    if not rows:
+        return []
+    r = rows[-1]
+    return ["### Connected digits (CTC)", "",
+            "`python benchmarks/digits.py --ctc` (runs `examples/connected_digits_ctc.py`) → "
+            "`benchmarks/results/connected_digits.json`: strings of 2-7 digits from the official test takes.", "",
+            "| decoder | digit error rate | strings entirely right |", "|---|---|---|",
+            f"| greedy | {pct(r['greedy_wer'])} | {pct(r['greedy_sequence_accuracy'])} |",
+            f"| beam search ({r.get('beam_width', 8)}) | {pct(r['beam_wer'])} | {pct(r['beam_sequence_accuracy'])} |",
+            "", f"Training: {r['epochs']} epochs, {r['training_seconds']:.0f} s on 2 CPU cores.", ""]
+
+
+SPEED = [  # (file, record name, extra match, what)
+    ("engine", "op/add", {}, "one add, forward + backward (4×4)"),
+    ("engine", "mlp_step", {}, "MLP 784-256-256-10 step, batch 128, Adam"),
+    ("conv", "conv/cnn2d", {}, "CNN step (2 conv blocks), batch 32 of 40×40×1"),
+    ("conv", "conv/conv1d", {}, "Conv1D(64, 5) step, (32, 50, 13)"),
+    ("recurrent", "recurrent/lstm", {}, "LSTM(128) step, (32, 50, 13)"),
+    ("recurrent", "recurrent/gru", {}, "GRU(128) step, (32, 50, 13)"),
+    ("ctc", "ctc_loss_forward_backward", {"dtype": "float32"}, "CTC loss fwd + bwd, 32×200×11"),
+]
+
+
+def speed_section() -> list[str]:
+    out = ["### Speed (CPU, 2 cores)", "",
+           "Median step time; each library in its own process, same machine, same run. Commands: "
+           "`python benchmarks/engine.py`, `conv.py`, `recurrent.py`, `ctc.py` (then this script).", "",
+           "| what | minidl | PyTorch | Keras (torch backend) | minidl / PyTorch |", "|---|---|---|---|---|"]
+    for file, name, match, what in SPEED:
+        rows = records(file)
+        got = {lib: pick(rows, name=name, library=lib, **match) for lib in ("minidl", "torch", "keras")}
+        if not got["minidl"]:
+            continue
+        t = {lib: (r or {}).get("median_seconds") for lib, r in got.items()}
+        ratio = f"{t['minidl'] / t['torch']:.2f}×" if t["minidl"] and t["torch"] else "–"
+        out.append(f"| {what} | {ms(t['minidl'])} | {ms(t['torch'])} | {ms(t['keras'])} | {ratio} |")
+    mfcc = records("mfcc")
+    if mfcc:
+        rate = {r["name"]: r.get("files_per_second") for r in mfcc}
+        out += ["", "MFCC over the 3,000 FSDD files, decoding excluded (`python benchmarks/mfcc.py`):", "",
+                "| | files per second |", "|---|---|"]
+        for name, label in (("audio_htk_per_file", "minidl `audio`, HTK preset, per file"),
+                            ("audio_htk_batched", "minidl `audio`, HTK preset, batched"),
+                            ("python_speech_features", "python_speech_features"),
+                            ("audio_librosa_per_file", "minidl `audio`, librosa preset, per file"),
+                            ("librosa", "librosa")):
+            if rate.get(name):
+                out.append(f"| {label} | {rate[name]:,.0f} |")
+    return out + [""]
+
+
+def section() -> str:
+    lines = [BEGIN, "## Results", "",
+             "Generated by `python benchmarks/summary.py` from `benchmarks/results/*.json`; every "
+             "figure was measured on this project's 2-core CPU machines.", ""]
+    lines += digits_section() + noise_section() + ctc_section() + speed_section()
+    lines.append(END)
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--print", action="store_true")
+    args = parser.parse_args()
+    text = section()
+    if args.print:
+        print(text)
+        return
+    readme = README.read_text()
+    start, end = readme.index(BEGIN), readme.index(END) + len(END)
+    README.write_text(readme[:start] + text + readme[end:])
+    print(f"updated {README}")
+
+
+if __name__ == "__main__":
+    main()
