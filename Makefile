@@ -32,7 +32,7 @@ $(VENV)/.reference: $(VENV)/.test
 venv: $(VENV)/.core
 
 demo: $(VENV)/.core
-	$(BIN)/python examples/digits_cnn.py --split official --epochs 15 --out runs/demo
+	$(BIN)/python examples/digits_cnn.py --split official --epochs 25 --out runs/demo
 
 spiral: $(VENV)/.core
 	$(BIN)/python examples/spiral.py

@@ -9,7 +9,8 @@
 Each training runs in a process of its own (``--worker``), so NumPy's and torch's thread pools
 never share one. Both libraries get the same features (minidl.apps.digits: HTK MFCC + deltas +
 CMVN, from the feature cache), the same fixed length (98% coverage) for the CNN, the same
-architecture, optimiser (Adam 1e-3), batch size, epochs and 10% validation hold-out. Records go
+architecture, optimiser (Adam 1e-3), batch size, epochs (each model's default: CNN 25, LSTM and
+CRNN 15) and 10% validation hold-out. Records go
 to benchmarks/results/digits.json, replacing earlier records of the same run.
 """
 from __future__ import annotations
@@ -131,7 +132,7 @@ def main(argv=None) -> None:
     parser.add_argument("--noise", action="store_true", help="run the noise-robustness story instead")
     parser.add_argument("--ctc", action="store_true", help="run the connected-digit CTC story instead")
     parser.add_argument("--split", choices=("official", "speaker"), default="official")
-    parser.add_argument("--epochs", type=int, default=15)
+    parser.add_argument("--epochs", type=int, default=None, help="default: each model's, digits.DEFAULT_EPOCHS")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
     parser.add_argument("--only", nargs="*", default=None, help="library:model entries, e.g. keras:cnn")
     args = parser.parse_args(argv)
@@ -151,7 +152,9 @@ def main(argv=None) -> None:
     for seed in args.seeds:
         for library, model in entries:
             for held_out in held_outs:
-                record = run_in_subprocess(library, model, args.split, held_out, args.epochs, seed)
+                from minidl.apps.digits import DEFAULT_EPOCHS  # noqa: PLC0415
+                epochs = args.epochs or DEFAULT_EPOCHS[model]
+                record = run_in_subprocess(library, model, args.split, held_out, epochs, seed)
                 save([record])
                 print(f"{library:7s} {model:5s} {args.split} {held_out or '':9s} seed {seed}: "
                       f"{100 * record['test_accuracy']:.2f}% in {record['training_seconds']:.0f} s", flush=True)

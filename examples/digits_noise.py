@@ -7,7 +7,7 @@
    (and clean), with and without audio.denoise.spectral_subtraction before the features.
 3. Write noise.json (accuracy per condition) and noise.png (accuracy against SNR).
 
-    python examples/digits_noise.py --epochs 15 --out runs/digits_noise
+    python examples/digits_noise.py --epochs 25 --out runs/digits_noise
 """
 from __future__ import annotations
 
@@ -44,7 +44,7 @@ def noisy_accuracy(recogniser: digits.Recogniser, signals, labels, snr_db, denoi
 
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--epochs", type=int, default=15)
+    parser.add_argument("--epochs", type=int, default=25)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--backend", choices=("numpy", "cupy"), default="numpy")
     parser.add_argument("--out", default="runs/digits_noise")

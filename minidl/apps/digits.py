@@ -519,7 +519,7 @@ def add_training_options(parser: argparse.ArgumentParser, model_default: str | N
     parser.add_argument("--verbose", type=int, default=1)
 
 
-DEFAULT_EPOCHS = {"cnn": 15, "lstm": 15, "crnn": 15}
+DEFAULT_EPOCHS = {"cnn": 25, "lstm": 15, "crnn": 15}  # measured: the CNN gains a point from 15 to 25
 
 
 def run_training(args, story: str) -> list[dict]:

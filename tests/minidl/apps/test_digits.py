@@ -116,5 +116,5 @@ def test_demo_settings_are_the_documented_ones():
     makefile = (pathlib.Path(__file__).parents[3] / "Makefile").read_text()
     readme = (pathlib.Path(__file__).parents[3] / "README.md").read_text()
     demo = next(line for line in makefile.splitlines() if "examples/digits_cnn.py" in line)
-    assert "--epochs 15" in demo and "--split official" in demo
-    assert "--epochs 15" in readme and digits.DEFAULT_EPOCHS["cnn"] == 15
+    assert "--epochs 25" in demo and "--split official" in demo
+    assert "--epochs 25" in readme and digits.DEFAULT_EPOCHS["cnn"] == 25
