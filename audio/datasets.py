@@ -347,4 +347,4 @@ def _write_atomically(path: Path, data: bytes) -> None:
 
 
 # Connected-digit utterances are built from FSDD; imported last because that module imports this one.
-from audio.connected_digits import ConnectedDigits  # noqa: E402
+from audio.connected_digits import ConnectedDigits  # noqa: E402,F401 (re-exported)

@@ -23,8 +23,9 @@ import resource
 import statistics
 import subprocess
 import sys
-import time
 from pathlib import Path
+
+from _timing import time_steps  # benchmarks/ is the script's folder, first on sys.path
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results" / "conv.json"
@@ -38,17 +39,6 @@ def _data(model: str):
     x = rng.normal(size=SHAPES[model]).astype("float32")
     y = rng.integers(0, 10, size=SHAPES[model][0])
     return x, y
-
-
-def _time(step, repeats: int, warmup: int = 3) -> list[float]:
-    for _ in range(warmup):
-        step()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        step()
-        times.append(time.perf_counter() - start)
-    return times
 
 
 # --- one library per process -----------------------------------------------------------------------
@@ -101,7 +91,7 @@ def run_minidl(model: str, repeats: int, device: str) -> dict:
             import cupy
             cupy.cuda.Stream.null.synchronize()
 
-    times = _time(step, repeats)
+    times = time_steps(step, repeats)[0]
     conv_module.im2col = counting_im2col
     tracemalloc.start()
     step()
@@ -137,7 +127,7 @@ def run_torch(model: str, repeats: int, device: str) -> dict:
         if dev == "cuda":
             torch.cuda.synchronize()
 
-    return {"version": torch.__version__, "times": _time(step, repeats),
+    return {"version": torch.__version__, "times": time_steps(step, repeats)[0],
             "threads": torch.get_num_threads()}
 
 
@@ -154,7 +144,7 @@ def run_keras(model: str, repeats: int, device: str) -> dict:
                                 keras.layers.GlobalAveragePooling1D(), keras.layers.Dense(10)])
     net.compile(keras.optimizers.Adam(1e-3), keras.losses.SparseCategoricalCrossentropy(from_logits=True))
     x, y = _data(model)
-    return {"version": keras.__version__, "times": _time(lambda: net.train_on_batch(x, y), repeats)}
+    return {"version": keras.__version__, "times": time_steps(lambda: net.train_on_batch(x, y), repeats)[0]}
 
 
 WORKERS = {"minidl": run_minidl, "torch": run_torch, "keras": run_keras}

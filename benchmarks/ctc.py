@@ -19,9 +19,10 @@ import platform
 import resource
 import subprocess
 import sys
-import time
 
 import numpy as np
+
+from _timing import time_steps  # benchmarks/ is the script's folder, first on sys.path
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RESULTS = os.path.join(ROOT, "benchmarks", "results", "ctc.json")
@@ -67,13 +68,7 @@ def torch_step(dtype: str):
 
 def worker(library: str, dtype: str, repeats: int, warmup: int) -> dict:
     step, version, detail = {"minidl": minidl_step, "torch": torch_step}[library](dtype)
-    for _ in range(warmup):
-        step()
-    seconds = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        step()
-        seconds.append(time.perf_counter() - start)
+    seconds = time_steps(step, repeats, warmup)[0]
     return {
         "name": "ctc_loss_forward_backward", "library": library, "version": version,
         "detail": detail, "device": f"cpu ({platform.processor() or platform.machine()}, "

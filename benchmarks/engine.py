@@ -32,6 +32,8 @@ import sys
 import time
 from pathlib import Path
 
+from _timing import time_steps  # benchmarks/ is the script's folder, first on sys.path
+
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results" / "engine.json"
 OPS = ("add", "mul", "matmul", "tanh")
@@ -39,17 +41,6 @@ OP_SHAPE = (4, 4)
 OP_LOOPS = 2000          # ops per timed repeat: one op is a few microseconds
 MLP = {"batch": 128, "features": 784, "hidden": [256, 256], "classes": 10}
 BENCHMARKS = {"op": ("minidl", "torch"), "mlp_step": ("minidl", "torch", "keras")}
-
-
-def _time(step, repeats: int, warmup: int = 5) -> list[float]:
-    for _ in range(warmup):
-        step()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        step()
-        times.append(time.perf_counter() - start)
-    return times
 
 
 def _mlp_data():
@@ -82,7 +73,7 @@ def minidl_ops(repeats: int) -> dict:
                 op().backward(gy)
                 a.grad = b.grad = None
 
-        out[name] = [t / OP_LOOPS for t in _time(loop, repeats, warmup=1)]
+        out[name] = [t / OP_LOOPS for t in time_steps(loop, repeats, warmup=1)[0]]
     return {"version": dl.__version__, "detail": f"numpy {np.__version__}", "times": out}
 
 
@@ -114,7 +105,7 @@ def minidl_mlp(repeats: int) -> dict:
         loss.backward()
         optimizer.apply(params)
 
-    times = _time(step, repeats)
+    times = time_steps(step, repeats, warmup=5)[0]
     parts = {"forward": [], "backward": [], "optimizer": []}
     for _ in range(repeats):
         t0 = time.perf_counter()
@@ -150,7 +141,7 @@ def torch_ops(repeats: int) -> dict:
                 op().backward(gy)
                 a.grad = b.grad = None
 
-        out[name] = [t / OP_LOOPS for t in _time(loop, repeats, warmup=1)]
+        out[name] = [t / OP_LOOPS for t in time_steps(loop, repeats, warmup=1)[0]]
     return {"version": torch.__version__, "detail": f"threads {torch.get_num_threads()}", "times": out}
 
 
@@ -174,7 +165,7 @@ def torch_mlp(repeats: int) -> dict:
         optimizer.step()
 
     return {"version": torch.__version__, "detail": f"threads {torch.get_num_threads()}",
-            "times": _time(step, repeats)}
+            "times": time_steps(step, repeats, warmup=5)[0]}
 
 
 # --- keras ----------------------------------------------------------------------------------------
@@ -189,7 +180,7 @@ def keras_mlp(repeats: int) -> dict:
     net.compile(keras.optimizers.Adam(1e-3), keras.losses.SparseCategoricalCrossentropy(from_logits=True))
     x, y = _mlp_data()
     return {"version": keras.__version__, "detail": "torch backend, train_on_batch",
-            "times": _time(lambda: net.train_on_batch(x, y), repeats)}
+            "times": time_steps(lambda: net.train_on_batch(x, y), repeats, warmup=5)[0]}
 
 
 WORKERS = {("op", "minidl"): minidl_ops, ("op", "torch"): torch_ops, ("mlp_step", "minidl"): minidl_mlp,

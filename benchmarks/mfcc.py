@@ -75,7 +75,6 @@ def _batches(signals: list[np.ndarray]) -> list[tuple[np.ndarray, list[int]]]:
 def _feature_function(name: str):
     """(library, version, per-file function or None, batched function or None)."""
     if name.startswith("audio_"):
-        import audio
         from audio.features import mfcc
         preset = "htk" if "_htk_" in name else "librosa"
 

@@ -30,8 +30,9 @@ import resource
 import statistics
 import subprocess
 import sys
-import time
 from pathlib import Path
+
+from _timing import time_steps  # benchmarks/ is the script's folder, first on sys.path
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results" / "recurrent.json"
@@ -46,19 +47,6 @@ def _data(model: str):
     x = rng.normal(size=(BATCH, MODELS[model][1], FEATURES)).astype("float32")
     y = rng.integers(0, CLASSES, size=BATCH)
     return x, y
-
-
-def _time(step, repeats: int, warmup: int = 3) -> tuple[list[float], list[float]]:
-    """Wall-clock and CPU seconds (all threads of this process) of each repeat."""
-    for _ in range(warmup):
-        step()
-    times, cpu_times = [], []
-    for _ in range(repeats):
-        start, cpu_start = time.perf_counter(), time.process_time()
-        step()
-        times.append(time.perf_counter() - start)
-        cpu_times.append(time.process_time() - cpu_start)
-    return times, cpu_times
 
 
 # --- one library per process -----------------------------------------------------------------------
@@ -98,7 +86,7 @@ def run_minidl(model: str, repeats: int, device: str) -> dict:
             import cupy
             cupy.cuda.Stream.null.synchronize()
 
-    times, cpu_times = _time(step, repeats, warmup=1 if model == "lstm_1000" else 3)
+    times, cpu_times = time_steps(step, repeats, warmup=1 if model == "lstm_1000" else 3)
     tracemalloc.start()
     step()
     peak = tracemalloc.get_traced_memory()[1] if device == "cpu" else None
@@ -125,7 +113,7 @@ def run_torch(model: str, repeats: int, device: str) -> dict:
         if dev == "cuda":
             torch.cuda.synchronize()
 
-    times, cpu_times = _time(step, repeats, warmup=1 if model == "lstm_1000" else 3)
+    times, cpu_times = time_steps(step, repeats, warmup=1 if model == "lstm_1000" else 3)
     return {"version": torch.__version__, "times": times, "cpu_times": cpu_times,
             "torch_threads": torch.get_num_threads()}
 
@@ -139,7 +127,7 @@ def run_keras(model: str, repeats: int, device: str) -> dict:
                             keras.layers.Dense(CLASSES)])
     net.compile(keras.optimizers.Adam(1e-3), keras.losses.SparseCategoricalCrossentropy(from_logits=True))
     x, y = _data(model)
-    times, cpu_times = _time(lambda: net.train_on_batch(x, y), repeats, warmup=1 if model == "lstm_1000" else 3)
+    times, cpu_times = time_steps(lambda: net.train_on_batch(x, y), repeats, warmup=1 if model == "lstm_1000" else 3)
     return {"version": keras.__version__, "times": times, "cpu_times": cpu_times}
 
 

@@ -23,7 +23,6 @@ from minidl import optimizers
 from minidl.data import Sequence, batch_indices
 from minidl.function import no_grad
 from minidl.layers.base import Layer, unique_name
-from minidl.layers.core import InputLayer
 from minidl.tensor import Tensor
 
 

@@ -28,7 +28,7 @@ first use). The primitive-op reference cells that these ops are tested against l
 """
 from __future__ import annotations
 
-from minidl.backend import Array, get_array_module, is_cupy_array
+from minidl.backend import Array, get_array_module
 from minidl.function import Function
 from minidl.tensor import Tensor, as_tensor
 
