@@ -78,7 +78,8 @@ class Layer:
     def add_weight(self, name: str, shape: tuple, initializer="glorot_uniform", trainable: bool = True,
                    regularizer=None) -> Tensor:
         """Create a weight, drawn by ``initializer`` from minidl's generator, on the active backend."""
-        value = np.ascontiguousarray(initializers.get(initializer)(tuple(shape)), dtype=self.dtype)
+        # C order: orthogonal() returns a transposed view (asarray keeps 0-d shapes; ascontiguousarray would not)
+        value = np.asarray(initializers.get(initializer)(tuple(shape)), dtype=self.dtype, order="C")
         data = backend.xp_default().asarray(value)
         weight = Tensor(data, requires_grad=trainable, name=f"{self.name}/{name}")
         weight.trainable = trainable

@@ -118,3 +118,16 @@ def test_demo_settings_are_the_documented_ones():
     demo = next(line for line in makefile.splitlines() if "examples/digits_cnn.py" in line)
     assert "--epochs 25" in demo and "--split official" in demo
     assert "--epochs 25" in readme and digits.DEFAULT_EPOCHS["cnn"] == 25
+
+
+def test_same_seed_gives_the_same_model_and_accuracy(fake_data, tmp_path):
+    import minidl as dl
+    runs = []
+    for name in ("a", "b"):
+        digits.main(["train", "--model", "cnn", "--epochs", "1", "--seed", "3", "--data", str(fake_data),
+                     "--out", str(tmp_path / name), "--verbose", "0"])
+        runs.append((json.loads((tmp_path / name / "metrics.json").read_text())["test_accuracy"],
+                     dl.load_model(tmp_path / name / "model.npz").get_weights()))
+    assert runs[0][0] == runs[1][0]
+    for first, second in zip(runs[0][1], runs[1][1]):
+        np.testing.assert_array_equal(first, second)
