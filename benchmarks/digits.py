@@ -27,11 +27,16 @@ ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results" / "digits.json"
 
 
-def keras_cnn(frames: int, n_features: int):
+def keras_cnn(frames: int, n_features: int, train_frames):
+    """minidl.apps.digits.build_cnn, layer for layer, in Keras (its Normalization adapted alike)."""
     import keras  # noqa: PLC0415
     from keras import layers  # noqa: PLC0415
+    normalization = layers.Normalization(axis=-1)
+    normalization.adapt(train_frames)
     return keras.Sequential([
-        keras.Input((frames, n_features, 1)),
+        keras.Input((frames, n_features)),
+        normalization,
+        layers.Reshape((frames, n_features, 1)),
         layers.Conv2D(32, (3, 3), padding="same", activation="relu"),
         layers.MaxPooling2D((2, 2)),
         layers.Conv2D(64, (3, 3), padding="same", activation="relu"),
@@ -64,17 +69,17 @@ def worker(library: str, model: str, split: str, held_out: str | None, epochs: i
         raise SystemExit("the Keras comparison trains the CNN only")
     train_x, train_y, test_x, test_y, _ = digits.load_data(settings, features, progress=False)
     frames = digits.coverage_length([len(f) for f in train_x])
-    x = digits.fixed_length(train_x, frames)[..., None]
+    x = digits.fixed_length(train_x, frames)
     order = np.random.default_rng(seed).permutation(len(train_y))
     cut = int(0.9 * len(order))
     keras.utils.set_random_seed(seed)
-    net = keras_cnn(frames, features.n_features)
+    net = keras_cnn(frames, features.n_features, np.concatenate(train_x)[None])
     net.compile(optimizer=keras.optimizers.Adam(1e-3), loss="sparse_categorical_crossentropy", metrics=["accuracy"])
     start = time.perf_counter()
     net.fit(x[order[:cut]], train_y[order[:cut]], epochs=epochs, batch_size=settings.batch_size,
             validation_data=(x[order[cut:]], train_y[order[cut:]]), verbose=0)
     seconds = time.perf_counter() - start
-    predicted = net.predict(digits.fixed_length(test_x, frames)[..., None], verbose=0).argmax(1)
+    predicted = net.predict(digits.fixed_length(test_x, frames), verbose=0).argmax(1)
     record.update(version=f"keras {keras.__version__}, torch {torch.__version__}",
                   test_accuracy=float(np.mean(predicted == test_y)), training_seconds=round(seconds, 2),
                   parameters=int(net.count_params()), torch_threads=torch.get_num_threads())
