@@ -3,6 +3,7 @@
     python benchmarks/digits.py                        # official split: minidl cnn/lstm/crnn, keras cnn
     python benchmarks/digits.py --split speaker        # cnn, each speaker held out in turn, both libraries
     python benchmarks/digits.py --only minidl:cnn      # one entry
+    python benchmarks/digits.py --split speaker --only minidl:crnn --augment   # with augmentation
     python benchmarks/digits.py --noise                # examples/digits_noise.py -> results/noise.json
     python benchmarks/digits.py --ctc                  # examples/connected_digits_ctc.py -> results/connected_digits.json
 
@@ -48,13 +49,15 @@ def keras_cnn(frames: int, n_features: int, train_frames):
     ])
 
 
-def worker(library: str, model: str, split: str, held_out: str | None, epochs: int, seed: int) -> dict:
+def worker(library: str, model: str, split: str, held_out: str | None, epochs: int, seed: int,
+           augment: bool = False) -> dict:
     import numpy as np  # noqa: PLC0415
     from minidl.apps import digits  # noqa: PLC0415
-    settings = digits.TrainSettings(model=model, epochs=epochs, seed=seed, split=split, held_out=held_out)
+    settings = digits.TrainSettings(model=model, epochs=epochs, seed=seed, split=split, held_out=held_out,
+                                    augment=augment)
     features = digits.FeatureSettings()
     record = {"name": "fsdd_digits", "library": library, "model": model, "split": split, "held_out": held_out,
-              "epochs": epochs, "seed": seed, "batch_size": settings.batch_size}
+              "epochs": epochs, "seed": seed, "batch_size": settings.batch_size, "augment": augment}
     if library == "minidl":
         import minidl  # noqa: PLC0415
         metrics = digits.train(settings, ROOT / "runs" / "benchmark" / f"{model}_{split}_{held_out}_{seed}",
@@ -65,8 +68,8 @@ def worker(library: str, model: str, split: str, held_out: str | None, epochs: i
     os.environ.setdefault("KERAS_BACKEND", "torch")
     import keras  # noqa: PLC0415
     import torch  # noqa: PLC0415
-    if model != "cnn":
-        raise SystemExit("the Keras comparison trains the CNN only")
+    if model != "cnn" or augment:
+        raise SystemExit("the Keras comparison trains the CNN only, without augmentation")
     train_x, train_y, test_x, test_y, _ = digits.load_data(settings, features, progress=False)
     frames = digits.coverage_length([len(f) for f in train_x])
     x = digits.fixed_length(train_x, frames)
@@ -86,8 +89,9 @@ def worker(library: str, model: str, split: str, held_out: str | None, epochs: i
     return record
 
 
-def run_in_subprocess(library, model, split, held_out, epochs, seed) -> dict:
-    command = [sys.executable, __file__, "--worker", library, model, split, held_out or "-", str(epochs), str(seed)]
+def run_in_subprocess(library, model, split, held_out, epochs, seed, augment=False) -> dict:
+    command = [sys.executable, __file__, "--worker", library, model, split, held_out or "-", str(epochs), str(seed),
+               "augment" if augment else "plain"]
     done = subprocess.run(command, capture_output=True, text=True, cwd=ROOT)
     if done.returncode != 0:
         raise RuntimeError(f"{library} {model} {split} {held_out} failed:\n{done.stderr[-3000:]}")
@@ -96,7 +100,8 @@ def run_in_subprocess(library, model, split, held_out, epochs, seed) -> dict:
 
 def save(records: list[dict]) -> None:
     old = json.loads(RESULTS.read_text()) if RESULTS.is_file() else []
-    key = lambda r: (r["library"], r["model"], r["split"], r["held_out"], r["seed"], r["epochs"])  # noqa: E731
+    key = lambda r: (r["library"], r["model"], r["split"], r["held_out"], r["seed"], r["epochs"],  # noqa: E731
+                     r.get("augment", False))
     fresh = {key(r) for r in records}
     merged = [r for r in old if key(r) not in fresh] + records
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
@@ -140,6 +145,7 @@ def main(argv=None) -> None:
     parser.add_argument("--epochs", type=int, default=None, help="default: each model's, digits.DEFAULT_EPOCHS")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
     parser.add_argument("--only", nargs="*", default=None, help="library:model entries, e.g. keras:cnn")
+    parser.add_argument("--augment", action="store_true", help="train minidl with noisy, speed-perturbed copies")
     args = parser.parse_args(argv)
     if args.noise:
         return noise()
@@ -159,15 +165,17 @@ def main(argv=None) -> None:
             for held_out in held_outs:
                 from minidl.apps.digits import DEFAULT_EPOCHS  # noqa: PLC0415
                 epochs = args.epochs or DEFAULT_EPOCHS[model]
-                record = run_in_subprocess(library, model, args.split, held_out, epochs, seed)
+                record = run_in_subprocess(library, model, args.split, held_out, epochs, seed, args.augment)
                 save([record])
-                print(f"{library:7s} {model:5s} {args.split} {held_out or '':9s} seed {seed}: "
+                print(f"{library:7s} {model:5s} {args.split} {held_out or '':9s} seed {seed}"
+                      f"{' augmented' if args.augment else ''}: "
                       f"{100 * record['test_accuracy']:.2f}% in {record['training_seconds']:.0f} s", flush=True)
 
 
 if __name__ == "__main__":
     if len(sys.argv) > 1 and sys.argv[1] == "--worker":
-        library, model, split, held_out, epochs, seed = sys.argv[2:8]
-        print(json.dumps(worker(library, model, split, None if held_out == "-" else held_out, int(epochs), int(seed))))
+        library, model, split, held_out, epochs, seed, augment = sys.argv[2:9]
+        print(json.dumps(worker(library, model, split, None if held_out == "-" else held_out, int(epochs), int(seed),
+                                augment == "augment")))
     else:
         main()

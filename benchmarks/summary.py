@@ -53,28 +53,28 @@ def digits_section() -> list[str]:
            "architecture, Adam 1e-3, batch 32, 25 epochs for the CNN and 15 for the others; each training in its own process on 2 CPU cores.", "",
            "| model | library | split | test accuracy | training time |", "|---|---|---|---|---|"]
     for r in rows:
-        if r["split"] == "official":
+        if r["split"] == "official" and not r.get("augment"):
             out.append(f"| {r['model']} | {r['library']} | official (300 test files) | {pct(r['test_accuracy'])} | "
                        f"{r['training_seconds']:.0f} s |")
-    for library in ("minidl", "keras"):
-        speaker = [r for r in rows if r["split"] == "speaker" and r["library"] == library and r["model"] == "cnn"]
-        if speaker:
-            accuracies = {r["held_out"]: r["test_accuracy"] for r in speaker}
-            worst = min(accuracies, key=accuracies.get)
-            out.append(f"| cnn | {library} | each speaker held out in turn ({len(accuracies)}) | mean "
-                       f"{pct(statistics.mean(accuracies.values()))}, worst {pct(accuracies[worst])} ({worst}) | "
-                       f"see below |")
-    out.append("")
     speaker = [r for r in rows if r["split"] == "speaker"]
+    groups: dict[tuple, dict] = {}
+    for r in speaker:
+        groups.setdefault((r["model"], r["library"], bool(r.get("augment"))), {})[r["held_out"]] = r["test_accuracy"]
+    for (model, library, augment), accuracies in groups.items():
+        worst = min(accuracies, key=accuracies.get)
+        label = f"{model}{' + augmentation' if augment else ''}"
+        out.append(f"| {label} | {library} | each speaker held out in turn ({len(accuracies)}) | mean "
+                   f"{pct(statistics.mean(accuracies.values()))}, worst {pct(accuracies[worst])} ({worst}) | "
+                   f"see below |")
+    out.append("")
     if speaker:
         names = sorted({r["held_out"] for r in speaker})
-        out += ["Held-out speaker, test accuracy (these runs shared the machine with other work, so "
-                "their training times are not reported):", "",
-                "| library | " + " | ".join(names) + " |", "|---" * (len(names) + 1) + "|"]
-        for library in ("minidl", "keras"):
-            by = {r["held_out"]: r["test_accuracy"] for r in speaker if r["library"] == library}
-            if by:
-                out.append(f"| {library} | " + " | ".join(pct(by.get(n)) for n in names) + " |")
+        out += ["Held-out speaker, test accuracy (some of these runs shared the machine with other work, "
+                "so their training times are not reported):", "",
+                "| model | library | " + " | ".join(names) + " |", "|---" * (len(names) + 2) + "|"]
+        for (model, library, augment), accuracies in groups.items():
+            label = f"{model}{' + augmentation' if augment else ''}"
+            out.append(f"| {label} | {library} | " + " | ".join(pct(accuracies.get(n)) for n in names) + " |")
         out.append("")
     return out
 
