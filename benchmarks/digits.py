@@ -8,8 +8,8 @@
     python benchmarks/digits.py --ctc                  # examples/connected_digits_ctc.py -> results/connected_digits.json
 
 Each training runs in a process of its own (``--worker``), so NumPy's and torch's thread pools
-never share one. Both libraries get the same features (minidl.apps.digits: HTK MFCC + deltas +
-CMVN, from the feature cache), the same fixed length (98% coverage) for the CNN, the same
+never share one. Both libraries get the same features (minidl.apps.digits: HTK MFCC + deltas,
+from the feature cache, standardised by a Normalization layer adapted on the training frames), the same fixed length (98% coverage) for the CNN, the same
 architecture, optimiser (Adam 1e-3), batch size, epochs (each model's default: CNN 25, LSTM and
 CRNN 15) and 10% validation hold-out. Records go
 to benchmarks/results/digits.json, replacing earlier records of the same run.
