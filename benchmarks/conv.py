@@ -25,7 +25,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from _timing import time_steps  # benchmarks/ is the script's folder, first on sys.path
+from _timing import minidl_train_step, time_steps  # benchmarks/ is the script's folder, first on sys.path
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results" / "conv.json"
@@ -47,12 +47,10 @@ def run_minidl(model: str, repeats: int, device: str) -> dict:
     import tracemalloc
 
     import minidl as dl
-    import minidl.functional as F
     from minidl.functional import conv as conv_module
     from minidl.layers.conv import Conv1D, Conv2D
     from minidl.layers.core import Dense, Flatten
     from minidl.layers.pooling import GlobalAveragePooling1D, MaxPooling2D
-    from minidl.optimizers import Adam
 
     if device == "gpu":
         dl.backend.use("cupy")
@@ -62,19 +60,7 @@ def run_minidl(model: str, repeats: int, device: str) -> dict:
                   MaxPooling2D(2), Flatten(), Dense(10)]
     else:
         layers = [Conv1D(64, 5, activation="relu"), GlobalAveragePooling1D(), Dense(10)]
-    x_np, y_np = _data(model)
-    x = dl.Tensor(dl.backend.to_device(x_np, device))
-    labels = dl.backend.to_device(y_np, device)
-    optimizer = Adam(1e-3)
-
-    def forward():
-        h = x
-        for layer in layers:
-            h = layer(h, training=True)
-        return F.mean(F.sparse_categorical_crossentropy(labels, h, from_logits=True))
-
-    forward()
-    params = [w for layer in layers for w in layer.trainable_weights]
+    step = minidl_train_step(layers, *_data(model), device)
     col_bytes = []
     original = conv_module.im2col
 
@@ -82,14 +68,6 @@ def run_minidl(model: str, repeats: int, device: str) -> dict:
         col = original(*args, **kwargs)
         col_bytes.append(int(col.nbytes))
         return col
-
-    def step():
-        loss = forward()
-        loss.backward()
-        optimizer.apply(params)
-        if device == "gpu":
-            import cupy
-            cupy.cuda.Stream.null.synchronize()
 
     times = time_steps(step, repeats)[0]
     conv_module.im2col = counting_im2col

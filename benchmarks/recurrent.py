@@ -32,7 +32,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from _timing import time_steps  # benchmarks/ is the script's folder, first on sys.path
+from _timing import minidl_train_step, time_steps  # benchmarks/ is the script's folder, first on sys.path
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results" / "recurrent.json"
@@ -55,37 +55,14 @@ def run_minidl(model: str, repeats: int, device: str) -> dict:
     import tracemalloc
 
     import minidl as dl
-    import minidl.functional as F
     from minidl.layers import recurrent
     from minidl.layers.core import Dense
-    from minidl.optimizers import Adam
 
     if device == "gpu":
         dl.backend.use("cupy")
     dl.random.seed(0)
     layers = [getattr(recurrent, MODELS[model][0])(UNITS), Dense(CLASSES)]
-    x_np, y_np = _data(model)
-    x = dl.Tensor(dl.backend.to_device(x_np, device))
-    labels = dl.backend.to_device(y_np, device)
-    optimizer = Adam(1e-3)
-
-    def forward():
-        h = x
-        for layer in layers:
-            h = layer(h, training=True)
-        return F.mean(F.sparse_categorical_crossentropy(labels, h, from_logits=True))
-
-    forward()
-    params = [w for layer in layers for w in layer.trainable_weights]
-
-    def step():
-        loss = forward()
-        loss.backward()
-        optimizer.apply(params)
-        if device == "gpu":
-            import cupy
-            cupy.cuda.Stream.null.synchronize()
-
+    step = minidl_train_step(layers, *_data(model), device)
     times, cpu_times = time_steps(step, repeats, warmup=1 if model == "lstm_1000" else 3)
     tracemalloc.start()
     step()
