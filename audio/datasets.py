@@ -139,9 +139,17 @@ def download_fsdd(destination: str | os.PathLike, base_url: str = FSDD_URL,
             if os.path.exists(temporary):
                 os.unlink(temporary)
 
+    if missing:  # one file first: offline, or a wrong URL, fails here once rather than 3,000 times
+        fetch(missing[0])
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-        for future in [pool.submit(fetch, name) for name in missing]:
-            future.result()  # re-raises the first failure, naming its URL
+        futures = [pool.submit(fetch, name) for name in missing[1:]]
+        try:
+            for future in futures:
+                future.result()  # re-raises the first failure, naming its URL
+        except BaseException:
+            for future in futures:  # don't wait for the rest to fail one by one
+                future.cancel()
+            raise
     sums = "".join(f"{checksums[name]}  {name}\n" for name in sorted(checksums))
     _write_atomically(Path(destination) / "SHA256SUMS", sums.encode())
     return folder

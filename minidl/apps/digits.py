@@ -530,7 +530,10 @@ def run_training(args, story: str) -> list[dict]:
         raise SystemExit("--split speaker needs --held-out NAME or --held-out all")
     if args.split == "official" and args.held_out:
         raise SystemExit("--held-out applies to --split speaker")
-    fsdd = audio.datasets.FSDD(args.data)
+    try:
+        fsdd = audio.datasets.FSDD(args.data)
+    except FileNotFoundError as error:  # no copy and no download: one clear message, no traceback
+        raise SystemExit(f"minidl-digits: {error}") from None
     held_outs = fsdd.speakers() if args.held_out == "all" else [args.held_out]
     results = []
     for held_out in held_outs:

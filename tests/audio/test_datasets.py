@@ -106,6 +106,13 @@ def test_download_reports_a_missing_file(server, tmp_path):
         download_fsdd(tmp_path / "fsdd", server.url, checksums, workers=1)
 
 
+def test_an_unreachable_server_fails_after_one_request(server, tmp_path):
+    wrong = server.url.replace("/recordings/", "/nowhere/")   # every file a 404, as offline would fail
+    with pytest.raises(OSError, match="404"):
+        download_fsdd(tmp_path / "fsdd", wrong, server.checksums, workers=4)
+    assert len(server.requests) == 1   # not one failed request per file
+
+
 def test_lookup_order(server, isolated, monkeypatch):
     monkeypatch.setattr(datasets, "read_checksums", lambda *a: dict(server.checksums))
     # 4. nothing anywhere: download into ~/.cache/minidl/fsdd

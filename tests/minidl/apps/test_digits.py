@@ -131,3 +131,8 @@ def test_same_seed_gives_the_same_model_and_accuracy(fake_data, tmp_path):
     assert runs[0][0] == runs[1][0]
     for first, second in zip(runs[0][1], runs[1][1]):
         np.testing.assert_array_equal(first, second)
+
+
+def test_no_data_stops_with_one_clear_message(tmp_path):
+    with pytest.raises(SystemExit, match=r"minidl-digits: FSDD: no recordings .* in .*empty"):
+        digits.main(["train", "--data", str(tmp_path / "empty"), "--epochs", "1"])
