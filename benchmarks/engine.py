@@ -52,6 +52,21 @@ def _mlp_data():
 
 
 # --- minidl ---------------------------------------------------------------------------------------
+def _time_ops(ops: dict, a, b, gy, repeats: int) -> dict:
+    """Seconds per forward + backward of each op, for either library (same Tensor-like API)."""
+    out = {}
+    for name in OPS:
+        op = ops[name]
+
+        def loop():
+            for _ in range(OP_LOOPS):
+                op().backward(gy)
+                a.grad = b.grad = None
+
+        out[name] = [t / OP_LOOPS for t in time_steps(loop, repeats, warmup=1)[0]]
+    return out
+
+
 def minidl_ops(repeats: int) -> dict:
     import numpy as np
 
@@ -64,16 +79,7 @@ def minidl_ops(repeats: int) -> dict:
     gy = np.ones(OP_SHAPE, dtype="float32")
     ops = {"add": lambda: F.add(a, b), "mul": lambda: F.mul(a, b),
            "matmul": lambda: F.matmul(a, b), "tanh": lambda: F.tanh(a)}
-    out = {}
-    for name in OPS:
-        op = ops[name]
-
-        def loop():
-            for _ in range(OP_LOOPS):
-                op().backward(gy)
-                a.grad = b.grad = None
-
-        out[name] = [t / OP_LOOPS for t in time_steps(loop, repeats, warmup=1)[0]]
+    out = _time_ops(ops, a, b, gy, repeats)
     return {"version": dl.__version__, "detail": f"numpy {np.__version__}", "times": out}
 
 
@@ -132,16 +138,7 @@ def torch_ops(repeats: int) -> dict:
     b = torch.tensor(rng.normal(size=OP_SHAPE).astype("float32"), requires_grad=True)
     gy = torch.ones(OP_SHAPE)
     ops = {"add": lambda: a + b, "mul": lambda: a * b, "matmul": lambda: a @ b, "tanh": lambda: torch.tanh(a)}
-    out = {}
-    for name in OPS:
-        op = ops[name]
-
-        def loop():
-            for _ in range(OP_LOOPS):
-                op().backward(gy)
-                a.grad = b.grad = None
-
-        out[name] = [t / OP_LOOPS for t in time_steps(loop, repeats, warmup=1)[0]]
+    out = _time_ops(ops, a, b, gy, repeats)
     return {"version": torch.__version__, "detail": f"threads {torch.get_num_threads()}", "times": out}
 
 
