@@ -12,8 +12,18 @@ Each op is one Function that runs the whole sequence. The design, the same for a
 Layouts are Keras' (gate blocks along the last axis): SimpleRNN kernel (features, units);
 LSTM kernel (features, 4u), recurrent_kernel (u, 4u), bias (4u,), gates i, f, c, o; GRU with
 ``reset_after=True``: kernel (features, 3u), recurrent_kernel (u, 3u), bias (2, 3u) (input
-bias, recurrent bias), gates z, r, h. Inputs are batch-major (batch, steps, features); the
-loops run time-major (steps, batch, ...) so each step's slice is contiguous.
+bias, recurrent bias), gates z, r, h. Inputs and outputs are batch-major (batch, steps, ...).
+
+Inside, the loops run time-major and *transposed*: a step's state is hᵀ (units, batch) and its
+gates zᵀ = Wᵀ·x_tᵀ + Uᵀ·hᵀ (gates·units, batch), so that each gate block is a run of whole rows,
+contiguous in memory. The gate arithmetic is a dozen small elementwise ops per step, and NumPy
+runs each one two to three times faster on a contiguous block than on the column slice a
+(batch, gates·units) layout would give (measured here: 1.3 µs against 2.7 µs for a 32 x 128
+product). The equations in the docstrings are written batch-major, as Keras states them.
+
+The large internal buffers (the gates of every step, ∂z of every step and their side-by-side
+copies) come from ``minidl.workspace`` and go back to it when backward is done, so the next
+call reuses their memory instead of faulting in fresh pages (see that module for why).
 
 Masks follow Keras 3 (``keras.src.backend.*.rnn``): ``mask`` is bool (batch, steps); at a False
 step every state is carried through unchanged and the output repeats the previous output
@@ -28,8 +38,9 @@ first use). The primitive-op reference cells that these ops are tested against l
 """
 from __future__ import annotations
 
+from minidl import workspace
 from minidl.backend import Array, get_array_module
-from minidl.function import Function
+from minidl.function import Function, is_grad_enabled
 from minidl.tensor import Tensor, as_tensor
 
 # Activations the fused ops differentiate by hand, each from its output y alone.
@@ -80,14 +91,23 @@ def _derivative(xp, name: str, y: Array, out: Array) -> Array:
     return out
 
 
+def _batch_last(x: Array) -> Array:
+    """(batch, steps, ...) -> (steps, ..., batch), a view: the loops' transposed layout."""
+    return x.transpose((1,) + tuple(range(2, x.ndim)) + (0,))
+
+
 def _time_major(x: Array, go_backwards: bool) -> Array:
-    """(batch, steps, ...) -> (steps, batch, ...) in processing order, as a view."""
-    x = x.swapaxes(0, 1)
+    """(batch, steps, ...) -> (steps, ..., batch) in processing order, as a view."""
+    x = _batch_last(x)
     return x[::-1] if go_backwards else x
 
 
 class _Recurrent(Function):
-    """What the three fused ops share: the mask, the output rule, the output gradient."""
+    """What the three fused ops share: the mask, the output rule, the gradients over all steps.
+
+    Inside, every per-step array is transposed, (units or gates·units, batch); see the module
+    docstring.
+    """
 
     def __init__(self, mask: Array | None, go_backwards: bool, zero_output_for_mask: bool):
         self.mask = mask
@@ -95,33 +115,33 @@ class _Recurrent(Function):
         self.zero_output_for_mask = zero_output_for_mask
 
     def _keep(self, xp) -> Array | None:
-        """The mask as (steps, batch, 1) bool in processing order, or None; its negation goes to
+        """The mask as (steps, 1, batch) bool in processing order, or None; its negation goes to
         ``self.drop``, made once here so that no step allocates one."""
         self.drop = None
         if self.mask is None:
             return None
-        keep = xp.ascontiguousarray(_time_major(xp.asarray(self.mask, dtype=bool), self.go_backwards)[..., None])
+        keep = xp.ascontiguousarray(_time_major(xp.asarray(self.mask, dtype=bool), self.go_backwards)[:, None])
         self.drop = ~keep
         return keep
 
     def _outputs(self, xp, H: Array, keep: Array | None) -> Array:
-        """Keras' outputs (steps, batch, u) from the states H (steps + 1, batch, u).
+        """Keras' outputs (batch, steps, u) from the states H (steps + 1, u, batch).
 
         Unmasked, the output of step t is h_t (a view of H). Masked, a False step repeats the
         previous output (zeros before the first valid step), or gives zeros.
         """
         if keep is None:
-            return H[1:]
+            return H[1:].transpose(2, 0, 1)
         Y = xp.empty_like(H[1:])
         previous = xp.zeros_like(H[0])
         for t in range(Y.shape[0]):
             xp.copyto(Y[t], H[t + 1])
             xp.copyto(Y[t], 0 if self.zero_output_for_mask else previous, where=self.drop[t])
             previous = Y[t]
-        return Y
+        return Y.transpose(2, 0, 1)
 
     def _output_grad(self, xp, gy: Array | None, keep: Array | None):
-        """Step function that adds ∂L/∂(output of step t) into ∂L/∂h_t.
+        """Step function that adds ∂L/∂(output of step t) into ∂L/∂h_t (transposed).
 
         An output at a masked step is the output of the last valid step before it (or zero), so
         its gradient is carried back, in ``carry``, to that step; with zero_output_for_mask a
@@ -129,7 +149,7 @@ class _Recurrent(Function):
         """
         if gy is None:
             return lambda t, gh: None
-        gy = gy.swapaxes(0, 1)  # the outputs are in processing order already
+        gy = xp.ascontiguousarray(_batch_last(gy))  # (steps, u, batch); already in processing order
         if keep is None:
             def add(t, gh):
                 gh += gy[t]
@@ -148,23 +168,55 @@ class _Recurrent(Function):
             xp.subtract(carry, used, out=carry)  # handed to h_t: nothing carried past a valid step
         return add_masked
 
-    def _input_grads(self, xp, X2: Array, D: Array, W: Array, x_shape: tuple):
-        """∂X = ∂Z·Wᵀ as (batch, steps, features) and ∂W = Xᵀ·∂Z: one GEMM each over all steps."""
-        steps, batch = D.shape[0], D.shape[1]
-        D2 = D.reshape(steps * batch, -1)
+    def _will_backward(self) -> bool:
+        """Whether apply() records this call, so that backward will come (else forward can give
+        its saved buffers back to the workspace at once)."""
+        return is_grad_enabled() and any(self.needs_input_grad)
+
+    def _input_grads(self, xp, XT: Array, Dc: Array, W: Array) -> tuple:
+        """∂X = ∂Z·Wᵀ as (batch, steps, features) and ∂W = Xᵀ·∂Z: one GEMM each over all steps,
+        from ∂Z side by side (see ``_side_by_side``)."""
+        steps, batch = XT.shape[0], XT.shape[2]
         gx = gW = None
         if self.needs_input_grad[0]:
-            gx_time = (D2 @ W.T).reshape(steps, batch, -1)
-            gx = xp.ascontiguousarray((gx_time[::-1] if self.go_backwards else gx_time).swapaxes(0, 1))
+            gx = (W @ Dc).reshape(-1, steps, batch)
+            gx = xp.ascontiguousarray((gx[:, ::-1] if self.go_backwards else gx).transpose(2, 1, 0))
         if self.needs_input_grad[self.kernel_position]:
-            gW = X2.T @ D2
+            gW = XT.transpose(1, 0, 2).reshape(-1, steps * batch) @ Dc.T
         return gx, gW
+
+    def _recurrent_grad(self, xp, H: Array, Dc: Array) -> Array | None:
+        """∂U = H_prevᵀ·∂Z (units, G): one GEMM over all steps."""
+        if not self.needs_input_grad[self.kernel_position + 1]:
+            return None
+        H_prev = _side_by_side(xp, H[:-1])
+        gU = (Dc @ H_prev.T).T  # ∂Uᵀ = ∂Z·H_prev: this order ran 8% faster here than H_prevᵀ·∂Zᵀ
+        workspace.release(H_prev.base)
+        return gU
+
+
+def _side_by_side(xp, D: Array) -> Array:
+    """D (steps, G, batch) -> (G, steps·batch): every step's ∂z side by side, so that each sum
+    over steps is one GEMM (and the bias gradient the row sums). One transposing copy, into a
+    workspace buffer: release ``.base`` of the result when done."""
+    steps, width, batch = D.shape
+    buffer = workspace.empty(xp, (width, steps, batch), D.dtype)
+    xp.copyto(buffer, D.transpose(1, 0, 2))
+    return buffer.reshape(width, steps * batch)
 
 
 def _project(xp, x: Array, W: Array, go_backwards: bool) -> tuple[Array, Array]:
-    """X2 (steps·batch, features) time-major, and X2·W as (steps, batch, G): one GEMM."""
-    X2 = xp.ascontiguousarray(_time_major(x, go_backwards)).reshape(-1, x.shape[-1])
-    return X2, (X2 @ W).reshape(x.shape[1], x.shape[0], W.shape[1])
+    """Xᵀ (steps, features, batch) in processing order, and Wᵀ·x_tᵀ for every step (steps, G,
+    batch), a workspace buffer: one batched GEMM."""
+    XT = xp.ascontiguousarray(_time_major(x, go_backwards))
+    projected = workspace.empty(xp, (XT.shape[0], W.shape[1], XT.shape[2]), x.dtype)
+    return XT, xp.matmul(W.T, XT, out=projected)
+
+
+def _state_in(state: Array) -> Array:
+    """A copy of a (batch, u) state as the loops hold it, (u, batch) contiguous: a copy, because
+    the loops update it in place (ascontiguousarray would hand back a view when batch is 1)."""
+    return state.T.copy()
 
 
 # --- SimpleRNN ---------------------------------------------------------------------------------
@@ -198,32 +250,32 @@ class SimpleRNNFunction(_Recurrent):
         xp = get_array_module(x)
         steps = x.shape[1]
         keep = self._keep(xp)
-        X2, Z = _project(xp, x, W, self.go_backwards)
+        XT, Z = _project(xp, x, W, self.go_backwards)
         if b is not None:
-            Z += b
-        H = xp.empty((steps + 1,) + h0.shape, dtype=x.dtype)
-        H[0] = h0
+            Z += b[:, None]
+        H = xp.empty((steps + 1,) + h0.shape[::-1], dtype=x.dtype)  # hᵀ of every step, h0 first
+        H[0] = h0.T
+        UT = xp.ascontiguousarray(U.T)
         for t in range(steps):
             h = H[t + 1]
-            xp.matmul(H[t], U, out=h)
+            xp.matmul(UT, H[t], out=h)  # (h_{t-1}·U)ᵀ = Uᵀ·h_{t-1}ᵀ
             h += Z[t]
             _activate(xp, self.activation, h)
             if keep is not None:  # masked rows carry h_{t-1} through
                 xp.copyto(h, H[t], where=self.drop[t])
-        self.X2, self.H, self.W, self.U, self.keep, self.x_shape = X2, H, W, U, keep, x.shape
+        workspace.release(Z)  # backward works from H alone
+        self.XT, self.H, self.W, self.U, self.keep = XT, H, W, U, keep
         self.has_bias = b is not None
-        Y = self._outputs(xp, H, keep)
-        return Y.swapaxes(0, 1), H[steps]
+        return self._outputs(xp, H, keep), H[steps].T
 
     def backward(self, gy, gh_last):
         xp = get_array_module(self.H)
         H, U, keep = self.H, self.U, self.keep
         steps = H.shape[0] - 1
         add_output_grad = self._output_grad(xp, gy, keep)
-        gh = xp.zeros_like(H[0]) if gh_last is None else gh_last.copy()
-        D = xp.empty_like(H[1:])
+        gh = xp.zeros_like(H[0]) if gh_last is None else _state_in(gh_last)
+        D = workspace.empty_like(H[1:])
         passed = xp.empty_like(gh)
-        UT = xp.ascontiguousarray(U.T)
         for t in range(steps - 1, -1, -1):
             add_output_grad(t, gh)
             d = D[t]
@@ -232,16 +284,16 @@ class SimpleRNNFunction(_Recurrent):
                 gh *= keep[t]
             # h_t = act(z_t)
             xp.multiply(gh, _derivative(xp, self.activation, H[t + 1], d), out=d)
-            # z_t = x_t·W + h_{t-1}·U + b
-            xp.matmul(d, UT, out=gh)
+            # z_t = x_t·W + h_{t-1}·U + b:  ∂h_{t-1}ᵀ = U·∂z_tᵀ
+            xp.matmul(U, d, out=gh)
             if keep is not None:
                 gh += passed
-        gx, gW = self._input_grads(xp, self.X2, D, self.W, self.x_shape)
-        D2 = D.reshape(-1, D.shape[-1])
-        gU = H[:-1].reshape(-1, H.shape[-1]).T @ D2 if self.needs_input_grad[3] else None
-        grads = (gx, gh if self.needs_input_grad[1] else None, gW, gU)
+        Dc = _side_by_side(xp, D)
+        gx, gW = self._input_grads(xp, self.XT, Dc, self.W)
+        grads = (gx, gh.T if self.needs_input_grad[1] else None, gW, self._recurrent_grad(xp, H, Dc))
         if self.has_bias:
-            grads += (D2.sum(axis=0) if self.needs_input_grad[4] else None,)
+            grads += (Dc.sum(axis=1) if self.needs_input_grad[4] else None,)
+        workspace.release(D, Dc.base)
         return grads
 
 
@@ -311,32 +363,33 @@ class LSTMFunction(_Recurrent):
             if b is not None:
                 b_step = b.copy()
                 b_step[:3 * units] *= 0.5
-        X2, A = _project(xp, x, W_step, self.go_backwards)  # A: pre-activations, then gates, in place
+        XT, A = _project(xp, x, W_step, self.go_backwards)  # A: pre-activations, then gates, in place
         if b is not None:
-            A += b_step
-        H = xp.empty((steps + 1, batch, units), dtype=x.dtype)
-        C = xp.empty_like(H)
-        TC = xp.empty_like(H[1:])  # tanh(c_t), kept for backward
-        H[0], C[0] = h0, c0
-        recurrent = xp.empty((batch, 4 * units), dtype=x.dtype)
-        scratch = xp.empty((batch, units), dtype=x.dtype)
+            A += b_step[:, None]
+        UT_step = xp.ascontiguousarray(U_step.T)
+        H = xp.empty((steps + 1, units, batch), dtype=x.dtype)  # hᵀ and cᵀ of every step
+        C = workspace.empty_like(H)
+        TC = workspace.empty_like(H[1:])  # tanh(c_t), kept for backward
+        H[0], C[0] = h0.T, c0.T
+        recurrent = xp.empty((4 * units, batch), dtype=x.dtype)
+        scratch = xp.empty((units, batch), dtype=x.dtype)
         for t in range(steps):
             a = A[t]
-            xp.matmul(H[t], U_step, out=recurrent)
+            xp.matmul(UT_step, H[t], out=recurrent)  # (h_{t-1}·U)ᵀ = Uᵀ·h_{t-1}ᵀ
             if kernel is not None:  # the whole step below, and a += h·U, in one CuPy kernel
-                kernel[0](C[t], H[t], True if keep is None else keep[t], units, recurrent,
+                kernel[0](C[t], H[t], True if keep is None else keep[t], units * batch, recurrent,
                           C[t + 1], TC[t], H[t + 1], a)
                 continue
             a += recurrent
             if halve:  # i, f, o = ½·tanh(½z) + ½ and g = tanh(z), the ½z already in a
                 xp.tanh(a, out=a)
-                sigmoid_gates = a[:, :3 * units]
+                sigmoid_gates = a[:3 * units]
                 sigmoid_gates *= 0.5
                 sigmoid_gates += 0.5
             else:
-                _activate(xp, self.recurrent_activation, a[:, :3 * units])
-                _activate(xp, self.activation, a[:, 3 * units:])
-            i, f, o, g = (a[:, k * units:(k + 1) * units] for k in range(4))
+                _activate(xp, self.recurrent_activation, a[:3 * units])
+                _activate(xp, self.activation, a[3 * units:])
+            i, f, o, g = (a[k * units:(k + 1) * units] for k in range(4))
             c, h = C[t + 1], H[t + 1]
             # c_t = f ⊙ c_{t-1} + i ⊙ g
             xp.multiply(f, C[t], out=c)
@@ -352,32 +405,33 @@ class LSTMFunction(_Recurrent):
             if keep is not None:  # masked rows carry h and c through
                 xp.copyto(c, C[t], where=self.drop[t])
                 xp.copyto(h, H[t], where=self.drop[t])
-        self.X2, self.A, self.H, self.C, self.TC = X2, A, H, C, TC
-        self.W, self.U, self.keep, self.x_shape, self.has_bias = W, U, keep, x.shape, b is not None
-        Y = self._outputs(xp, H, keep)
-        return Y.swapaxes(0, 1), H[steps], C[steps]
+        outputs = self._outputs(xp, H, keep), H[steps].T, C[steps].T.copy()
+        if not self._will_backward():
+            workspace.release(A, C, TC)
+            return outputs
+        self.XT, self.A, self.H, self.C, self.TC = XT, A, H, C, TC
+        self.W, self.U, self.keep, self.has_bias = W, U, keep, b is not None
+        return outputs
 
     def backward(self, gy, gh_last, gc_last):
         xp = get_array_module(self.H)
-        A, H, C, TC, keep = self.A, self.H, self.C, self.TC, self.keep
-        steps, units = A.shape[0], H.shape[-1]
+        A, H, C, TC, U, keep = self.A, self.H, self.C, self.TC, self.U, self.keep
+        steps, units = A.shape[0], H.shape[1]
         add_output_grad = self._output_grad(xp, gy, keep)
-        gh = xp.zeros_like(H[0]) if gh_last is None else gh_last.copy()
-        gc = xp.zeros_like(C[0]) if gc_last is None else gc_last.copy()
-        D = xp.empty_like(A)  # ∂z for every step, in the internal order i, f, o, c
-        scratch = xp.empty_like(gh)
-        scratch3, scratch4 = xp.empty_like(A[0, :, :3 * units]), xp.empty_like(A[0])
+        gh = xp.zeros_like(H[0]) if gh_last is None else _state_in(gh_last)
+        gc = xp.zeros_like(C[0]) if gc_last is None else _state_in(gc_last)
+        D = workspace.empty_like(A)  # ∂zᵀ for every step, in the internal order i, f, o, c
+        scratch, scratch4 = xp.empty_like(gh), xp.empty_like(A[0])
         default = (self.recurrent_activation, self.activation) == ("sigmoid", "tanh")
         passed_h, passed_c = xp.empty_like(gh), xp.empty_like(gc)
-        UT = xp.ascontiguousarray(self.U.T)
         kernel = _lstm_kernels(xp, self.activation, self.recurrent_activation)
         for t in range(steps - 1, -1, -1):
             add_output_grad(t, gh)
             a, d = A[t], D[t]
             if kernel is not None:
-                kernel[1](C[t], TC[t], gh, True if keep is None else keep[t], units, a,
+                kernel[1](C[t], TC[t], gh, True if keep is None else keep[t], gh.size, a,
                           gc, passed_h, d)
-                xp.matmul(d, UT, out=gh)
+                xp.matmul(U, d, out=gh)
                 gh += passed_h
                 continue
             if keep is not None:  # a masked step hands ∂h_t, ∂c_t straight to step t - 1
@@ -385,8 +439,8 @@ class LSTMFunction(_Recurrent):
                 xp.multiply(gc, self.drop[t], out=passed_c)
                 gh *= keep[t]
                 gc *= keep[t]
-            i, f, o, g = (a[:, k * units:(k + 1) * units] for k in range(4))
-            di, df, do, dg = (d[:, k * units:(k + 1) * units] for k in range(4))
+            i, f, o, g = (a[k * units:(k + 1) * units] for k in range(4))
+            di, df, do, dg = (d[k * units:(k + 1) * units] for k in range(4))
             # h_t = o ⊙ tanh(c_t):  ∂o = ∂h ⊙ tanh(c_t),  ∂c_t += ∂h ⊙ o ⊙ tanh'(c_t)
             xp.multiply(gh, TC[t], out=do)
             _derivative(xp, self.activation, TC[t], scratch)
@@ -401,24 +455,27 @@ class LSTMFunction(_Recurrent):
             # through the activations to the pre-activations z
             if default:  # σ' = s - s² on i, f, o and tanh' = 1 - g² on g, from one a²
                 xp.multiply(a, a, out=scratch4)
-                xp.subtract(a[:, :3 * units], scratch4[:, :3 * units], out=scratch4[:, :3 * units])
-                xp.subtract(1, scratch4[:, 3 * units:], out=scratch4[:, 3 * units:])
+                xp.subtract(a[:3 * units], scratch4[:3 * units], out=scratch4[:3 * units])
+                xp.subtract(1, scratch4[3 * units:], out=scratch4[3 * units:])
                 d *= scratch4
             else:
-                d[:, :3 * units] *= _derivative(xp, self.recurrent_activation, a[:, :3 * units], scratch3)
+                d[:3 * units] *= _derivative(xp, self.recurrent_activation, a[:3 * units], scratch4[:3 * units])
                 dg *= _derivative(xp, self.activation, g, scratch)
-            # z = x_t·W + h_{t-1}·U + b:  ∂h_{t-1} = ∂z·Uᵀ
-            xp.matmul(d, UT, out=gh)
+            # z = x_t·W + h_{t-1}·U + b:  ∂h_{t-1}ᵀ = U·∂z_tᵀ
+            xp.matmul(U, d, out=gh)
             if keep is not None:
                 gh += passed_h
                 gc += passed_c
-        gx, gW = self._input_grads(xp, self.X2, D, self.W, self.x_shape)
-        D2 = D.reshape(-1, D.shape[-1])
-        gU = H[:-1].reshape(-1, units).T @ D2 if self.needs_input_grad[4] else None
-        grads = (gx, gh if self.needs_input_grad[1] else None, gc if self.needs_input_grad[2] else None,
+        workspace.release(A, C, TC)
+        Dc = _side_by_side(xp, D)
+        workspace.release(D)
+        gx, gW = self._input_grads(xp, self.XT, Dc, self.W)
+        gU = self._recurrent_grad(xp, H, Dc)
+        grads = (gx, gh.T if self.needs_input_grad[1] else None, gc.T if self.needs_input_grad[2] else None,
                  None if gW is None else _swap_c_o(gW, units), None if gU is None else _swap_c_o(gU, units))
         if self.has_bias:
-            grads += (_swap_c_o(D2.sum(axis=0), units) if self.needs_input_grad[5] else None,)
+            grads += (_swap_c_o(Dc.sum(axis=1), units) if self.needs_input_grad[5] else None,)
+        workspace.release(Dc.base)
         return grads
 
 
@@ -463,30 +520,31 @@ class GRUFunction(_Recurrent):
         xp = get_array_module(x)
         steps, batch, units = x.shape[1], x.shape[0], U.shape[0]
         keep = self._keep(xp)
-        X2, A = _project(xp, x, W, self.go_backwards)  # input part, then gates z, r, ĥ in place
+        XT, A = _project(xp, x, W, self.go_backwards)  # input part, then gates z, r, ĥ in place
         if b is not None:
-            A += b[0]
-        Q = xp.empty_like(A)  # recurrent part h·U + b', kept for backward (q_h)
-        H = xp.empty((steps + 1, batch, units), dtype=x.dtype)
-        H[0] = h0
-        scratch = xp.empty((batch, units), dtype=x.dtype)
+            A += b[0][:, None]
+        Q = workspace.empty_like(A)  # recurrent part h·U + b', kept for backward (q_h)
+        H = xp.empty((steps + 1, units, batch), dtype=x.dtype)
+        H[0] = h0.T
+        UT = xp.ascontiguousarray(U.T)
+        scratch = xp.empty((units, batch), dtype=x.dtype)
         kernel = _gru_kernels(xp, self.activation, self.recurrent_activation)
         recurrent_bias = None
         if kernel is not None:
             recurrent_bias = b[1] if b is not None else xp.zeros(3 * units, dtype=x.dtype)
         for t in range(steps):
             a, q, h = A[t], Q[t], H[t + 1]
-            xp.matmul(H[t], U, out=q)
+            xp.matmul(UT, H[t], out=q)  # (h_{t-1}·U)ᵀ = Uᵀ·h_{t-1}ᵀ
             if kernel is not None:  # the whole step below, and q += b', in one CuPy kernel
-                kernel[0](H[t], True if keep is None else keep[t], units, recurrent_bias, h, a, q)
+                kernel[0](H[t], True if keep is None else keep[t], units, batch, recurrent_bias, h, a, q)
                 continue
             if b is not None:
-                q += b[1]
-            a[:, :2 * units] += q[:, :2 * units]
-            _activate(xp, self.recurrent_activation, a[:, :2 * units])
-            z, r, hh = a[:, :units], a[:, units:2 * units], a[:, 2 * units:]
+                q += b[1][:, None]
+            a[:2 * units] += q[:2 * units]
+            _activate(xp, self.recurrent_activation, a[:2 * units])
+            z, r, hh = a[:units], a[units:2 * units], a[2 * units:]
             # ĥ = tanh(x·W_h + b_h + r ⊙ q_h)
-            xp.multiply(r, q[:, 2 * units:], out=scratch)
+            xp.multiply(r, q[2 * units:], out=scratch)
             hh += scratch
             _activate(xp, self.activation, hh)
             # h_t = z ⊙ h_{t-1} + (1 - z) ⊙ ĥ = ĥ + z ⊙ (h_{t-1} - ĥ)
@@ -495,32 +553,34 @@ class GRUFunction(_Recurrent):
             xp.add(hh, scratch, out=h)
             if keep is not None:
                 xp.copyto(h, H[t], where=self.drop[t])
-        self.X2, self.A, self.Q, self.H = X2, A, Q, H
-        self.W, self.U, self.keep, self.x_shape, self.has_bias = W, U, keep, x.shape, b is not None
-        Y = self._outputs(xp, H, keep)
-        return Y.swapaxes(0, 1), H[steps]
+        outputs = self._outputs(xp, H, keep), H[steps].T
+        if not self._will_backward():
+            workspace.release(A, Q)
+            return outputs
+        self.XT, self.A, self.Q, self.H = XT, A, Q, H
+        self.W, self.U, self.keep, self.has_bias = W, U, keep, b is not None
+        return outputs
 
     def backward(self, gy, gh_last):
         xp = get_array_module(self.H)
-        A, Q, H, keep = self.A, self.Q, self.H, self.keep
-        steps, units = A.shape[0], H.shape[-1]
+        A, Q, H, U, keep = self.A, self.Q, self.H, self.U, self.keep
+        steps, units, batch = A.shape[0], H.shape[1], H.shape[2]
         add_output_grad = self._output_grad(xp, gy, keep)
-        gh = xp.zeros_like(H[0]) if gh_last is None else gh_last.copy()
-        DP, DQ = xp.empty_like(A), xp.empty_like(Q)
+        gh = xp.zeros_like(H[0]) if gh_last is None else _state_in(gh_last)
+        DP, DQ = workspace.empty_like(A), workspace.empty_like(Q)
         direct, scratch = xp.empty_like(gh), xp.empty_like(gh)
-        scratch2 = xp.empty_like(A[0, :, :2 * units])
-        UT = xp.ascontiguousarray(self.U.T)
+        scratch2 = xp.empty_like(A[0, :2 * units])
         kernel = _gru_kernels(xp, self.activation, self.recurrent_activation)
         for t in range(steps - 1, -1, -1):
             add_output_grad(t, gh)
             a, q, dp, dq = A[t], Q[t], DP[t], DQ[t]
             if kernel is not None:
-                kernel[1](H[t], gh, True if keep is None else keep[t], units, a, q, direct, dp, dq)
-                xp.matmul(dq, UT, out=gh)
+                kernel[1](H[t], gh, True if keep is None else keep[t], gh.size, a, q, direct, dp, dq)
+                xp.matmul(U, dq, out=gh)
                 gh += direct
                 continue
-            z, r, hh = a[:, :units], a[:, units:2 * units], a[:, 2 * units:]
-            dz, dr, dhh = dp[:, :units], dp[:, units:2 * units], dp[:, 2 * units:]
+            z, r, hh = a[:units], a[units:2 * units], a[2 * units:]
+            dz, dr, dhh = dp[:units], dp[units:2 * units], dp[2 * units:]
             # h_t = z ⊙ h_{t-1} + (1 - z) ⊙ ĥ:  ∂z = ∂h ⊙ (h_{t-1} - ĥ),  ∂ĥ = ∂h - ∂h ⊙ z
             xp.subtract(H[t], hh, out=dz)
             dz *= gh
@@ -529,27 +589,26 @@ class GRUFunction(_Recurrent):
             # ĥ = tanh(a_h): ∂a_h = ∂ĥ ⊙ tanh'
             dhh *= _derivative(xp, self.activation, hh, scratch)
             # a_h = x·W_h + b_h + r ⊙ q_h:  ∂r = ∂a_h ⊙ q_h,  ∂q_h = ∂a_h ⊙ r
-            xp.multiply(dhh, q[:, 2 * units:], out=dr)
-            xp.multiply(dhh, r, out=dq[:, 2 * units:])
+            xp.multiply(dhh, q[2 * units:], out=dr)
+            xp.multiply(dhh, r, out=dq[2 * units:])
             # z, r = σ(a_z), σ(a_r); the same ∂a reaches the input and the recurrent part
-            dp[:, :2 * units] *= _derivative(xp, self.recurrent_activation, a[:, :2 * units], scratch2)
-            dq[:, :2 * units] = dp[:, :2 * units]
+            dp[:2 * units] *= _derivative(xp, self.recurrent_activation, a[:2 * units], scratch2)
+            dq[:2 * units] = dp[:2 * units]
             if keep is not None:  # a masked step: no gate gradient, ∂h_t goes straight through
                 dp *= keep[t]
                 dq *= keep[t]
                 xp.copyto(direct, gh, where=self.drop[t])
-            # q = h_{t-1}·U + b':  ∂h_{t-1} = ∂h ⊙ z + ∂Q·Uᵀ
-            xp.matmul(dq, UT, out=gh)
+            # q = h_{t-1}·U + b':  ∂h_{t-1}ᵀ = (∂h ⊙ z)ᵀ + U·∂Q_tᵀ
+            xp.matmul(U, dq, out=gh)
             gh += direct
-        gx, gW = self._input_grads(xp, self.X2, DP, self.W, self.x_shape)
-        DQ2 = DQ.reshape(-1, DQ.shape[-1])
-        gU = H[:-1].reshape(-1, units).T @ DQ2 if self.needs_input_grad[3] else None
-        grads = (gx, gh if self.needs_input_grad[1] else None, gW, gU)
+        workspace.release(A, Q)
+        DPc, DQc = _side_by_side(xp, DP), _side_by_side(xp, DQ)
+        workspace.release(DP, DQ)
+        gx, gW = self._input_grads(xp, self.XT, DPc, self.W)
+        grads = (gx, gh.T if self.needs_input_grad[1] else None, gW, self._recurrent_grad(xp, H, DQc))
         if self.has_bias:
-            gb = None
-            if self.needs_input_grad[4]:
-                gb = xp.stack([DP.reshape(DQ2.shape).sum(axis=0), DQ2.sum(axis=0)])
-            grads += (gb,)
+            grads += (xp.stack([DPc.sum(axis=1), DQc.sum(axis=1)]) if self.needs_input_grad[4] else None,)
+        workspace.release(DPc.base, DQc.base)
         return grads
 
 
@@ -664,14 +723,14 @@ def _fused_name(op: str, argument: str, activation) -> str:
 _KERNELS: dict = {}
 
 _LSTM_FORWARD = r"""
-    // one (row, unit) pair; z = gates (x·W + b) + rec (h·U), internal order i, f, o, c
-    const ptrdiff_t row = (ptrdiff_t)(i / units) * 4 * units, j = i % units;
-    T zi = gates[row + j] + rec[row + j], zf = gates[row + units + j] + rec[row + units + j];
-    T zo = gates[row + 2 * units + j] + rec[row + 2 * units + j];
-    T zg = gates[row + 3 * units + j] + rec[row + 3 * units + j];
+    // entry i of the transposed state (units, batch), one of `entries` = units·batch; gate block
+    // k of z = gates (Wᵀx + b) + rec (Uᵀh) is rows k·units onwards, so entry i of it is at
+    // k·entries + i. Internal order i, f, o, c.
+    T zi = gates[i] + rec[i], zf = gates[entries + i] + rec[entries + i];
+    T zo = gates[2 * entries + i] + rec[2 * entries + i];
+    T zg = gates[3 * entries + i] + rec[3 * entries + i];
     T gi = 1 / (1 + exp(-zi)), gf = 1 / (1 + exp(-zf)), go = 1 / (1 + exp(-zo)), gg = tanh(zg);
-    gates[row + j] = gi; gates[row + units + j] = gf;
-    gates[row + 2 * units + j] = go; gates[row + 3 * units + j] = gg;
+    gates[i] = gi; gates[entries + i] = gf; gates[2 * entries + i] = go; gates[3 * entries + i] = gg;
     T c_new = gf * c_prev + gi * gg;
     T tc_new = tanh(c_new);
     tc = tc_new;
@@ -681,42 +740,40 @@ _LSTM_FORWARD = r"""
 
 _LSTM_BACKWARD = r"""
     // ∂h, ∂c at step t -> ∂z (internal order i, f, o, c), ∂c_{t-1}, and the masked ∂h pass-through
-    const ptrdiff_t row = (ptrdiff_t)(i / units) * 4 * units, j = i % units;
-    T gi = gates[row + j], gf = gates[row + units + j];
-    T go = gates[row + 2 * units + j], gg = gates[row + 3 * units + j];
+    T gi = gates[i], gf = gates[entries + i], go = gates[2 * entries + i], gg = gates[3 * entries + i];
     T dh = keep ? gh : (T)0, dc = keep ? gc : (T)0;
     T d_o = dh * tc;
     dc += dh * go * (1 - tc * tc);
-    dz[row + j] = dc * gg * gi * (1 - gi);
-    dz[row + units + j] = dc * c_prev * gf * (1 - gf);
-    dz[row + 2 * units + j] = d_o * go * (1 - go);
-    dz[row + 3 * units + j] = dc * gi * (1 - gg * gg);
+    dz[i] = dc * gg * gi * (1 - gi);
+    dz[entries + i] = dc * c_prev * gf * (1 - gf);
+    dz[2 * entries + i] = d_o * go * (1 - go);
+    dz[3 * entries + i] = dc * gi * (1 - gg * gg);
     gc = keep ? dc * gf : gc;
     passed = keep ? (T)0 : gh;
 """
 
 _GRU_FORWARD = r"""
-    // gates holds the input part p = x·W + b (z, r, h); q = h·U becomes h·U + b' (kept for backward)
-    const ptrdiff_t row = (ptrdiff_t)(i / units) * 3 * units, j = i % units;
-    T qz = q[row + j] + bias_r[j], qr = q[row + units + j] + bias_r[units + j];
-    T qh = q[row + 2 * units + j] + bias_r[2 * units + j];
-    q[row + j] = qz; q[row + units + j] = qr; q[row + 2 * units + j] = qh;
-    T z = 1 / (1 + exp(-(gates[row + j] + qz)));
-    T r = 1 / (1 + exp(-(gates[row + units + j] + qr)));
-    T hh = tanh(gates[row + 2 * units + j] + r * qh);
-    gates[row + j] = z; gates[row + units + j] = r; gates[row + 2 * units + j] = hh;
+    // gates holds the input part p = Wᵀx + b (z, r, h); q = Uᵀh becomes Uᵀh + b' (kept for
+    // backward). Entry i of the (units, batch) state is unit j = i / batch; gate k at k·entries + i.
+    const ptrdiff_t entries = (ptrdiff_t)units * batch, j = i / batch;
+    T qz = q[i] + bias_r[j], qr = q[entries + i] + bias_r[units + j];
+    T qh = q[2 * entries + i] + bias_r[2 * units + j];
+    q[i] = qz; q[entries + i] = qr; q[2 * entries + i] = qh;
+    T z = 1 / (1 + exp(-(gates[i] + qz)));
+    T r = 1 / (1 + exp(-(gates[entries + i] + qr)));
+    T hh = tanh(gates[2 * entries + i] + r * qh);
+    gates[i] = z; gates[entries + i] = r; gates[2 * entries + i] = hh;
     h = keep ? hh + z * (h_prev - hh) : h_prev;
 """
 
 _GRU_BACKWARD = r"""
-    const ptrdiff_t row = (ptrdiff_t)(i / units) * 3 * units, j = i % units;
-    T z = gates[row + j], r = gates[row + units + j], hh = gates[row + 2 * units + j];
+    T z = gates[i], r = gates[entries + i], hh = gates[2 * entries + i];
     T dh = keep ? gh : (T)0;
     T dz = dh * (h_prev - hh) * z * (1 - z);
     T dah = dh * (1 - z) * (1 - hh * hh);
-    T dr = dah * q[row + 2 * units + j] * r * (1 - r);
-    dp[row + j] = dz; dp[row + units + j] = dr; dp[row + 2 * units + j] = dah;
-    dq[row + j] = dz; dq[row + units + j] = dr; dq[row + 2 * units + j] = dah * r;
+    T dr = dah * q[2 * entries + i] * r * (1 - r);
+    dp[i] = dz; dp[entries + i] = dr; dp[2 * entries + i] = dah;
+    dq[i] = dz; dq[entries + i] = dr; dq[2 * entries + i] = dah * r;
     direct = keep ? dh * z : gh;
 """
 
@@ -727,9 +784,9 @@ def _lstm_kernels(xp, activation: str, recurrent_activation: str):
         return None
     if "lstm" not in _KERNELS:
         _KERNELS["lstm"] = (
-            xp.ElementwiseKernel("T c_prev, T h_prev, bool keep, int32 units, raw T rec",
+            xp.ElementwiseKernel("T c_prev, T h_prev, bool keep, int32 entries, raw T rec",
                                  "T c, T tc, T h, raw T gates", _LSTM_FORWARD, "minidl_lstm_forward"),
-            xp.ElementwiseKernel("T c_prev, T tc, T gh, bool keep, int32 units, raw T gates",
+            xp.ElementwiseKernel("T c_prev, T tc, T gh, bool keep, int32 entries, raw T gates",
                                  "T gc, T passed, raw T dz", _LSTM_BACKWARD, "minidl_lstm_backward"))
     return _KERNELS["lstm"]
 
@@ -740,8 +797,8 @@ def _gru_kernels(xp, activation: str, recurrent_activation: str):
         return None
     if "gru" not in _KERNELS:
         _KERNELS["gru"] = (
-            xp.ElementwiseKernel("T h_prev, bool keep, int32 units, raw T bias_r",
+            xp.ElementwiseKernel("T h_prev, bool keep, int32 units, int32 batch, raw T bias_r",
                                  "T h, raw T gates, raw T q", _GRU_FORWARD, "minidl_gru_forward"),
-            xp.ElementwiseKernel("T h_prev, T gh, bool keep, int32 units, raw T gates, raw T q",
+            xp.ElementwiseKernel("T h_prev, T gh, bool keep, int32 entries, raw T gates, raw T q",
                                  "T direct, raw T dp, raw T dq", _GRU_BACKWARD, "minidl_gru_backward"))
     return _KERNELS["gru"]
