@@ -9,9 +9,10 @@ A convolution is a matrix product once every receptive field has been copied out
 
 and y₂ reshaped is y (batch, out_h, out_w, filters). The backward pass is two more products,
 ∂L/∂W₂ = colᵀ·g₂ and ∂L/∂col = g₂·W₂ᵀ, and col2im adds each column block of ∂L/∂col back where
-im2col copied it from. Both copy loops run over kernel offsets only (kh·kw iterations, each a
-strided slice over the whole batch), so the same code runs on NumPy and CuPy and never needs
-``np.add.at``. A 1-D convolution is the 2-D one on an image of height 1.
+im2col copied it from. im2col is one copy out of a strided view of x; col2im (and the input
+gradient, which adds one (N, C) block per kernel offset) loops over kernel offsets only (kh·kw
+iterations, each a strided slice over the whole batch), so the same code runs on NumPy and CuPy
+and never needs ``np.add.at``. A 1-D convolution is the 2-D one on an image of height 1.
 
 Padding follows Keras (and TensorFlow): 'valid' pads nothing; 'same' pads so that
 out = ceil(n / stride), putting the odd extra row or column at the end; Conv1D's 'causal'
@@ -105,14 +106,26 @@ def im2col(x: Array, kernel_size: tuple[int, int], strides: tuple[int, int] = (1
         reshaped to (kh·kw·c, f).
     """
     xp = get_array_module(x)
-    (kh, kw), (dh, dw) = kernel_size, dilation_rate
+    (kh, kw), (sh, sw), (dh, dw) = kernel_size, strides, dilation_rate
     batch, height, width, channels = x.shape
-    out_h = output_length(height, kh, strides[0], dh, (0, 0))
-    out_w = output_length(width, kw, strides[1], dw, (0, 0))
-    col = xp.empty((batch, out_h, out_w, kh, kw, channels), dtype=x.dtype)
-    for i in range(kh):
-        for j in range(kw):
-            col[:, :, :, i, j, :] = window(x, i, j, (out_h, out_w), strides, dilation_rate)
+    out_h = output_length(height, kh, sh, dh, (0, 0))
+    out_w = output_length(width, kw, sw, dw, (0, 0))
+    # Every patch is already in x: col[b, p, q, i, j, c] sits at byte b·s0 + (p·sh + i·dh)·s1 +
+    # (q·sw + j·dw)·s2 + c·s3, so one strided view holds col and one copy writes it. One copy, not
+    # kh·kw slices: with dw = 1 the (j, c) axes of the view are contiguous in x, so NumPy copies
+    # kw·channels values per inner loop instead of channels (3x fewer loops for a 3x3 kernel).
+    s0, s1, s2, s3 = x.strides
+    patches = xp.lib.stride_tricks.as_strided(x, (batch, out_h, out_w, kh, kw, channels),
+                                              (s0, s1 * sh, s2 * sw, s1 * dh, s2 * dw, s3))
+    col = xp.empty(patches.shape, dtype=x.dtype)
+    if channels == 1:
+        # one channel (a mono spectrogram): the view's inner loops would be only kw values long,
+        # while a slice per kernel offset copies out_w values per loop — 3x faster here
+        for i in range(kh):
+            for j in range(kw):
+                col[:, :, :, i, j, :] = patches[:, :, :, i, j, :]
+    else:
+        col[...] = patches   # the view overlaps itself, so it is only read: col gets each entry once
     return col
 
 
@@ -166,7 +179,7 @@ class Conv2DFunction(Function):
     masks the gradient, g₂ = ∂L/∂y ⊙ [y > 0]; this saves a full-size array and a pass each way.
     Backward, with g₂ = ∂L/∂y₂ as (N, F):
         ∂L/∂W = colᵀ·g₂ reshaped to (kh, kw, C, F)
-        ∂L/∂x = col2im(g₂·W₂ᵀ), with the padding cut off
+        ∂L/∂x = col2im(g₂·W₂ᵀ), with the padding cut off (computed per kernel offset, see _input_grad)
         ∂L/∂bias = Σ_N g₂
     """
 
@@ -196,11 +209,7 @@ class Conv2DFunction(Function):
             g2 = g2 * (self.y > 0)   # through y = max(y₂, 0) first
         gx = gW = gb = None
         if self.needs_input_grad[0]:
-            # ∂L/∂col = g₂·W₂ᵀ, then every patch entry goes back to its pixel (col2im)
-            gcol = (g2 @ self.W2.T).reshape(self.col_shape)
-            gx = col2im(gcol, self.padded_shape, self.strides, self.dilation_rate)
-            (top, _), (left, _) = self.pads
-            gx = gx[:, top:top + self.x_shape[1], left:left + self.x_shape[2], :]
+            gx = self._input_grad(g2)
         if self.needs_input_grad[1]:
             # y₂ = col·W₂  =>  ∂L/∂W₂ = colᵀ·g₂
             gW = (self.col.T @ g2).reshape(self.col_shape[3:] + (g2.shape[1],))
@@ -208,6 +217,29 @@ class Conv2DFunction(Function):
             # Σ_N g₂ as a product with ones: BLAS runs it several times faster than sum(axis=0)
             gb = get_array_module(g2).ones(g2.shape[0], dtype=g2.dtype) @ g2
         return (gx, gW) if len(self.needs_input_grad) == 2 else (gx, gW, gb)
+
+    def _input_grad(self, g2: Array) -> Array:
+        """∂L/∂x = col2im(g₂·W₂ᵀ), one kernel offset at a time, with the padding cut off.
+
+        Column block (i, j) of g₂·W₂ᵀ is g₂·W[i, j]ᵀ (N, C), and col2im adds it to window (i, j)
+        of the padded gradient. Doing that per offset gives the same sum without the (N, K) ∂L/∂col
+        (kh·kw times the size of x): each (N, C) product is added while it is still in cache, and
+        it is contiguous, so with stride 1 the add runs along whole rows (out_w·C values) instead
+        of C values at a time. Measured on the digits CNN's second conv (batch 32, 39x13x32 -> 64
+        filters, one BLAS thread), 8 ms against 12 ms for the GEMM followed by col2im.
+        """
+        xp = get_array_module(g2)
+        batch, out_h, out_w, kh, kw, channels = self.col_shape
+        W = self.W2.reshape(kh, kw, channels, -1)
+        gx = xp.zeros(self.padded_shape, dtype=g2.dtype)
+        block = xp.empty((g2.shape[0], channels), dtype=g2.dtype)
+        for i in range(kh):
+            for j in range(kw):
+                xp.matmul(g2, W[i, j].T, out=block)
+                window(gx, i, j, (out_h, out_w), self.strides, self.dilation_rate)[...] += \
+                    block.reshape(batch, out_h, out_w, channels)
+        (top, _), (left, _) = self.pads
+        return gx[:, top:top + self.x_shape[1], left:left + self.x_shape[2], :]
 
 
 class Conv1DFunction(Conv2DFunction):

@@ -18,6 +18,19 @@ def test_im2col_lays_out_one_patch_per_row():
     np.testing.assert_array_equal(col.reshape(-1, 18)[1 * 6 + 1 * 3 + 2], x[1, 2:4, 2:5, :].reshape(-1))
 
 
+@pytest.mark.parametrize("channels", [1, 3])
+def test_im2col_matches_slicing_per_offset(rng, channels):
+    # one channel copies a slice per kernel offset, more channels one strided view: same layout
+    x = rng.normal(size=(2, 7, 8, channels))
+    for strides, dilation in [((1, 1), (1, 1)), ((2, 3), (1, 1)), ((1, 2), (2, 2))]:
+        col = im2col(x, (3, 2), strides, dilation)
+        out_h, out_w = col.shape[1:3]
+        for i in range(3):
+            for j in range(2):
+                expected = x[:, i * dilation[0]::strides[0], j * dilation[1]::strides[1]][:, :out_h, :out_w]
+                np.testing.assert_array_equal(col[:, :, :, i, j], expected)
+
+
 def test_im2col_1d_dilation():
     x = np.arange(10, dtype=np.float64).reshape(1, 10, 1)
     col = im2col_1d(x, kernel_size=3, stride=2, dilation_rate=2)
@@ -57,6 +70,8 @@ CONV2D_GRAD_CASES = [
     ((1, 6, 6, 2), (3, 3, 2, 2), 1, "same", 2),       # dilation 2
     ((1, 3, 3, 8), (2, 2, 8, 9), 1, "valid", 1),      # many channels
     ((2, 1, 5, 2), (1, 3, 2, 2), (1, 2), "valid", 1),  # height 1
+    ((2, 5, 4, 1), (3, 3, 1, 3), 1, "same", 1),        # one channel: im2col slices per offset
+    ((1, 7, 6, 3), (3, 2, 3, 2), (2, 1), "same", (1, 2)),  # strides and dilation, uneven
 ]
 
 

@@ -5,6 +5,7 @@ import pytest
 import minidl as dl
 from minidl.functional.pooling import (avg_pool1d, avg_pool2d, global_average_pool, global_max_pool,
                                        max_pool1d, max_pool2d)
+from minidl.functional.conv import axis_padding
 from minidl.tensor import Tensor
 from tests.reference.make_conv_fixtures import CASES, load
 
@@ -32,6 +33,29 @@ def test_max_pool_ties_go_to_the_first_maximum():
     x = Tensor(np.ones((1, 2, 2, 1)), requires_grad=True)
     max_pool2d(x, 2).backward(np.full((1, 1, 1, 1), 5.0))
     np.testing.assert_array_equal(x.grad[0, :, :, 0], [[5, 0], [0, 0]])
+
+
+@pytest.mark.parametrize("pool_size, strides, padding", [(2, None, "valid"), (3, 2, "same"), ((2, 3), 1, "valid")])
+def test_max_pool_ties_go_to_the_first_maximum_in_row_major_order(pool_size, strides, padding):
+    # small integers: many windows hold their maximum twice or more, at every pair of offsets
+    x = np.random.default_rng(1).integers(0, 3, size=(2, 6, 7, 2)).astype(np.float64)
+    t = Tensor(x, requires_grad=True)
+    y = max_pool2d(t, pool_size, strides, padding)
+    gy = np.arange(1, y.size + 1, dtype=np.float64).reshape(y.shape)
+    y.backward(gy)
+    # reference: one window at a time, np.argmax (first maximum, row-major) takes the gradient
+    ph, pw = (pool_size, pool_size) if isinstance(pool_size, int) else pool_size
+    sh, sw = (ph, pw) if strides is None else (strides, strides)
+    (top, bottom), (left, right) = (axis_padding(n, k, s, 1, padding) for n, k, s in zip((6, 7), (ph, pw), (sh, sw)))
+    padded = np.pad(x, [(0, 0), (top, bottom), (left, right), (0, 0)], constant_values=-np.inf)
+    expected = np.zeros(padded.shape)
+    for b, p, q, c in np.ndindex(y.shape):
+        patch = padded[b, p * sh:p * sh + ph, q * sw:q * sw + pw, c]
+        i, j = np.unravel_index(np.argmax(patch), patch.shape)
+        expected[b, p * sh + i, q * sw + j, c] += gy[b, p, q, c]
+    np.testing.assert_array_equal(y.numpy(), np.max(np.lib.stride_tricks.sliding_window_view(
+        padded, (ph, pw), axis=(1, 2))[:, ::sh, ::sw], axis=(-2, -1)))
+    np.testing.assert_array_equal(t.grad, expected[:, top:top + 6, left:left + 7])
 
 
 def test_max_pool_overlapping_windows_add_up():
