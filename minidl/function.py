@@ -72,6 +72,11 @@ class Function:
                 y.creator = self
         return outputs[0] if single else outputs
 
+    def will_backward(self) -> bool:
+        """Called inside forward: whether apply() records this call, so that backward will come.
+        When it will not, forward may give its scratch buffers back (minidl.workspace) at once."""
+        return _grad_enabled[0] and any(self.needs_input_grad)
+
     def release(self) -> None:
         """Drop everything forward saved, so the graph's memory is freed after backward."""
         self.__dict__.clear()

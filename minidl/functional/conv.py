@@ -23,6 +23,7 @@ from __future__ import annotations
 import math
 from typing import Sequence
 
+from minidl import workspace
 from minidl.backend import Array, get_array_module
 from minidl.function import Function
 from minidl.tensor import Tensor, as_tensor
@@ -63,14 +64,16 @@ def output_length(size: int, kernel_size: int, stride: int, dilation: int, pads:
 def pad_spatial(x: Array, pads: tuple[tuple[int, int], tuple[int, int]], value: float = 0.0) -> Array:
     """x (batch, h, w, c) with (top, bottom), (left, right) rows/columns of ``value`` added.
 
-    Returns x itself (no copy) when there is nothing to add.
+    Returns x itself (no copy) when there is nothing to add, else a minidl.workspace buffer
+    that the caller may give back (release) once done with it.
     """
     (top, bottom), (left, right) = pads
     if top == bottom == left == right == 0:
         return x
     xp = get_array_module(x)
     batch, height, width, channels = x.shape
-    out = xp.full((batch, height + top + bottom, width + left + right, channels), value, dtype=x.dtype)
+    out = workspace.empty(xp, (batch, height + top + bottom, width + left + right, channels), x.dtype)
+    out.fill(value)
     out[:, top:top + height, left:left + width, :] = x
     return out
 
@@ -89,7 +92,7 @@ def window(x: Array, i: int, j: int, out_shape: tuple[int, int], strides: tuple[
 
 # --- im2col / col2im ---------------------------------------------------------------------------
 def im2col(x: Array, kernel_size: tuple[int, int], strides: tuple[int, int] = (1, 1),
-           dilation_rate: tuple[int, int] = (1, 1)) -> Array:
+           dilation_rate: tuple[int, int] = (1, 1), out: Array | None = None) -> Array:
     """Copy every receptive field of an (already padded) image into a row.
 
     Args:
@@ -117,7 +120,9 @@ def im2col(x: Array, kernel_size: tuple[int, int], strides: tuple[int, int] = (1
     s0, s1, s2, s3 = x.strides
     patches = xp.lib.stride_tricks.as_strided(x, (batch, out_h, out_w, kh, kw, channels),
                                               (s0, s1 * sh, s2 * sw, s1 * dh, s2 * dw, s3))
-    col = xp.empty(patches.shape, dtype=x.dtype)
+    col = xp.empty(patches.shape, dtype=x.dtype) if out is None else out
+    if col.shape != patches.shape:
+        raise ValueError(f"im2col: expected out of shape {patches.shape}, got {col.shape}")
     if channels == 1:
         # one channel (a mono spectrogram): the view's inner loops would be only kw values long,
         # while a slice per kernel offset copies out_w values per loop — 3x faster here
@@ -188,10 +193,18 @@ class Conv2DFunction(Function):
         self.strides, self.dilation_rate, self.pads, self.relu = strides, dilation_rate, pads, relu
 
     def forward(self, x: Array, W: Array, bias: Array | None = None) -> Array:
+        xp = get_array_module(x)
         kh, kw, channels, filters = W.shape
         padded = pad_spatial(x, self.pads)
-        col = im2col(padded, (kh, kw), self.strides, self.dilation_rate)
-        batch, out_h, out_w = col.shape[:3]
+        out_h, out_w = (output_length(n, k, s, d, (0, 0)) for n, k, s, d in
+                        zip(padded.shape[1:3], (kh, kw), self.strides, self.dilation_rate))
+        # col (kh·kw times the size of x) lives until backward, in a workspace buffer given back
+        # there: the next step reuses its memory instead of faulting in fresh pages
+        col = im2col(padded, (kh, kw), self.strides, self.dilation_rate,
+                     out=workspace.empty(xp, (x.shape[0], out_h, out_w, kh, kw, channels), x.dtype))
+        if padded is not x:
+            workspace.release(padded)
+        batch = x.shape[0]
         self.col = col.reshape(-1, kh * kw * channels)  # a view: im2col's buffer is contiguous
         self.W2 = W.reshape(-1, filters)
         self.x_shape, self.padded_shape, self.col_shape = x.shape, padded.shape, col.shape
@@ -199,23 +212,33 @@ class Conv2DFunction(Function):
         if bias is not None:
             y += bias
         if self.relu:
-            get_array_module(y).maximum(y, 0, out=y)
+            xp.maximum(y, 0, out=y)
             self.y = y
+        if self.will_backward():
+            self.col_buffer = col
+        else:
+            workspace.release(col)
         return y.reshape(batch, out_h, out_w, filters)
 
     def backward(self, gy: Array):
+        xp = get_array_module(gy)
         g2 = gy.reshape(-1, gy.shape[-1])
-        if self.relu:
-            g2 = g2 * (self.y > 0)   # through y = max(y₂, 0) first
+        masked = None
+        if self.relu:  # through y = max(y₂, 0) first; g₂ never leaves backward, so it is scratch
+            masked = workspace.empty(xp, g2.shape, g2.dtype)
+            xp.multiply(g2, self.y > 0, out=masked)
+            g2 = masked
         gx = gW = gb = None
         if self.needs_input_grad[0]:
             gx = self._input_grad(g2)
         if self.needs_input_grad[1]:
             # y₂ = col·W₂  =>  ∂L/∂W₂ = colᵀ·g₂
             gW = (self.col.T @ g2).reshape(self.col_shape[3:] + (g2.shape[1],))
+        workspace.release(self.col_buffer)
         if len(self.needs_input_grad) == 3 and self.needs_input_grad[2]:
             # Σ_N g₂ as a product with ones: BLAS runs it several times faster than sum(axis=0)
-            gb = get_array_module(g2).ones(g2.shape[0], dtype=g2.dtype) @ g2
+            gb = xp.ones(g2.shape[0], dtype=g2.dtype) @ g2
+        workspace.release(masked)
         return (gx, gW) if len(self.needs_input_grad) == 2 else (gx, gW, gb)
 
     def _input_grad(self, g2: Array) -> Array:

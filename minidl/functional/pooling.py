@@ -12,6 +12,7 @@ as Keras does. A 1-D pool is the 2-D one on an image of height 1.
 """
 from __future__ import annotations
 
+from minidl import workspace
 from minidl.backend import Array, get_array_module
 from minidl.function import Function
 from minidl.functional.conv import (axis_padding, normalize_tuple, output_length, pad_spatial, window,
@@ -66,6 +67,8 @@ class MaxPool2DFunction(_Pool2D):
             xp.multiply(above, argmax.dtype.type(k), out=claim)
             xp.maximum(argmax, claim, out=argmax)
         self.argmax, self.x_shape, self.padded_shape = argmax, x.shape, padded.shape
+        if padded is not x:
+            workspace.release(padded)
         return y
 
     def backward(self, gy: Array) -> Array:
@@ -110,9 +113,12 @@ class AvgPool2DFunction(_Pool2D):
             # count the real entries of each window: pool a padded image of ones the same way
             ones = pad_spatial(xp.ones((1,) + x.shape[1:3] + (1,), dtype=x.dtype), self.pads)
             self.count = sum(window(ones, i, j, out_shape, self.strides) for i in range(ph) for j in range(pw))
+            workspace.release(ones)
         else:
             self.count = x.dtype.type(ph * pw)
         self.x_shape, self.padded_shape = x.shape, padded.shape
+        if padded is not x:
+            workspace.release(padded)
         y /= self.count
         return y
 

@@ -40,7 +40,7 @@ from __future__ import annotations
 
 from minidl import workspace
 from minidl.backend import Array, get_array_module
-from minidl.function import Function, is_grad_enabled
+from minidl.function import Function
 from minidl.tensor import Tensor, as_tensor
 
 # Activations the fused ops differentiate by hand, each from its output y alone.
@@ -167,11 +167,6 @@ class _Recurrent(Function):
             gh += used
             xp.subtract(carry, used, out=carry)  # handed to h_t: nothing carried past a valid step
         return add_masked
-
-    def _will_backward(self) -> bool:
-        """Whether apply() records this call, so that backward will come (else forward can give
-        its saved buffers back to the workspace at once)."""
-        return is_grad_enabled() and any(self.needs_input_grad)
 
     def _input_grads(self, xp, XT: Array, Dc: Array, W: Array) -> tuple:
         """∂X = ∂Z·Wᵀ as (batch, steps, features) and ∂W = Xᵀ·∂Z: one GEMM each over all steps,
@@ -406,7 +401,7 @@ class LSTMFunction(_Recurrent):
                 xp.copyto(c, C[t], where=self.drop[t])
                 xp.copyto(h, H[t], where=self.drop[t])
         outputs = self._outputs(xp, H, keep), H[steps].T, C[steps].T.copy()
-        if not self._will_backward():
+        if not self.will_backward():
             workspace.release(A, C, TC)
             return outputs
         self.XT, self.A, self.H, self.C, self.TC = XT, A, H, C, TC
@@ -554,7 +549,7 @@ class GRUFunction(_Recurrent):
             if keep is not None:
                 xp.copyto(h, H[t], where=self.drop[t])
         outputs = self._outputs(xp, H, keep), H[steps].T
-        if not self._will_backward():
+        if not self.will_backward():
             workspace.release(A, Q)
             return outputs
         self.XT, self.A, self.Q, self.H = XT, A, Q, H
