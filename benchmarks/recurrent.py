@@ -1,6 +1,6 @@
 """Recurrent training step: minidl beside PyTorch and Keras (torch backend), same machine.
 
-    python benchmarks/recurrent.py [--repeats 30] [--device cpu]
+    python benchmarks/recurrent.py [--repeats 10] [--rounds 4] [--device cpu]
 
 Models, each timed as forward + backward + Adam step on one batch of 32 sequences x 13 features
 (MFCC-like), sparse cross-entropy from logits:
@@ -119,7 +119,8 @@ def worker(library: str, model: str, repeats: int, device: str) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--repeats", type=int, default=30)
+    parser.add_argument("--repeats", type=int, default=10, help="timed steps per process")
+    parser.add_argument("--rounds", type=int, default=4, help="processes per library, taking turns")
     parser.add_argument("--long-repeats", type=int, default=3, help="repeats of lstm_1000")
     parser.add_argument("--device", choices=("cpu", "gpu"), default="cpu")
     parser.add_argument("--threads", type=int, default=None,
@@ -139,15 +140,28 @@ def main() -> None:
     records = []
     for model in args.models:
         repeats = args.long_repeats if model == "lstm_1000" else args.repeats
-        for library in args.libraries:
-            done = subprocess.run([sys.executable, __file__, "--worker", library, model, "--repeats",
-                                   str(repeats), "--device", args.device],
-                                  capture_output=True, text=True, env=env)
-            if done.returncode != 0:
-                records.append({"name": f"recurrent/{model}", "library": library, "error": done.stderr[-2000:]})
+        # libraries take turns, round after round, so a burst of load from other processes on a
+        # shared machine falls on all of them alike
+        runs: dict[str, dict] = {}
+        for _ in range(1 if model == "lstm_1000" else args.rounds):
+            for library in args.libraries:
+                done = subprocess.run([sys.executable, __file__, "--worker", library, model, "--repeats",
+                                       str(repeats), "--device", args.device],
+                                      capture_output=True, text=True, env=env)
+                if done.returncode != 0:
+                    runs[library] = {"error": done.stderr[-2000:]}
+                    continue
+                out = json.loads(done.stdout.strip().splitlines()[-1])
+                previous = runs.get(library, {})
+                out["times"] = previous.get("times", []) + out["times"]
+                out["cpu_times"] = previous.get("cpu_times", []) + out["cpu_times"]
+                out["peak_rss_bytes"] = max(previous.get("peak_rss_bytes", 0), out["peak_rss_bytes"])
+                runs[library] = out
+        for library, out in runs.items():
+            if "error" in out:
+                records.append({"name": f"recurrent/{model}", "library": library, "error": out["error"]})
                 print(f"{model:9s} {library:7s} failed", file=sys.stderr)
                 continue
-            out = json.loads(done.stdout.strip().splitlines()[-1])
             times, cpu_times = out.pop("times"), out.pop("cpu_times")
             kind, steps = MODELS[model]
             record = {"name": f"recurrent/{model}", "library": library, "version": out.pop("version"),
@@ -157,6 +171,7 @@ def main() -> None:
                       "shapes": {"input": [BATCH, steps, FEATURES], "layer": f"{kind}({UNITS})",
                                  "head": f"Dense({CLASSES})"},
                       "step": "forward+backward+adam", "repeats": len(times),
+                      "rounds": 1 if model == "lstm_1000" else args.rounds,
                       "threads": env.get("OPENBLAS_NUM_THREADS", "default"),
                       "load_average": round(os.getloadavg()[0], 2),
                       "median_seconds": statistics.median(times), "min_seconds": min(times),
@@ -165,9 +180,8 @@ def main() -> None:
             print(f"{model:9s} {library:7s} median {record['median_seconds'] * 1e3:8.2f} ms  "
                   f"cpu {record['median_cpu_seconds'] * 1e3:8.2f} ms  "
                   f"peak RSS {record['peak_rss_bytes'] / 2**20:7.1f} MiB", file=sys.stderr)
-            args.output.parent.mkdir(parents=True, exist_ok=True)
-            args.output.write_text(json.dumps(records, indent=2) + "\n")  # after each: a cut run keeps its part
-
+        args.output.parent.mkdir(parents=True, exist_ok=True)
+        args.output.write_text(json.dumps(records, indent=2) + "\n")  # after each model: a cut run keeps its part
 
 if __name__ == "__main__":
     main()

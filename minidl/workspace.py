@@ -26,23 +26,29 @@ import numpy as np
 from minidl.backend import Array, get_array_module
 
 LIMIT_BYTES = 256 * 2**20
-_free: OrderedDict[tuple, list] = OrderedDict()  # (shape, dtype) -> free arrays, oldest key first
+_free: OrderedDict[tuple, list] = OrderedDict()  # (bytes, dtype) -> free flat buffers, oldest key first
 _held = {"bytes": 0}
 
 
 def empty(xp, shape: tuple, dtype) -> Array:
-    """An uninitialised array of ``shape`` and ``dtype``: a released one if the pool has it."""
+    """An uninitialised array of ``shape`` and ``dtype``, on a released buffer of the same size if
+    the pool has one (any shape of that many bytes: ∂z of every step can reuse the memory of the
+    gates, its side-by-side copy the memory of ∂z)."""
     if xp is not np:
         return xp.empty(shape, dtype=dtype)
-    key = (tuple(shape), np.dtype(dtype).str)
-    arrays = _free.get(key)
-    if not arrays:
-        return np.empty(shape, dtype=dtype)
-    array = arrays.pop()
-    if not arrays:
+    dtype = np.dtype(dtype)
+    size = 1
+    for n in shape:
+        size *= int(n)
+    key = (size * dtype.itemsize, dtype.str)
+    buffers = _free.get(key)
+    if not buffers:
+        return np.empty(size, dtype=dtype).reshape(shape)
+    flat = buffers.pop()
+    if not buffers:
         del _free[key]
-    _held["bytes"] -= array.nbytes
-    return array
+    _held["bytes"] -= flat.nbytes
+    return flat.reshape(shape)
 
 
 def empty_like(array: Array) -> Array:
@@ -51,21 +57,23 @@ def empty_like(array: Array) -> Array:
 
 
 def release(*arrays: Array | None) -> None:
-    """Give arrays back for reuse (None is skipped). Each must own its memory (not a view) and
-    nothing else may still use it: the next ``empty`` of its shape hands it out again."""
+    """Give arrays back for reuse (None, and CuPy arrays, are skipped). Each must be a whole
+    buffer: one that ``empty`` returned (or a reshape of it), or an array that owns its memory.
+    Nothing else may still use it: the next ``empty`` of its size hands it out again."""
     for array in arrays:
         if array is None or not isinstance(array, np.ndarray):
             continue
-        if array.base is not None or not array.flags.c_contiguous:
-            raise ValueError(f"workspace.release: expected an array that owns its memory, got a view "
-                             f"of shape {array.shape}")
-        key = (array.shape, array.dtype.str)
-        pooled = _free.setdefault(key, [])
-        if any(a is array for a in pooled):
-            raise ValueError(f"workspace.release: the array of shape {array.shape} was released twice")
-        pooled.append(array)
+        owner = array if array.base is None else array.base
+        if owner.base is not None or owner.size != array.size or not owner.flags.c_contiguous:
+            raise ValueError(f"workspace.release: expected a whole buffer (from workspace.empty, or an "
+                             f"array that owns its memory), got a view of shape {array.shape}")
+        key = (owner.nbytes, owner.dtype.str)
+        buffers = _free.setdefault(key, [])
+        if any(b.ctypes.data == owner.ctypes.data for b in buffers):
+            raise ValueError(f"workspace.release: the buffer of shape {array.shape} was released twice")
+        buffers.append(owner.reshape(-1))
         _free.move_to_end(key)
-        _held["bytes"] += array.nbytes
+        _held["bytes"] += owner.nbytes
     while _held["bytes"] > LIMIT_BYTES and _free:
         key, oldest = next(iter(_free.items()))
         _held["bytes"] -= oldest.pop(0).nbytes
