@@ -11,6 +11,7 @@ from minidl.functional.reduction import max, mean, sum
 from minidl.functional.shape import concatenate, getitem, pad, reshape, stack, transpose
 from minidl.functional.conv import conv1d, conv2d, col2im, im2col
 from minidl.functional.ctc import ctc_loss
-from minidl.functional.normalization import batch_normalization, batch_normalization_train, layer_normalization
+from minidl.functional.normalization import (batch_normalization, batch_normalization_masked_train,
+                                             batch_normalization_train, layer_normalization)
 from minidl.functional.pooling import (avg_pool1d, avg_pool2d, global_average_pool, global_max_pool, max_pool1d,
                                        max_pool2d)

@@ -138,6 +138,43 @@ def batch_normalization_train(x, gamma=None, beta=None, axis: int = -1,
     return y, function.mean.reshape(-1), function.variance.reshape(-1)
 
 
+def batch_normalization_masked_train(x, mask, gamma=None, beta=None, axis: int = -1,
+                                     epsilon: float = 1e-3) -> tuple[Tensor, Array, Array]:
+    """Batch normalisation whose statistics leave masked positions out, as Keras 3 does:
+
+        w = the mask on every feature (1 valid, 0 masked),  n = Σ w + 1e-7
+        μ = Σ w ⊙ x / n,    σ² = Σ w ⊙ (x - μ)² / n      (sums over every axis but ``axis``)
+        y = γ ⊙ (x - μ) / √(σ² + eps) + β                (at every position, masked or not)
+
+    (1e-7 is Keras' backend epsilon: a feature with no valid position gets μ = σ² = 0.) Built
+    from primitive ops, so autograd differentiates it; masks are the rare case, and the
+    unmasked batch_normalization_train is the fused Function.
+
+    Args:
+        x: (batch, ..., features). mask: bool, x's shape without the last axis (Keras
+            broadcasts it over the last axis). gamma, beta: (features,) or None.
+    Returns:
+        y like x, and the masked batch mean and variance as (features,) arrays.
+    """
+    x = as_tensor(x)
+    (feature,) = _axes(axis, x.ndim, "batch_normalization")
+    mask = mask.data if isinstance(mask, Tensor) else mask
+    if tuple(mask.shape) != tuple(x.shape[:-1]):
+        raise ValueError(f"batch_normalization: expected a mask of shape {tuple(x.shape[:-1])} (the input's "
+                         f"shape without its last axis) for an input of shape {x.shape}, "
+                         f"got {tuple(mask.shape)}")
+    xp = get_array_module(x.data)
+    axes = tuple(i for i in range(x.ndim) if i != feature)
+    weights = xp.broadcast_to(xp.asarray(mask)[..., None], x.shape).astype(x.dtype)
+    count = weights.sum(axis=axes, keepdims=True) + x.dtype.type(1e-7)
+    mean = (x * weights).sum(axes, keepdims=True) / count
+    centered = x - mean
+    variance = (centered * centered * weights).sum(axes, keepdims=True) / count
+    x_hat = centered / (variance + x.dtype.type(epsilon)).sqrt()
+    y = x_hat * _broadcast(gamma, x, (feature,), 1.0) + _broadcast(beta, x, (feature,), 0.0)
+    return y, mean.data.reshape(-1), variance.data.reshape(-1)
+
+
 def batch_normalization(x, mean, variance, gamma=None, beta=None, axis: int = -1,
                         epsilon: float = 1e-3) -> Tensor:
     """Normalise x with fixed statistics: γ ⊙ (x - mean) / √(variance + eps) + β.

@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 
 from minidl import backend, regularizers
-from minidl.functional.normalization import batch_normalization, batch_normalization_train, layer_normalization
+from minidl.functional.normalization import (batch_normalization, batch_normalization_masked_train,
+                                             batch_normalization_train, layer_normalization)
 from minidl.layers.base import Layer
 from minidl.layers.core import _name
 from minidl.tensor import Tensor
@@ -38,8 +39,9 @@ class BatchNormalization(Layer):
         axis: the feature axis (default -1, channels last).
         momentum: of the moving averages (Keras: 0.99). epsilon: added to the variance (1e-3).
         center, scale: learn β, γ. *_initializer, *_regularizer: as Keras.
-    Input shape: any, features on ``axis``. Output shape: the same. A mask is passed on; the
-    batch statistics are taken over all steps (Keras leaves masked steps out of them).
+    Input shape: any, features on ``axis``. Output shape: the same. A mask (x's shape without
+    the last axis, e.g. (batch, steps)) is passed on, and in training the batch statistics
+    leave masked positions out, as Keras 3 does (see batch_normalization_masked_train).
     """
 
     def __init__(self, axis: int = -1, momentum: float = 0.99, epsilon: float = 1e-3, center: bool = True,
@@ -72,7 +74,7 @@ class BatchNormalization(Layer):
         self.moving_variance = self.add_weight("moving_variance", shape, self.moving_variance_initializer,
                                                trainable=False)
 
-    def call(self, inputs: Tensor, training: bool = False) -> Tensor:
+    def call(self, inputs: Tensor, training: bool = False, mask=None) -> Tensor:
         axis = _check_axis(self, self.axis, inputs.ndim)
         if inputs.shape[axis] != self.moving_mean.shape[0]:
             raise ValueError(f"BatchNormalization '{self.name}' was built for {self.moving_mean.shape[0]} "
@@ -80,7 +82,11 @@ class BatchNormalization(Layer):
         if not training:
             return batch_normalization(inputs, self.moving_mean, self.moving_variance, self.gamma, self.beta,
                                        axis, self.epsilon)
-        y, mean, variance = batch_normalization_train(inputs, self.gamma, self.beta, axis, self.epsilon)
+        if mask is None:
+            y, mean, variance = batch_normalization_train(inputs, self.gamma, self.beta, axis, self.epsilon)
+        else:
+            y, mean, variance = batch_normalization_masked_train(inputs, mask, self.gamma, self.beta, axis,
+                                                                 self.epsilon)
         decay = self.moving_mean.dtype.type(1 - self.momentum)
         # in place on .data, outside autograd: m ← m - (1 - momentum)(m - μ_B) = momentum·m + (1 - momentum)·μ_B
         self.moving_mean.data -= decay * (self.moving_mean.data - mean.astype(self.moving_mean.dtype))

@@ -130,3 +130,65 @@ def test_normalization_errors():
 def test_get_config_rebuilds_the_layer(layer):
     config = layer.get_config()
     assert type(layer)(**config).get_config() == config
+
+
+def _ragged(rng, batch=4, steps=6, features=3):
+    """x with padding steps full of large values, and the (batch, steps) mask that hides them."""
+    lengths = np.array([6, 2, 4, 1])[:batch]
+    mask = np.arange(steps)[None, :] < lengths[:, None]
+    x = rng.normal(size=(batch, steps, features)) * [1.0, 2.0, 0.5] + [0.0, 1.0, -2.0]
+    x[~mask] = 1000.0
+    return x, mask
+
+
+def test_batch_normalization_statistics_leave_masked_steps_out(rng):
+    x, mask = _ragged(rng)
+    layer = BatchNormalization(momentum=0.0, center=False, scale=False, dtype="float64")
+    y = layer(Tensor(x), training=True, mask=mask)
+    valid = x[mask]                                   # (valid steps, features)
+    np.testing.assert_allclose(layer.moving_mean.numpy(), valid.mean(0), rtol=1e-6)
+    np.testing.assert_allclose(layer.moving_variance.numpy(), valid.var(0), rtol=1e-6)
+    np.testing.assert_allclose(y.numpy()[mask], (valid - valid.mean(0)) / np.sqrt(valid.var(0) + 1e-3),
+                               rtol=1e-6)
+    assert y.mask is mask
+
+
+@pytest.mark.parametrize("shape", [(4, 6, 3), (4, 6, 2, 3)])
+def test_batch_normalization_masked_gradient(rng, shape):
+    dl.set_floatx("float64")
+    x, mask = _ragged(rng)
+    x = np.broadcast_to(x[:, :, None, :], shape).copy() if len(shape) == 4 else x
+    mask = np.broadcast_to(mask[:, :, None], shape[:-1]).copy() if len(shape) == 4 else mask
+    mask[3] = False  # a sequence with no valid step at all
+    layer = BatchNormalization()
+    layer(Tensor(np.zeros(shape)))
+
+    def f(x, gamma, beta):
+        layer.gamma, layer.beta = gamma, beta
+        return layer(x, training=True, mask=mask)
+    dl.gradcheck(f, (rng.normal(size=shape), rng.normal(size=3), rng.normal(size=3)))
+
+
+def test_batch_normalization_masked_matches_keras_live(rng):
+    keras = pytest.importorskip("keras")
+    x, mask = _ragged(rng)
+    x = x.astype("float32")
+    theirs = keras.layers.BatchNormalization(momentum=0.9)
+    theirs.build(x.shape)
+    weights = [rng.normal(size=3).astype("float32"), rng.normal(size=3).astype("float32"),
+               rng.normal(size=3).astype("float32"), rng.uniform(0.5, 2, 3).astype("float32")]
+    theirs.set_weights(weights)
+    expected = keras.ops.convert_to_numpy(theirs(x, training=True, mask=mask))
+    ours = BatchNormalization(momentum=0.9)
+    ours(Tensor(x))
+    ours.set_weights(weights)
+    y = ours(Tensor(x), training=True, mask=mask)
+    np.testing.assert_allclose(y.numpy(), expected, atol=1e-5, rtol=1e-5)
+    for got, want in zip(ours.get_weights(), theirs.get_weights()):
+        np.testing.assert_allclose(got, want, atol=1e-6, rtol=1e-5)
+
+
+def test_batch_normalization_rejects_a_mask_of_the_wrong_shape(rng):
+    layer = BatchNormalization()
+    with pytest.raises(ValueError, match=r"expected a mask of shape \(2, 3\).*got \(2, 4\)"):
+        layer(Tensor(np.zeros((2, 3, 5), "float32")), training=True, mask=np.ones((2, 4), bool))
