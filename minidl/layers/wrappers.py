@@ -136,7 +136,15 @@ class TimeDistributed(Layer):
 
     The steps are folded into the batch axis, so the wrapped layer runs once on
     (batch·steps, ...) instead of once per step, then the result is unfolded. The wrapped layer's
-    weights are this layer's weights. A mask on the input is passed on unchanged.
+    weights are this layer's weights. A mask (batch, steps, ...) is folded the same way and given
+    to the wrapped layer, which sees the mask of each step as Keras 3 hands it mask[:, t] (e.g. an
+    LSTM over (batch, steps, frames, features) gets its (frames,) mask per sample); the mask is
+    also passed on unchanged.
+
+    Folding gives Keras' result for every layer that treats samples independently (Dense, Conv,
+    recurrent layers). It differs for BatchNormalization in training: Keras 3 calls the layer
+    once per step, so it takes statistics over each step's batch and updates the moving averages
+    once per step; here the statistics are over all batch·steps samples, updated once.
 
     Args:
         layer: the layer to apply (e.g. Dense), or its saved config.
@@ -160,13 +168,21 @@ class TimeDistributed(Layer):
             self.layer.build((input_shape[0] * input_shape[1],) + tuple(input_shape[2:]))
             self.layer.built = True
 
-    def call(self, inputs: Tensor, training: bool = False) -> Tensor:
+    def call(self, inputs: Tensor, training: bool = False, mask=None) -> Tensor:
         if inputs.ndim < 3:
             raise ValueError(f"TimeDistributed '{self.name}' expects an input of shape "
                              f"(batch, steps, ...), got shape {inputs.shape}")
         batch, steps = inputs.shape[:2]
         folded = F.reshape(inputs, (batch * steps,) + inputs.shape[2:])
-        outputs = self.layer(folded, training=training)
+        folded_mask = None
+        if mask is not None:
+            mask = mask.data if isinstance(mask, Tensor) else mask
+            if mask.ndim < 2 or tuple(mask.shape[:2]) != (batch, steps):
+                raise ValueError(f"TimeDistributed '{self.name}' expects a mask whose first two axes are "
+                                 f"(batch, steps) = {(batch, steps)} for an input of shape {inputs.shape}, "
+                                 f"got a mask of shape {tuple(mask.shape)}")
+            folded_mask = mask.reshape((batch * steps,) + tuple(mask.shape[2:]))
+        outputs = self.layer(folded, training=training, mask=folded_mask)
         return F.reshape(outputs, (batch, steps) + outputs.shape[1:])
 
     def get_config(self) -> dict:

@@ -123,3 +123,35 @@ def test_masked_bidirectional_model_trains_saves_and_loads(tmp_path):
     path = tmp_path / "model.npz"
     model.save(path)
     np.testing.assert_array_equal(saving.load_model(path).predict(x, verbose=0), model.predict(x, verbose=0))
+
+
+def test_time_distributed_hands_each_step_its_mask():
+    """An LSTM over the frames of each step: every (sample, step) has its own ragged frame mask,
+    and the result equals running the LSTM on each step alone with that step's mask."""
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(2, 3, 5, 4)).astype("float32")            # (batch, steps, frames, features)
+    mask = np.arange(5)[None, None, :] < rng.integers(1, 6, size=(2, 3))[..., None]
+    layer = TimeDistributed(LSTM(6))
+    y = layer(Tensor(x), mask=mask).numpy()
+    inner = layer.layer
+    for t in range(3):
+        alone = inner(Tensor(x[:, t]), mask=mask[:, t]).numpy()
+        np.testing.assert_allclose(y[:, t], alone, rtol=1e-6, atol=1e-6)
+    unmasked = layer(Tensor(x)).numpy()
+    assert not np.allclose(unmasked, y)  # the mask changed the result
+    with pytest.raises(ValueError, match=r"mask whose first two axes are \(batch, steps\) = \(2, 3\).*got a mask of shape \(2, 4\)"):
+        layer(Tensor(x), mask=np.ones((2, 4), bool))
+
+
+def test_time_distributed_masked_lstm_matches_keras_live():
+    keras = pytest.importorskip("keras")
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(2, 3, 5, 4)).astype("float32")
+    mask = np.arange(5)[None, None, :] < rng.integers(1, 6, size=(2, 3))[..., None]
+    theirs = keras.layers.TimeDistributed(keras.layers.LSTM(6, return_sequences=True))
+    theirs.build(x.shape)
+    ours = TimeDistributed(LSTM(6, return_sequences=True))
+    ours(Tensor(x))
+    ours.set_weights(theirs.get_weights())
+    expected = keras.ops.convert_to_numpy(theirs(x, mask=mask))
+    np.testing.assert_allclose(ours(Tensor(x), mask=mask).numpy(), expected, atol=1e-5, rtol=1e-5)
