@@ -57,20 +57,25 @@ def digits_section() -> list[str]:
             out.append(f"| {r['model']} | {r['library']} | official (300 test files) | {pct(r['test_accuracy'])} | "
                        f"{r['training_seconds']:.0f} s |")
     speaker = [r for r in rows if r["split"] == "speaker"]
-    groups: dict[tuple, dict] = {}
+    runs: dict[tuple, dict] = {}  # (model, library, augment) -> held-out speaker -> accuracy of each seed
     for r in speaker:
-        groups.setdefault((r["model"], r["library"], bool(r.get("augment"))), {})[r["held_out"]] = r["test_accuracy"]
+        runs.setdefault((r["model"], r["library"], bool(r.get("augment"))), {}).setdefault(
+            r["held_out"], {})[r["seed"]] = r["test_accuracy"]
+    groups = {group: {name: statistics.mean(seeds.values()) for name, seeds in by_speaker.items()}
+              for group, by_speaker in runs.items()}
     for (model, library, augment), accuracies in groups.items():
         worst = min(accuracies, key=accuracies.get)
         label = f"{model}{' + augmentation' if augment else ''}"
-        out.append(f"| {label} | {library} | each speaker held out in turn ({len(accuracies)}) | mean "
+        seeds = max(len(s) for s in runs[(model, library, augment)].values())
+        over = f", mean of {seeds} seeds" if seeds > 1 else ""
+        out.append(f"| {label} | {library} | each speaker held out in turn ({len(accuracies)}{over}) | mean "
                    f"{pct(statistics.mean(accuracies.values()))}, worst {pct(accuracies[worst])} ({worst}) | "
                    f"see below |")
     out.append("")
     if speaker:
         names = sorted({r["held_out"] for r in speaker})
-        out += ["Held-out speaker, test accuracy (some of these runs shared the machine with other work, "
-                "so their training times are not reported):", "",
+        out += ["Held-out speaker, test accuracy, the mean over seeds where there are several (some of these "
+                "runs shared the machine with other work, so their training times are not reported):", "",
                 "| model | library | " + " | ".join(names) + " |", "|---" * (len(names) + 2) + "|"]
         for (model, library, augment), accuracies in groups.items():
             label = f"{model}{' + augmentation' if augment else ''}"

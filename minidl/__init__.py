@@ -13,7 +13,7 @@ from minidl.function import Function, is_grad_enabled, no_grad
 from minidl.gradcheck import GradcheckError, gradcheck
 from minidl.tensor import Tensor
 from minidl import (callbacks, data, functional, initializers, layers, losses, metrics,  # noqa: E402
-                    optimizers, regularizers, utils)
+                    optimizers, regularizers, utils, workspace)
 from minidl import models  # noqa: E402
 from minidl.models import Sequential  # noqa: E402
 
