@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 
 from minidl import workspace
-from minidl.functional.recurrent import gru, lstm
-from minidl.functional.recurrent_reference import gru_reference, lstm_reference
+from minidl.functional.recurrent import gru, lstm, simple_rnn
+from minidl.functional.recurrent_reference import gru_reference, lstm_reference, simple_rnn_reference
 from minidl.tensor import Tensor
 
 
@@ -56,19 +56,20 @@ def test_partial_views_and_double_releases_are_refused():
         workspace.release(base)
 
 
-@pytest.mark.parametrize("fused, reference, states, gates", [(lstm, lstm_reference, 2, 4), (gru, gru_reference, 1, 3)])
-def test_two_live_calls_and_reused_buffers_keep_every_gradient_exact(fused, reference, states, gates):
+@pytest.mark.parametrize("fused, reference, states, gates, bias_shape", [
+    (lstm, lstm_reference, 2, 4, (12,)), (gru, gru_reference, 1, 3, (2, 9)),
+    (simple_rnn, simple_rnn_reference, 1, 1, (3,))])
+def test_two_live_calls_and_reused_buffers_keep_every_gradient_exact(fused, reference, states, gates, bias_shape):
     """Two calls of the same shape are alive at once (each holds its buffers until backward), then
     a third runs on buffers the first two gave back: all must equal the reference cells."""
     rng = np.random.default_rng(0)
     units, batch, steps, features = 3, 2, 4, 3
-    bias_shape = (gates * units,) if states == 2 else (2, gates * units)
     shapes = [(batch, steps, features)] + [(batch, units)] * states + [
         (features, gates * units), (units, gates * units), bias_shape]
     calls = [[rng.normal(size=shape) for shape in shapes] for _ in range(3)]
 
     def backward(out, tensors):
-        (out[0].sum() + out[1].sum()).backward()
+        (out[0].sum() + out[-1].sum()).backward()
         return [out[0].data.copy()] + [t.grad.copy() for t in tensors]
 
     tensors = [[Tensor(a.copy(), requires_grad=True) for a in arrays] for arrays in calls]

@@ -202,3 +202,38 @@ def test_fused_relu_equals_relu_after_the_convolution(rng, function, x_shape, ke
     dl.gradcheck(lambda x, W, b: function(x, W, b, padding="same", relu=True), (x, W, b))
     np.testing.assert_array_equal(function(x, W, b, padding="same", relu=True).numpy(),
                                   F.relu(function(x, W, b, padding="same")).numpy())
+
+
+def test_workspace_buffers_reused_across_live_calls_keep_gradients_exact(rng):
+    """Two convolutions of one shape alive at once (each holds its column matrix until backward),
+    a pass under no_grad (which gives its buffers back at once), then a third call on the buffers
+    given back: every value and gradient equals a fresh float64 computation through primitives."""
+    from minidl import workspace
+    from minidl.function import no_grad
+    workspace.clear()
+    calls = [[rng.normal(size=(2, 6, 5, 3)), rng.normal(size=(3, 3, 3, 4)), rng.normal(size=4)] for _ in range(3)]
+
+    def run(arrays):
+        tensors = [Tensor(a.copy(), requires_grad=True) for a in arrays]
+        return tensors, conv2d(*tensors, padding="same", relu=True)
+
+    def finish(tensors, y, weights):
+        (y * weights).sum().backward()
+        return [y.data.copy()] + [t.grad.copy() for t in tensors]
+
+    weights = rng.normal(size=(2, 6, 5, 4))
+    first, second = run(calls[0]), run(calls[1])
+    got = [finish(*first, weights), finish(*second, weights)]
+    with no_grad():
+        conv2d(*[Tensor(a) for a in calls[2]], padding="same", relu=True)
+    assert workspace.held_bytes() > 0
+    got.append(finish(*run(calls[2]), weights))
+    for arrays, got_call in zip(calls, got):
+        tensors = [Tensor(a.copy(), requires_grad=True) for a in arrays]
+        x, W, b = tensors
+        patches = F.stack([F.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)))[:, i:i + 6, j:j + 5, :]
+                           for i in range(3) for j in range(3)], axis=3)   # (2, 6, 5, 9, 3)
+        y = F.relu(F.matmul(F.reshape(patches, (60, 27)), F.reshape(W, (27, 4))) + b)
+        expected = finish(tensors, F.reshape(y, (2, 6, 5, 4)), weights)
+        for g, e in zip(got_call, expected):
+            np.testing.assert_allclose(g, e, rtol=1e-10, atol=1e-10)
