@@ -119,6 +119,7 @@ SPEED = [  # (file, record name, extra match, what)
     ("conv", "conv/conv1d", {}, "Conv1D(64, 5) step, (32, 50, 13)"),
     ("recurrent", "recurrent/lstm", {}, "LSTM(128) step, (32, 50, 13)"),
     ("recurrent", "recurrent/gru", {}, "GRU(128) step, (32, 50, 13)"),
+    ("recurrent", "recurrent/lstm_1000", {}, "LSTM(128) step over 1,000 steps, (32, 1000, 13)"),
     ("ctc", "ctc_loss_forward_backward", {"dtype": "float32"}, "CTC loss fwd + bwd, 32×200×11"),
 ]
 
@@ -136,6 +137,11 @@ def speed_section() -> list[str]:
         t = {lib: (r or {}).get("median_seconds") for lib, r in got.items()}
         ratio = f"{t['minidl'] / t['torch']:.2f}×" if t["minidl"] and t["torch"] else "–"
         out.append(f"| {what} | {ms(t['minidl'])} | {ms(t['torch'])} | {ms(t['keras'])} | {ratio} |")
+    long = {lib: pick(records("recurrent"), name="recurrent/lstm_1000", library=lib) for lib in ("minidl", "torch", "keras")}
+    if all(r and r.get("peak_rss_bytes") for r in long.values()):
+        mib = {lib: f"{r['peak_rss_bytes'] / 2**20:,.0f} MiB" for lib, r in long.items()}
+        out += ["", f"Peak memory of the process (RSS) training the LSTM over 1,000 steps: minidl {mib['minidl']}, "
+                    f"PyTorch {mib['torch']}, Keras {mib['keras']} (each includes its library's own import)."]
     mfcc = records("mfcc")
     if mfcc:
         rate = {r["name"]: r.get("files_per_second") for r in mfcc}
