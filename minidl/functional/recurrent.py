@@ -362,8 +362,8 @@ class LSTMFunction(_Recurrent):
         if b is not None:
             A += b_step[:, None]
         UT_step = xp.ascontiguousarray(U_step.T)
-        H = xp.empty((steps + 1, units, batch), dtype=x.dtype)  # hᵀ and cᵀ of every step
-        C = workspace.empty_like(H)
+        H = xp.empty((steps + 1, units, batch), dtype=x.dtype)  # hᵀ of every step, h0 first
+        C = workspace.empty_like(H)  # cᵀ likewise
         TC = workspace.empty_like(H[1:])  # tanh(c_t), kept for backward
         H[0], C[0] = h0.T, c0.T
         recurrent = xp.empty((4 * units, batch), dtype=x.dtype)
