@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from minidl import workspace
+from minidl.function import no_grad
 from minidl.functional.recurrent import gru, lstm, simple_rnn
 from minidl.functional.recurrent_reference import gru_reference, lstm_reference, simple_rnn_reference
 from minidl.tensor import Tensor
@@ -77,7 +78,12 @@ def test_two_live_calls_and_reused_buffers_keep_every_gradient_exact(fused, refe
     got = [None, backward(second, tensors[1]), None]
     got[0] = backward(first, tensors[0])
     assert workspace.held_bytes() > 0  # the calls gave their buffers back
+    with no_grad():  # nothing will come back for this call: forward returns its buffers at once
+        held = workspace.held_bytes()
+        inference = fused(*[Tensor(a) for a in calls[2]])[0].data.copy()
+        assert workspace.held_bytes() == held
     got[2] = backward(fused(*tensors[2]), tensors[2])  # runs on the buffers given back
+    np.testing.assert_allclose(inference, got[2][0], rtol=1e-12, atol=1e-12)
     for arrays, got_call in zip(calls, got):
         reference_tensors = [Tensor(a.copy(), requires_grad=True) for a in arrays]
         expected = backward(reference(*reference_tensors), reference_tensors)
