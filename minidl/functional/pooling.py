@@ -133,30 +133,26 @@ class AvgPool2DFunction(_Pool2D):
         return self._crop(gx)
 
 
-class MaxPool1DFunction(MaxPool2DFunction):
+class _OneDimensional:
+    """A 1-D pool as the 2-D one on an image of height 1: (batch, steps, c) is viewed as
+    (batch, 1, steps, c) on the way in and back on the way out (views, no copies)."""
+
+    def __init__(self, pool_size: int, stride: int, pads: tuple[int, int]):
+        super().__init__((1, pool_size), (1, stride), ((0, 0), pads))
+
+    def forward(self, x):
+        return super().forward(x[:, None])[:, 0]
+
+    def backward(self, gy):
+        return super().backward(gy[:, None])[:, 0]
+
+
+class MaxPool1DFunction(_OneDimensional, MaxPool2DFunction):
     """1-D max pooling, (batch, steps, c) -> (batch, out_steps, c): the 2-D pool at height 1."""
 
-    def __init__(self, pool_size: int, stride: int, pads: tuple[int, int]):
-        super().__init__((1, pool_size), (1, stride), ((0, 0), pads))
 
-    def forward(self, x):
-        return super().forward(x[:, None])[:, 0]
-
-    def backward(self, gy):
-        return super().backward(gy[:, None])[:, 0]
-
-
-class AvgPool1DFunction(AvgPool2DFunction):
+class AvgPool1DFunction(_OneDimensional, AvgPool2DFunction):
     """1-D average pooling, (batch, steps, c) -> (batch, out_steps, c): the 2-D pool at height 1."""
-
-    def __init__(self, pool_size: int, stride: int, pads: tuple[int, int]):
-        super().__init__((1, pool_size), (1, stride), ((0, 0), pads))
-
-    def forward(self, x):
-        return super().forward(x[:, None])[:, 0]
-
-    def backward(self, gy):
-        return super().backward(gy[:, None])[:, 0]
 
 
 # --- public functions ----------------------------------------------------------------------------
