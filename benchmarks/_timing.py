@@ -2,6 +2,9 @@
 repeat (CPU seconds count every thread of the process, which shows BLAS threads spinning)."""
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 import time
 from typing import Callable
 
@@ -47,3 +50,28 @@ def minidl_train_step(layers: list, x_np, y_np, device: str = "cpu") -> Callable
             import cupy  # noqa: PLC0415
             cupy.cuda.Stream.null.synchronize()
     return step
+
+
+def take_turns(script: str, libraries: list[str], model: str, rounds: int, options: list[str],
+               env: dict) -> dict[str, dict]:
+    """Run ``script --worker LIBRARY MODEL *options`` once per library per round, the libraries
+    taking turns, so that a burst of load from other processes on a shared machine falls on all
+    of them alike. Returns library -> the worker's last JSON line, with "times" and "cpu_times"
+    gathered over all rounds and the "peak_rss_bytes" of the largest; or {"error": stderr}."""
+    runs: dict[str, dict] = {}
+    for _ in range(rounds):
+        for library in libraries:
+            done = subprocess.run([sys.executable, script, "--worker", library, model, *options],
+                                  capture_output=True, text=True, env=env)
+            if done.returncode != 0:
+                runs[library] = {"error": done.stderr[-2000:]}
+                continue
+            out = json.loads(done.stdout.strip().splitlines()[-1])
+            previous = runs.get(library, {})
+            for key in ("times", "cpu_times"):
+                if key in out:
+                    out[key] = previous.get(key, []) + out[key]
+            if "peak_rss_bytes" in out:
+                out["peak_rss_bytes"] = max(previous.get("peak_rss_bytes", 0), out["peak_rss_bytes"])
+            runs[library] = out
+    return runs

@@ -21,11 +21,10 @@ import os
 import platform
 import resource
 import statistics
-import subprocess
 import sys
 from pathlib import Path
 
-from _timing import minidl_train_step, time_steps  # benchmarks/ is the script's folder, first on sys.path
+from _timing import minidl_train_step, take_turns, time_steps  # benchmarks/ is the script's folder, first on sys.path
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results" / "conv.json"
@@ -150,20 +149,9 @@ def main() -> None:
         return
     records = []
     for model in args.models:
-        # libraries take turns, round after round, so a burst of load from other processes on a
-        # shared machine falls on all of them alike; min_seconds is the least load-sensitive figure
-        runs: dict[str, dict] = {}
-        for _ in range(args.rounds):
-            for library in args.libraries:
-                done = subprocess.run([sys.executable, __file__, "--worker", library, model, "--repeats",
-                                       str(args.repeats), "--device", args.device], capture_output=True,
-                                      text=True, env={**os.environ, "KERAS_BACKEND": "torch"})
-                if done.returncode != 0:
-                    runs[library] = {"error": done.stderr[-2000:]}
-                    continue
-                out = json.loads(done.stdout.strip().splitlines()[-1])
-                times = runs.get(library, {}).get("times", []) + out.pop("times")
-                runs[library] = {**out, "times": times}
+        runs = take_turns(__file__, args.libraries, model, args.rounds,
+                          ["--repeats", str(args.repeats), "--device", args.device],
+                          {**os.environ, "KERAS_BACKEND": "torch"})
         for library, out in runs.items():
             if "error" in out:
                 records.append({"name": f"conv/{model}", "library": library, "error": out["error"]})

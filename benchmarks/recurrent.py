@@ -28,11 +28,10 @@ import os
 import platform
 import resource
 import statistics
-import subprocess
 import sys
 from pathlib import Path
 
-from _timing import minidl_train_step, time_steps  # benchmarks/ is the script's folder, first on sys.path
+from _timing import minidl_train_step, take_turns, time_steps  # benchmarks/ is the script's folder, first on sys.path
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results" / "recurrent.json"
@@ -141,23 +140,8 @@ def main() -> None:
     records = []
     for model in args.models:
         repeats = args.long_repeats if model == "lstm_1000" else args.repeats
-        # libraries take turns, round after round, so a burst of load from other processes on a
-        # shared machine falls on all of them alike
-        runs: dict[str, dict] = {}
-        for _ in range(1 if model == "lstm_1000" else args.rounds):
-            for library in args.libraries:
-                done = subprocess.run([sys.executable, __file__, "--worker", library, model, "--repeats",
-                                       str(repeats), "--device", args.device],
-                                      capture_output=True, text=True, env=env)
-                if done.returncode != 0:
-                    runs[library] = {"error": done.stderr[-2000:]}
-                    continue
-                out = json.loads(done.stdout.strip().splitlines()[-1])
-                previous = runs.get(library, {})
-                out["times"] = previous.get("times", []) + out["times"]
-                out["cpu_times"] = previous.get("cpu_times", []) + out["cpu_times"]
-                out["peak_rss_bytes"] = max(previous.get("peak_rss_bytes", 0), out["peak_rss_bytes"])
-                runs[library] = out
+        runs = take_turns(__file__, args.libraries, model, 1 if model == "lstm_1000" else args.rounds,
+                          ["--repeats", str(repeats), "--device", args.device], env)
         for library, out in runs.items():
             if "error" in out:
                 records.append({"name": f"recurrent/{model}", "library": library, "error": out["error"]})
