@@ -2,8 +2,9 @@
 
 Each layer runs the fused op of ``minidl.functional.recurrent`` (whole sequence in one
 Function, backward by hand-derived BPTT); an activation that op does not know (any callable
-other than minidl's tanh, sigmoid, relu, linear) runs the primitive-op reference cell of
-``minidl.functional.recurrent_reference`` instead, which autograd differentiates.
+other than minidl's tanh, sigmoid, relu, linear) runs the primitive-op reference cell beside
+it instead (``lstm_reference`` in ``functional/recurrent/lstm.py``, and so on), which autograd
+differentiates.
 
 Masks: a bool (batch, steps) mask comes from ``mask=`` on call, or from ``inputs.mask`` (set by
 Masking, by a Conv1D front end, or by any layer that passes one on). At a False step the states
@@ -16,8 +17,7 @@ import numpy as np
 
 import minidl.functional as F
 from minidl import backend, initializers
-from minidl.functional import recurrent as fused
-from minidl.functional import recurrent_reference as reference
+from minidl.functional import recurrent
 from minidl.layers.base import Layer, check_last_axis
 from minidl.layers.core import _name
 from minidl.tensor import Tensor, as_tensor
@@ -180,10 +180,10 @@ class SimpleRNN(_RNN):
 
     def _run(self, inputs, states, mask):
         options = {**self._options(), "mask": mask}
-        if fused.can_fuse(self.activation):
-            return fused.simple_rnn(inputs, *states, self.kernel, self.recurrent_kernel, self.bias,
+        if recurrent.can_fuse(self.activation):
+            return recurrent.simple_rnn(inputs, *states, self.kernel, self.recurrent_kernel, self.bias,
                                     activation=self.activation, **options)
-        return reference.simple_rnn_reference(inputs, *states, self.kernel, self.recurrent_kernel,
+        return recurrent.simple_rnn_reference(inputs, *states, self.kernel, self.recurrent_kernel,
                                               self.bias, activation=self.activation, **options)
 
 
@@ -246,11 +246,11 @@ class LSTM(_RNN):
 
     def _run(self, inputs, states, mask):
         options = {**self._options(), "mask": mask}
-        if fused.can_fuse(self.activation, self.recurrent_activation):
-            return fused.lstm(inputs, *states, self.kernel, self.recurrent_kernel, self.bias,
+        if recurrent.can_fuse(self.activation, self.recurrent_activation):
+            return recurrent.lstm(inputs, *states, self.kernel, self.recurrent_kernel, self.bias,
                               activation=self.activation, recurrent_activation=self.recurrent_activation,
                               **options)
-        return reference.lstm_reference(inputs, *states, self.kernel, self.recurrent_kernel, self.bias,
+        return recurrent.lstm_reference(inputs, *states, self.kernel, self.recurrent_kernel, self.bias,
                                         activation=self.activation,
                                         recurrent_activation=self.recurrent_activation, **options)
 
@@ -310,11 +310,11 @@ class GRU(_RNN):
 
     def _run(self, inputs, states, mask):
         options = {**self._options(), "mask": mask}
-        if fused.can_fuse(self.activation, self.recurrent_activation):
-            return fused.gru(inputs, *states, self.kernel, self.recurrent_kernel, self.bias,
+        if recurrent.can_fuse(self.activation, self.recurrent_activation):
+            return recurrent.gru(inputs, *states, self.kernel, self.recurrent_kernel, self.bias,
                              activation=self.activation, recurrent_activation=self.recurrent_activation,
                              **options)
-        return reference.gru_reference(inputs, *states, self.kernel, self.recurrent_kernel, self.bias,
+        return recurrent.gru_reference(inputs, *states, self.kernel, self.recurrent_kernel, self.bias,
                                        activation=self.activation,
                                        recurrent_activation=self.recurrent_activation, **options)
 

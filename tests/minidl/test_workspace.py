@@ -5,8 +5,8 @@ import pytest
 
 from minidl import workspace
 from minidl.function import no_grad
-from minidl.functional.recurrent import gru, lstm, simple_rnn
-from minidl.functional.recurrent_reference import gru_reference, lstm_reference, simple_rnn_reference
+from minidl.functional.recurrent import (gru, gru_reference, lstm, lstm_reference, simple_rnn,
+                                         simple_rnn_reference)
 from minidl.tensor import Tensor
 
 

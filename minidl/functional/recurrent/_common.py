@@ -1,0 +1,295 @@
+"""What the three fused recurrent ops share: the base Function, masks, the input projection.
+
+Inside, the loops run time-major and *transposed*: a step's state is hᵀ (units, batch) and its
+gates zᵀ = Wᵀ·x_tᵀ + Uᵀ·hᵀ (gates·units, batch), so that each gate block is a run of whole rows,
+contiguous in memory. The gate arithmetic is a dozen small elementwise ops per step, and NumPy
+runs each one faster on a contiguous block than on the column slice that a (batch, gates·units)
+layout would give (the LSTM step of benchmarks/recurrent.py is where it shows). The equations
+in the docstrings are written batch-major, as Keras states them.
+
+The large internal buffers (the gates of every step, ∂z of every step and their side-by-side
+copies) come from ``minidl.workspace`` and go back to it when backward is done, so the next
+call reuses their memory instead of faulting in fresh pages (see that module for why).
+
+Masks follow Keras 3 (``keras.src.backend.*.rnn``): ``mask`` is bool (batch, steps); at a False
+step every state is carried through unchanged and the output repeats the previous output
+(zeros before the first valid step), or is zero when ``zero_output_for_mask``. With
+``go_backwards`` the steps (and the mask) are processed last to first and the outputs come out
+in that processed order, as Keras returns them. ``unroll`` is the same loop for the reference
+cells, built from primitive ops.
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+import minidl.functional as F
+from minidl import workspace
+from minidl.backend import Array
+from minidl.function import Function
+from minidl.tensor import Tensor, as_tensor
+
+# Activations the fused ops differentiate by hand, each from its output y alone.
+FUSED_ACTIVATIONS = ("tanh", "sigmoid", "relu", "linear")
+
+
+# --- activations -----------------------------------------------------------------------------------
+
+def fused_activation_name(activation) -> str | None:
+    """The fused name of an activation given by name or as minidl.functional's function, or None
+    when the fused ops do not implement it."""
+    if activation is None:
+        return "linear"
+    if isinstance(activation, str):
+        return activation if activation in FUSED_ACTIVATIONS else None
+    name = getattr(activation, "__name__", None)
+    module = getattr(activation, "__module__", "")
+    return name if name in FUSED_ACTIVATIONS and module.startswith("minidl.functional") else None
+
+
+def can_fuse(*activations) -> bool:
+    """True when the fused ops implement every activation given (else use the reference cells)."""
+    return all(fused_activation_name(a) is not None for a in activations)
+
+
+def fused_activation(op: str, argument: str, activation) -> str:
+    """The fused name of ``activation``, or a ValueError naming the op and the argument."""
+    name = fused_activation_name(activation)
+    if name is None:
+        raise ValueError(f"{op}: the fused op supports {argument} in {FUSED_ACTIVATIONS}, got "
+                         f"{activation!r}; use {op}_reference (minidl.functional.recurrent) for others")
+    return name
+
+
+def activate(xp, name: str, a: Array) -> None:
+    """a ← act(a), in place."""
+    if name == "tanh":
+        xp.tanh(a, out=a)
+    elif name == "sigmoid":  # σ(a) = ½·tanh(½a) + ½: never overflows, unlike 1/(1+exp(-a))
+        a *= 0.5
+        xp.tanh(a, out=a)
+        a *= 0.5
+        a += 0.5
+    elif name == "relu":
+        xp.maximum(a, 0, out=a)
+
+
+def derivative(xp, name: str, y: Array, out: Array) -> Array:
+    """out ← act'(a) written from y = act(a): tanh 1 - y², σ y - y², relu [y > 0], linear 1."""
+    if name == "tanh":
+        xp.multiply(y, y, out=out)
+        xp.subtract(1, out, out=out)
+    elif name == "sigmoid":
+        xp.multiply(y, y, out=out)
+        xp.subtract(y, out, out=out)
+    elif name == "relu":
+        xp.greater(y, 0, out=out)
+    else:
+        out.fill(1)
+    return out
+
+
+# --- layouts -------------------------------------------------------------------------------------
+
+def batch_last(x: Array) -> Array:
+    """(batch, steps, ...) -> (steps, ..., batch), a view: the loops' transposed layout."""
+    return x.transpose((1,) + tuple(range(2, x.ndim)) + (0,))
+
+
+def time_major(x: Array, go_backwards: bool) -> Array:
+    """(batch, steps, ...) -> (steps, ..., batch) in processing order, as a view."""
+    x = batch_last(x)
+    return x[::-1] if go_backwards else x
+
+
+def project_inputs(xp, x: Array, W: Array, go_backwards: bool) -> tuple[Array, Array]:
+    """Xᵀ (steps, features, batch) in processing order, and Wᵀ·x_tᵀ for every step (steps, G,
+    batch), a workspace buffer: one batched GEMM."""
+    XT = xp.ascontiguousarray(time_major(x, go_backwards))
+    projected = workspace.empty(xp, (XT.shape[0], W.shape[1], XT.shape[2]), x.dtype)
+    return XT, xp.matmul(W.T, XT, out=projected)
+
+
+def side_by_side(xp, grad_z: Array) -> Array:
+    """grad_z (steps, G, batch) -> (G, steps·batch): every step's ∂z side by side, so that each
+    sum over steps is one GEMM (and the bias gradient the row sums). One transposing copy, into
+    a workspace buffer: release the result when done."""
+    steps, width, batch = grad_z.shape
+    buffer = workspace.empty(xp, (width, steps, batch), grad_z.dtype)
+    xp.copyto(buffer, grad_z.transpose(1, 0, 2))
+    return buffer.reshape(width, steps * batch)
+
+
+def state_in(state: Array) -> Array:
+    """A copy of a (batch, u) state as the loops hold it, (u, batch) contiguous: a copy, because
+    the loops update it in place (ascontiguousarray would hand back a view when batch is 1)."""
+    return state.T.copy()
+
+
+# --- the shared base -----------------------------------------------------------------------------
+
+class RecurrentFunction(Function):
+    """What the three fused ops share: the mask, the output rule, the gradients over all steps.
+
+    Inside, every per-step array is transposed, (units or gates·units, batch); see the module
+    docstring. Subclasses set ``kernel_position``, the input index of the kernel W (the
+    recurrent kernel U follows it).
+    """
+
+    kernel_position: int
+
+    def __init__(self, mask: Array | None, go_backwards: bool, zero_output_for_mask: bool):
+        self.mask = mask
+        self.go_backwards = go_backwards
+        self.zero_output_for_mask = zero_output_for_mask
+
+    def _keep(self, xp) -> Array | None:
+        """The mask as (steps, 1, batch) bool in processing order, or None; its negation goes to
+        ``self.drop``, made once here so that no step allocates one."""
+        self.drop = None
+        if self.mask is None:
+            return None
+        keep = xp.ascontiguousarray(time_major(xp.asarray(self.mask, dtype=bool), self.go_backwards)[:, None])
+        self.drop = ~keep
+        return keep
+
+    def _outputs(self, xp, H: Array, keep: Array | None) -> Array:
+        """Keras' outputs (batch, steps, u) from the states H (steps + 1, u, batch).
+
+        Unmasked, the output of step t is h_t (a view of H). Masked, a False step repeats the
+        previous output (zeros before the first valid step), or gives zeros.
+        """
+        if keep is None:
+            return H[1:].transpose(2, 0, 1)
+        Y = xp.empty_like(H[1:])
+        previous = xp.zeros_like(H[0])
+        for t in range(Y.shape[0]):
+            xp.copyto(Y[t], H[t + 1])
+            xp.copyto(Y[t], 0 if self.zero_output_for_mask else previous, where=self.drop[t])
+            previous = Y[t]
+        return Y.transpose(2, 0, 1)
+
+    def _output_grad(self, xp, gy: Array | None, keep: Array | None):
+        """Step function that adds ∂L/∂(output of step t) into ∂L/∂h_t (transposed).
+
+        An output at a masked step is the output of the last valid step before it (or zero), so
+        its gradient is carried back, in ``carry``, to that step; with zero_output_for_mask a
+        masked output is a constant and passes nothing back.
+        """
+        if gy is None:
+            return lambda t, gh: None
+        gy = xp.ascontiguousarray(batch_last(gy))  # (steps, u, batch); already in processing order
+        if keep is None:
+            def add(t, gh):
+                gh += gy[t]
+            return add
+        carry = xp.zeros_like(gy[0])
+        used = xp.empty_like(gy[0])
+
+        def add_masked(t, gh):
+            if self.zero_output_for_mask:
+                xp.multiply(gy[t], keep[t], out=used)
+                gh += used
+                return
+            xp.add(carry, gy[t], out=carry)
+            xp.multiply(carry, keep[t], out=used)
+            gh += used
+            xp.subtract(carry, used, out=carry)  # handed to h_t: nothing carried past a valid step
+        return add_masked
+
+    def _input_grads(self, xp, XT: Array, grad_z_side_by_side: Array, W: Array) -> tuple:
+        """∂X = ∂Z·Wᵀ as (batch, steps, features) and ∂W = Xᵀ·∂Z: one GEMM each over all steps,
+        from ∂Z, every step's ∂z side by side (see ``side_by_side``)."""
+        steps, batch = XT.shape[0], XT.shape[2]
+        gx = gW = None
+        if self.needs_input_grad[0]:
+            gx = (W @ grad_z_side_by_side).reshape(-1, steps, batch)
+            gx = xp.ascontiguousarray((gx[:, ::-1] if self.go_backwards else gx).transpose(2, 1, 0))
+        if self.needs_input_grad[self.kernel_position]:
+            gW = XT.transpose(1, 0, 2).reshape(-1, steps * batch) @ grad_z_side_by_side.T
+        return gx, gW
+
+    def _recurrent_grad(self, xp, H: Array, grad_z_side_by_side: Array) -> Array | None:
+        """∂U = H_prevᵀ·∂Z (units, G): one GEMM over all steps."""
+        if not self.needs_input_grad[self.kernel_position + 1]:
+            return None
+        H_prev = side_by_side(xp, H[:-1])
+        # ∂Uᵀ = ∂Z·H_prev rather than H_prevᵀ·∂Zᵀ: the faster order on the LSTM step of
+        # benchmarks/recurrent.py
+        gU = (grad_z_side_by_side @ H_prev.T).T
+        workspace.release(H_prev)
+        return gU
+
+
+# --- CuPy: one fused elementwise kernel per step ---------------------------------------------------
+
+_CUDA_STEPS: dict = {}  # kernel name -> cupy.ElementwiseKernel, made on first use
+
+
+def cuda_step(xp, activations: tuple, name: str, source: tuple[str, str, str]):
+    """The CUDA step kernel ``name`` for CuPy data, or None: on NumPy, or when the activations
+    are not (tanh, sigmoid), the ones the kernel bodies spell out.
+
+    ``source`` is (input parameters, output parameters, body) of a ``cupy.ElementwiseKernel``,
+    made once and kept (CuPy compiles it on its first call).
+    """
+    if xp.__name__ != "cupy" or tuple(activations) != ("tanh", "sigmoid"):
+        return None
+    if name not in _CUDA_STEPS:
+        _CUDA_STEPS[name] = xp.ElementwiseKernel(*source, name)
+    return _CUDA_STEPS[name]
+
+
+# --- checks at the boundary ----------------------------------------------------------------------
+
+def check_shapes(op: str, x, states: dict, weights: dict, mask) -> None:
+    """Shapes checked once, at the boundary, with what was expected and what came.
+
+    ``states`` and ``weights`` map a name to (array or None, expected shape).
+    """
+    if x.ndim != 3:
+        raise ValueError(f"{op}: expected x of shape (batch, steps, features), got shape {x.shape}")
+    batch, steps, features = x.shape
+    for name, (array, shape) in {**states, **weights}.items():
+        if array is not None and tuple(array.shape) != shape:
+            raise ValueError(f"{op}: expected {name} of shape {shape} for x of shape {x.shape}, "
+                             f"got shape {tuple(array.shape)}")
+    if mask is not None and tuple(mask.shape) != (batch, steps):
+        raise ValueError(f"{op}: expected a mask of shape (batch, steps) = {(batch, steps)}, "
+                         f"got shape {tuple(mask.shape)}")
+
+
+def mask_array(mask) -> Array | None:
+    """A mask given as a Tensor or an array, as a bool array (None stays None)."""
+    if mask is None:
+        return None
+    mask = mask.data if isinstance(mask, Tensor) else mask
+    return mask.astype(bool, copy=False) if mask.dtype != bool else mask
+
+
+# --- the reference cells' loop -------------------------------------------------------------------
+
+def unroll(step: Callable, x, states: list, mask, go_backwards: bool,
+           zero_output_for_mask: bool) -> tuple[Tensor, list]:
+    """Keras' rnn() loop in primitive ops, which autograd differentiates.
+
+    ``step(x_t, *states) -> (output, new_states)``; returns (outputs (batch, steps, ...), states).
+    """
+    x = as_tensor(x)
+    mask = mask_array(mask)
+    steps = x.shape[1]
+    order = range(steps - 1, -1, -1) if go_backwards else range(steps)
+    outputs, previous = [], None
+    for t in order:
+        output, new_states = step(x[:, t], *states)
+        if mask is None:
+            states = new_states
+        else:
+            keep = mask[:, t][:, None]
+            states = [F.where(keep, new, old) for new, old in zip(new_states, states)]
+            if zero_output_for_mask:
+                output = F.where(keep, output, output.data * 0)
+            else:
+                output = F.where(keep, output, output.data * 0 if previous is None else previous)
+        outputs.append(output)
+        previous = output
+    return F.stack(outputs, axis=1), states

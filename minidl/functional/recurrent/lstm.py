@@ -1,0 +1,298 @@
+"""LSTM: the fused op over a whole sequence, its CUDA steps, and its reference cell in primitive ops."""
+from __future__ import annotations
+
+import minidl.functional as F
+from minidl import workspace
+from minidl.backend import Array, get_array_module
+from minidl.functional.recurrent._common import (RecurrentFunction, activate, check_shapes, cuda_step,
+                                                 derivative, fused_activation, mask_array, project_inputs,
+                                                 side_by_side, state_in, unroll)
+from minidl.tensor import Tensor, as_tensor
+
+
+def _swap_c_o(a: Array, units: int) -> Array:
+    """Swap the last two gate blocks (c, o) along the last axis: Keras' i, f, c, o <-> i, f, o, c.
+
+    Inside the fused LSTM the gates are stored i, f, o, c so that the three σ gates form one
+    contiguous block; the swap is its own inverse, so it also maps gradients back.
+    """
+    xp = get_array_module(a)
+    return xp.concatenate([a[..., :2 * units], a[..., 3 * units:], a[..., 2 * units:3 * units]], axis=-1)
+
+
+class LSTMFunction(RecurrentFunction):
+    """Long short-term memory with a forget gate (Gers, Schmidhuber & Cummins, 2000) over a whole
+    sequence, without peepholes, as Keras; Hochreiter & Schmidhuber's LSTM (1997) had no forget gate.
+
+    Forward, at each step t, with x_t (batch, features) and the previous h, c (batch, units):
+
+        i = σ(x_t·W_i + h·U_i + b_i)        input gate
+        f = σ(x_t·W_f + h·U_f + b_f)        forget gate
+        g = tanh(x_t·W_c + h·U_c + b_c)     candidate cell
+        o = σ(x_t·W_o + h·U_o + b_o)        output gate
+        c_t = f ⊙ c_{t-1} + i ⊙ g
+        h_t = o ⊙ tanh(c_t)
+
+    (σ is ``recurrent_activation``, tanh is ``activation``.) The weights come in Keras' gate
+    order i, f, c, o; inside, the gate buffers are stored i, f, o, c, so that the three σ gates
+    are one contiguous block (``_swap_c_o`` on the weights, and back on their gradients). The four
+    pre-activations come from one GEMM per step, h·U, added to the input projection of all steps.
+
+    Backward (BPTT; ∂h_t, ∂c_t arrive from the output of step t and from step t + 1):
+
+        ∂o       = ∂h_t ⊙ tanh(c_t)
+        ∂c_t    += ∂h_t ⊙ o ⊙ (1 - tanh²(c_t))
+        ∂i       = ∂c_t ⊙ g,     ∂f = ∂c_t ⊙ c_{t-1},     ∂g = ∂c_t ⊙ i
+        ∂c_{t-1} = ∂c_t ⊙ f
+        ∂z       = [∂i ⊙ i(1-i), ∂f ⊙ f(1-f), ∂o ⊙ o(1-o), ∂g ⊙ (1-g²)]   (stored order i, f, o, c)
+        ∂h_{t-1} = ∂z · Uᵀ                                            (one GEMM per step)
+        ∂W = Σ_t x_tᵀ·∂z_t, ∂U = Σ_t h_{t-1}ᵀ·∂z_t, ∂b = Σ ∂z_t, ∂x_t = ∂z_t·Wᵀ   (one GEMM each)
+
+    Inputs: x (batch, steps, features), h0, c0 (batch, u), W (features, 4u), U (u, 4u),
+    b (4u,) or absent. Outputs: y (batch, steps, u), the last h and the last c (batch, u).
+    """
+
+    kernel_position = 3
+
+    def __init__(self, activation: str, recurrent_activation: str, mask=None, go_backwards=False,
+                 zero_output_for_mask=False):
+        super().__init__(mask, go_backwards, zero_output_for_mask)
+        self.activation, self.recurrent_activation = activation, recurrent_activation
+
+    # On CuPy with tanh and sigmoid, one kernel does the whole NumPy step of forward() below
+    # (a += h·U, the four gates, c_t, h_t, the mask): (inputs, outputs, body) of the kernel.
+    CUDA_FORWARD_STEP = ("T c_prev, T h_prev, bool keep, int32 entries, raw T rec",
+                         "T c, T tc, T h, raw T gates", r"""
+    // entry i of the transposed state (units, batch), one of `entries` = units·batch; gate block
+    // k of z = gates (Wᵀx + b) + rec (Uᵀh) is rows k·units onwards, so entry i of it is at
+    // k·entries + i. Internal order i, f, o, c.
+    T zi = gates[i] + rec[i], zf = gates[entries + i] + rec[entries + i];
+    T zo = gates[2 * entries + i] + rec[2 * entries + i];
+    T zg = gates[3 * entries + i] + rec[3 * entries + i];
+    T gi = 1 / (1 + exp(-zi)), gf = 1 / (1 + exp(-zf)), go = 1 / (1 + exp(-zo)), gg = tanh(zg);
+    gates[i] = gi; gates[entries + i] = gf; gates[2 * entries + i] = go; gates[3 * entries + i] = gg;
+    T c_new = gf * c_prev + gi * gg;
+    T tc_new = tanh(c_new);
+    tc = tc_new;
+    c = keep ? c_new : c_prev;
+    h = keep ? go * tc_new : h_prev;
+""")
+
+    def forward(self, x, h0, c0, W, U, b=None):
+        xp = get_array_module(x)
+        steps, batch, units = x.shape[1], x.shape[0], U.shape[0]
+        keep = self._keep(xp)
+        activations = (self.activation, self.recurrent_activation)
+        cuda_forward_step = cuda_step(xp, activations, "minidl_lstm_forward", self.CUDA_FORWARD_STEP)
+        W, U = _swap_c_o(W, units), _swap_c_o(U, units)
+        b = None if b is None else _swap_c_o(b, units)
+        # σ(z) = ½·tanh(½z) + ½: with the inner ½ folded into copies of the σ columns of W, U
+        # and b, one tanh call covers all four gates of a step (kept: unscaled W, U for backward).
+        halve = cuda_forward_step is None and activations == ("tanh", "sigmoid")
+        W_step, U_step, b_step = W, U, b
+        if halve:
+            W_step, U_step = W.copy(), U.copy()
+            W_step[:, :3 * units] *= 0.5
+            U_step[:, :3 * units] *= 0.5
+            if b is not None:
+                b_step = b.copy()
+                b_step[:3 * units] *= 0.5
+        XT, A = project_inputs(xp, x, W_step, self.go_backwards)  # A: pre-activations, then gates, in place
+        if b is not None:
+            A += b_step[:, None]
+        UT_step = xp.ascontiguousarray(U_step.T)
+        H = xp.empty((steps + 1, units, batch), dtype=x.dtype)  # hᵀ of every step, h0 first
+        C = workspace.empty_like(H)  # cᵀ likewise
+        TC = workspace.empty_like(H[1:])  # tanh(c_t), kept for backward
+        H[0], C[0] = h0.T, c0.T
+        recurrent = xp.empty((4 * units, batch), dtype=x.dtype)
+        scratch = xp.empty((units, batch), dtype=x.dtype)
+        gates = A.reshape(steps, 4, units, batch)  # gates[t] unpacks into the i, f, o, c blocks
+        for t in range(steps):
+            a = A[t]
+            xp.matmul(UT_step, H[t], out=recurrent)  # (h_{t-1}·U)ᵀ = Uᵀ·h_{t-1}ᵀ
+            if cuda_forward_step is not None:  # the whole step below, and a += h·U
+                cuda_forward_step(C[t], H[t], True if keep is None else keep[t], units * batch, recurrent,
+                                  C[t + 1], TC[t], H[t + 1], a)
+                continue
+            a += recurrent
+            if halve:  # i, f, o = ½·tanh(½z) + ½ and g = tanh(z), the ½z already in a
+                xp.tanh(a, out=a)
+                sigmoid_gates = a[:3 * units]
+                sigmoid_gates *= 0.5
+                sigmoid_gates += 0.5
+            else:
+                activate(xp, self.recurrent_activation, a[:3 * units])
+                activate(xp, self.activation, a[3 * units:])
+            i, f, o, g = gates[t]
+            c, h = C[t + 1], H[t + 1]
+            # c_t = f ⊙ c_{t-1} + i ⊙ g
+            xp.multiply(f, C[t], out=c)
+            xp.multiply(i, g, out=scratch)
+            c += scratch
+            # h_t = o ⊙ tanh(c_t)
+            if self.activation == "tanh":
+                xp.tanh(c, out=TC[t])
+            else:
+                xp.copyto(TC[t], c)
+                activate(xp, self.activation, TC[t])
+            xp.multiply(o, TC[t], out=h)
+            if keep is not None:  # masked rows carry h and c through
+                xp.copyto(c, C[t], where=self.drop[t])
+                xp.copyto(h, H[t], where=self.drop[t])
+        outputs = self._outputs(xp, H, keep), H[steps].T, C[steps].T.copy()
+        if not self.will_backward():
+            workspace.release(A, C, TC)
+            return outputs
+        self.XT, self.A, self.H, self.C, self.TC = XT, A, H, C, TC
+        self.W, self.U, self.keep, self.has_bias = W, U, keep, b is not None
+        return outputs
+
+    # On CuPy with tanh and sigmoid, one kernel does the NumPy step of backward() below up to
+    # the GEMM: ∂h, ∂c at step t -> ∂z, ∂c_{t-1}, and the ∂h that a masked step passes on.
+    CUDA_BACKWARD_STEP = ("T c_prev, T tc, T gh, bool keep, int32 entries, raw T gates",
+                          "T gc, T passed, raw T dz", r"""
+    // ∂h, ∂c at step t -> ∂z (internal order i, f, o, c), ∂c_{t-1}, and the masked ∂h pass-through
+    T gi = gates[i], gf = gates[entries + i], go = gates[2 * entries + i], gg = gates[3 * entries + i];
+    T dh = keep ? gh : (T)0, dc = keep ? gc : (T)0;
+    T d_o = dh * tc;
+    dc += dh * go * (1 - tc * tc);
+    dz[i] = dc * gg * gi * (1 - gi);
+    dz[entries + i] = dc * c_prev * gf * (1 - gf);
+    dz[2 * entries + i] = d_o * go * (1 - go);
+    dz[3 * entries + i] = dc * gi * (1 - gg * gg);
+    gc = keep ? dc * gf : gc;
+    passed = keep ? (T)0 : gh;
+""")
+
+    def backward(self, gy, gh_last, gc_last):
+        xp = get_array_module(self.H)
+        A, H, C, TC, U, keep = self.A, self.H, self.C, self.TC, self.U, self.keep
+        steps, units = A.shape[0], H.shape[1]
+        add_output_grad = self._output_grad(xp, gy, keep)
+        gh = xp.zeros_like(H[0]) if gh_last is None else state_in(gh_last)
+        gc = xp.zeros_like(C[0]) if gc_last is None else state_in(gc_last)
+        grad_z = workspace.empty_like(A)  # ∂zᵀ for every step, in the internal order i, f, o, c
+        scratch, gate_slopes = xp.empty_like(gh), xp.empty_like(A[0])  # gate_slopes: act'(z) of a step
+        activations = (self.activation, self.recurrent_activation)
+        default_activations = activations == ("tanh", "sigmoid")
+        passed_h, passed_c = xp.empty_like(gh), xp.empty_like(gc)
+        cuda_backward_step = cuda_step(xp, activations, "minidl_lstm_backward", self.CUDA_BACKWARD_STEP)
+        gates, gate_grads = A.reshape(steps, 4, units, -1), grad_z.reshape(steps, 4, units, -1)
+        for t in range(steps - 1, -1, -1):
+            add_output_grad(t, gh)
+            a, dz = A[t], grad_z[t]
+            if cuda_backward_step is not None:  # the step below up to the GEMM
+                cuda_backward_step(C[t], TC[t], gh, True if keep is None else keep[t], gh.size, a,
+                                   gc, passed_h, dz)
+                xp.matmul(U, dz, out=gh)
+                gh += passed_h
+                continue
+            if keep is not None:  # a masked step hands ∂h_t, ∂c_t straight to step t - 1
+                xp.multiply(gh, self.drop[t], out=passed_h)
+                xp.multiply(gc, self.drop[t], out=passed_c)
+                gh *= keep[t]
+                gc *= keep[t]
+            i, f, o, g = gates[t]
+            di, df, do, dg = gate_grads[t]
+            # h_t = o ⊙ tanh(c_t):  ∂o = ∂h ⊙ tanh(c_t),  ∂c_t += ∂h ⊙ o ⊙ tanh'(c_t)
+            xp.multiply(gh, TC[t], out=do)
+            derivative(xp, self.activation, TC[t], scratch)
+            scratch *= o
+            scratch *= gh
+            gc += scratch
+            # c_t = f ⊙ c_{t-1} + i ⊙ g:  ∂i = ∂c ⊙ g,  ∂f = ∂c ⊙ c_{t-1},  ∂g = ∂c ⊙ i
+            xp.multiply(gc, g, out=di)
+            xp.multiply(gc, C[t], out=df)
+            xp.multiply(gc, i, out=dg)
+            gc *= f  # ∂c_{t-1} = ∂c_t ⊙ f
+            # through the activations to the pre-activations z, all four blocks i, f, o, c at once
+            if default_activations:  # σ' = s - s² on i, f, o and tanh' = 1 - g² on g, from one a²
+                xp.multiply(a, a, out=gate_slopes)
+                xp.subtract(a[:3 * units], gate_slopes[:3 * units], out=gate_slopes[:3 * units])
+                xp.subtract(1, gate_slopes[3 * units:], out=gate_slopes[3 * units:])
+                dz *= gate_slopes
+            else:
+                dz[:3 * units] *= derivative(xp, self.recurrent_activation, a[:3 * units],
+                                             gate_slopes[:3 * units])
+                dg *= derivative(xp, self.activation, g, scratch)
+            # z = x_t·W + h_{t-1}·U + b:  ∂h_{t-1}ᵀ = U·∂z_tᵀ
+            xp.matmul(U, dz, out=gh)
+            if keep is not None:
+                gh += passed_h
+                gc += passed_c
+        workspace.release(A, C, TC)
+        grad_z_side_by_side = side_by_side(xp, grad_z)
+        workspace.release(grad_z)
+        gx, gW = self._input_grads(xp, self.XT, grad_z_side_by_side, self.W)
+        gU = self._recurrent_grad(xp, H, grad_z_side_by_side)
+        grads = (gx, gh.T if self.needs_input_grad[1] else None, gc.T if self.needs_input_grad[2] else None,
+                 None if gW is None else _swap_c_o(gW, units), None if gU is None else _swap_c_o(gU, units))
+        if self.has_bias:
+            gb = _swap_c_o(grad_z_side_by_side.sum(axis=1), units) if self.needs_input_grad[5] else None
+            grads += (gb,)
+        workspace.release(grad_z_side_by_side)
+        return grads
+
+
+def lstm(x, h0, c0, kernel, recurrent_kernel, bias=None, *, mask=None, go_backwards: bool = False,
+         zero_output_for_mask: bool = False, activation="tanh",
+         recurrent_activation="sigmoid") -> tuple[Tensor, Tensor, Tensor]:
+    """An LSTM over a sequence, Keras' gate order i, f, c, o; see LSTMFunction for the math.
+
+    Args:
+        x: (batch, steps, features). h0, c0: (batch, units). kernel: (features, 4·units).
+        recurrent_kernel: (units, 4·units). bias: (4·units,) or None.
+        mask, go_backwards, zero_output_for_mask: as simple_rnn.
+        activation: of the candidate g and of c_t in h_t; recurrent_activation: of i, f, o.
+    Returns:
+        (outputs (batch, steps, units), h (batch, units), c (batch, units)).
+    Raises:
+        ValueError: a shape that does not fit, or an activation the fused op lacks (use
+            lstm_reference for those).
+    """
+    x, h0, c0, kernel, recurrent_kernel = (as_tensor(a) for a in (x, h0, c0, kernel, recurrent_kernel))
+    batch, units = x.shape[0], recurrent_kernel.shape[0]
+    check_shapes("lstm", x, {"h0": (h0, (batch, units)), "c0": (c0, (batch, units))},
+                 {"kernel": (kernel, (x.shape[-1], 4 * units)),
+                  "recurrent_kernel": (recurrent_kernel, (units, 4 * units)),
+                  "bias": (bias, (4 * units,))}, mask)
+    fn = LSTMFunction(fused_activation("lstm", "activation", activation),
+                      fused_activation("lstm", "recurrent_activation", recurrent_activation),
+                      mask_array(mask), go_backwards, zero_output_for_mask)
+    args = (x, h0, c0, kernel, recurrent_kernel) + (() if bias is None else (bias,))
+    return fn.apply(*args)
+
+
+# --- the reference cell: the same equations in primitive ops, which autograd differentiates -------
+
+def lstm_cell(x_t, h, c, kernel, recurrent_kernel, bias=None, activation=F.tanh,
+              recurrent_activation=F.sigmoid) -> tuple[Tensor, Tensor]:
+    """One step of LSTMFunction's equations, Keras' gate order i, f, c, o; returns (h_t, c_t).
+
+    x_t (batch, features), h and c (batch, units); kernel, recurrent_kernel and bias as ``lstm``.
+    """
+    units = h.shape[-1]
+    z = F.matmul(x_t, kernel) + F.matmul(h, recurrent_kernel)
+    if bias is not None:
+        z = z + bias
+    i = recurrent_activation(z[:, :units])
+    f = recurrent_activation(z[:, units:2 * units])
+    g = activation(z[:, 2 * units:3 * units])
+    o = recurrent_activation(z[:, 3 * units:])
+    c_t = f * c + i * g
+    return o * activation(c_t), c_t
+
+
+def lstm_reference(x, h0, c0, kernel, recurrent_kernel, bias=None, *, mask=None, go_backwards=False,
+                   zero_output_for_mask=False, activation="tanh",
+                   recurrent_activation="sigmoid") -> tuple[Tensor, Tensor, Tensor]:
+    """Same arguments and results as ``lstm``, any activations; unrolled in primitive ops."""
+    act, recurrent = F.get_activation(activation), F.get_activation(recurrent_activation)
+
+    def step(x_t, h, c):
+        h, c = lstm_cell(x_t, h, c, kernel, recurrent_kernel, bias, act, recurrent)
+        return h, [h, c]
+    outputs, (h, c) = unroll(step, x, [as_tensor(h0), as_tensor(c0)], mask, go_backwards,
+                             zero_output_for_mask)
+    return outputs, h, c

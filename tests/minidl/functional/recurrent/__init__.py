@@ -1,0 +1,1 @@
+"""Tests of minidl.functional.recurrent, one file per cell as in the package."""

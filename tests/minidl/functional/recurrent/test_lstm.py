@@ -1,0 +1,112 @@
+"""The fused LSTM: agreement with its reference cell, gradient checks, masks, go_backwards,
+float32, 1,000 steps without recursion, memory, bad input, and its CUDA steps (compiled for the
+CPU here; on a GPU, CuPy against NumPy)."""
+import sys
+
+import numpy as np
+import pytest
+
+from minidl.functional.recurrent import lstm, lstm_reference
+from minidl.gradcheck import gradcheck
+from minidl.tensor import Tensor
+from tests.minidl.functional.recurrent._helpers import (
+    assert_cupy_matches_numpy, assert_fused_equals_reference, assert_kernel_bodies_match_numpy,
+    assert_masked_steps_carry_state_and_repeat_output, device_cases, flat, gradcheck_cases,
+    make_inputs, option_cases, ragged_mask)
+
+
+@pytest.mark.parametrize("masked, go_backwards, zero_output_for_mask", option_cases("lstm"))
+def test_lstm_equals_reference_in_value_and_every_gradient(masked, go_backwards, zero_output_for_mask):
+    assert_fused_equals_reference("lstm", make_inputs("lstm"), mask=ragged_mask() if masked else None,
+                                  go_backwards=go_backwards, zero_output_for_mask=zero_output_for_mask)
+
+
+def test_lstm_equals_reference_without_bias():
+    assert_fused_equals_reference("lstm", make_inputs("lstm", bias=False), rtol=1e-7, mask=ragged_mask())
+
+
+@pytest.mark.parametrize("activation, recurrent_activation", [("relu", "sigmoid"), ("tanh", "tanh")],
+                         ids=["lstm-relu-sigmoid", "lstm-tanh-tanh"])
+def test_lstm_equals_reference_for_other_activations(activation, recurrent_activation):
+    assert_fused_equals_reference("lstm", make_inputs("lstm"), rtol=1e-7, activation=activation,
+                                  recurrent_activation=recurrent_activation)
+
+
+@pytest.mark.parametrize("batch, steps, masked, go_backwards", gradcheck_cases("lstm"))
+def test_lstm_gradcheck(batch, steps, masked, go_backwards):
+    arrays = make_inputs("lstm", batch=batch, steps=steps, features=2, seed=batch + steps)
+    mask = ragged_mask(batch, steps) if masked else None
+    gradcheck(lambda *xs: flat(lstm(*xs, mask=mask, go_backwards=go_backwards)), arrays)
+
+
+def test_lstm_gradcheck_zero_output_for_mask_and_fully_masked_row():
+    mask = ragged_mask()
+    mask[2] = False  # a sequence with no valid step at all keeps its initial state
+    arrays = make_inputs("lstm", features=2)
+    gradcheck(lambda *xs: flat(lstm(*xs, mask=mask, zero_output_for_mask=True)), arrays)
+
+
+def test_lstm_masked_steps_carry_state_and_repeat_output():
+    assert_masked_steps_carry_state_and_repeat_output("lstm")
+
+
+def test_lstm_go_backwards_processes_steps_last_to_first():
+    arrays = make_inputs("lstm")
+    x = arrays[0]
+    forward, h, c = lstm(*[Tensor(a) for a in [x[:, ::-1].copy()] + arrays[1:]])
+    backward, h_b, c_b = lstm(*[Tensor(a) for a in arrays], go_backwards=True)
+    np.testing.assert_allclose(backward.data, forward.data, atol=1e-12)  # outputs in processed order
+    np.testing.assert_allclose(h_b.data, h.data, atol=1e-12)
+
+
+def test_lstm_float32_stays_float32():
+    arrays = make_inputs("lstm", dtype=np.float32)
+    tensors = [Tensor(a, requires_grad=True) for a in arrays]
+    outputs, h, c = lstm(*tensors, mask=ragged_mask())
+    assert outputs.dtype == h.dtype == c.dtype == np.float32
+    (outputs.sum() + h.sum() + c.sum()).backward()
+    assert all(t.grad.dtype == np.float32 for t in tensors)
+
+
+@pytest.mark.parametrize("use_reference", [False, True], ids=["lstm", "lstm_reference"])
+def test_lstm_unrolled_over_1000_steps_backpropagates_without_recursion(use_reference):
+    fn = lstm_reference if use_reference else lstm
+    arrays = make_inputs("lstm", batch=2, steps=1000, features=2)
+    tensors = [Tensor(a, requires_grad=True) for a in arrays]
+    limit = sys.getrecursionlimit()
+    sys.setrecursionlimit(min(limit, 1000))  # far fewer frames than the graph is deep
+    try:
+        outputs, h, c = fn(*tensors)
+        outputs.sum().backward()
+    finally:
+        sys.setrecursionlimit(limit)
+    assert all(t.grad is not None and np.isfinite(t.grad).all() for t in tensors)
+
+
+def test_lstm_graph_memory_is_freed_after_backward():
+    tensors = [Tensor(a, requires_grad=True) for a in make_inputs("lstm")]
+    outputs, h, c = lstm(*tensors)
+    function = outputs.creator
+    assert function.H is not None
+    outputs.sum().backward()
+    assert function.released and not hasattr(function, "H")  # saved buffers dropped
+
+
+@pytest.mark.parametrize("bad, message", [
+    (lambda a: [a[0][0]] + a[1:], r"lstm: expected x of shape \(batch, steps, features\), got shape \(5, 4\)"),
+    (lambda a: [a[0], a[1][:2]] + a[2:], r"lstm: expected h0 of shape \(3, 3\) .* got shape \(2, 3\)"),
+    (lambda a: a[:3] + [a[3][:2]] + a[4:], r"lstm: expected kernel of shape \(4, 12\) .* got shape \(2, 12\)"),
+], ids=["lstm-x", "lstm-h0", "lstm-kernel"])
+def test_lstm_bad_shapes_name_expected_and_received(bad, message):
+    with pytest.raises(ValueError, match=message):
+        lstm(*bad(make_inputs("lstm")))
+
+
+def test_lstm_cuda_steps_compiled_for_the_cpu_match_numpy(tmp_path, monkeypatch):
+    assert_kernel_bodies_match_numpy("lstm", tmp_path, monkeypatch)
+
+
+@pytest.mark.cupy
+@pytest.mark.parametrize("masked, go_backwards", device_cases("lstm"))
+def test_lstm_cupy_matches_numpy(masked, go_backwards):
+    assert_cupy_matches_numpy("lstm", masked, go_backwards)
