@@ -18,7 +18,7 @@ import numpy as np
 import minidl.functional as F
 from minidl import backend, initializers
 from minidl.functional import recurrent
-from minidl.layers.base import Layer, check_last_axis
+from minidl.layers.base import Layer, check_last_axis, check_rank
 from minidl.layers.core import _name
 from minidl.tensor import Tensor, as_tensor
 
@@ -44,7 +44,7 @@ class _RNN(Layer):
         if not 0 <= dropout < 1:
             raise ValueError(f"{kind}: dropout must be in [0, 1), got {dropout!r}")
         self.units = units
-        self.activation_arg = activation
+        self.activation_name = activation  # as given (name or callable): what get_config saves
         self.activation = F.get_activation(activation)
         self.use_bias = bool(use_bias)
         self.kernel_initializer = kernel_initializer
@@ -78,9 +78,7 @@ class _RNN(Layer):
     # --- calling -----------------------------------------------------------------------------
     def call(self, inputs: Tensor, training: bool = False, mask=None, initial_state=None):
         kind = type(self).__name__
-        if inputs.ndim != 3:
-            raise ValueError(f"{kind} '{self.name}' expects a 3-D input (batch, steps, features), "
-                             f"got shape {inputs.shape}")
+        check_rank(self, inputs, 3, "(batch, steps, features)")
         check_last_axis(self, inputs, self.input_dim)
         batch, steps = inputs.shape[0], inputs.shape[1]
         if mask is not None:
@@ -141,7 +139,7 @@ class _RNN(Layer):
 
     # --- configuration ------------------------------------------------------------------------
     def get_config(self) -> dict:
-        return {**super().get_config(), "units": self.units, "activation": _name(self.activation_arg),
+        return {**super().get_config(), "units": self.units, "activation": _name(self.activation_name),
                 "use_bias": self.use_bias, "kernel_initializer": _name(self.kernel_initializer),
                 "recurrent_initializer": _name(self.recurrent_initializer),
                 "bias_initializer": _name(self.bias_initializer), "dropout": self.dropout,
@@ -152,12 +150,10 @@ class _RNN(Layer):
 class SimpleRNN(_RNN):
     """A fully connected recurrence (Elman, 1990) over a whole sequence.
 
-    At step t, with x_t (batch, features) and the previous h (batch, units):
-
-        h_t = act(x_t·W + h·U + b)
-
-    Weights as in Keras: kernel W (features, units), recurrent_kernel U (units, units),
-    bias b (units,); ``layer.set_weights(keras_layer.get_weights())`` gives Keras' outputs.
+    The equations, forward and backward, are in ``SimpleRNNFunction``
+    (minidl/functional/recurrent/simple_rnn.py). Weights as in Keras: kernel W (features, units),
+    recurrent_kernel U (units, units), bias b (units,); ``layer.set_weights(keras_layer.get_weights())``
+    gives Keras' outputs.
 
     Args:
         units: int > 0, size of h.
@@ -188,20 +184,12 @@ class SimpleRNN(_RNN):
 
 
 class LSTM(_RNN):
-    """Long short-term memory over a whole sequence (Hochreiter & Schmidhuber, 1997).
+    """Long short-term memory with a forget gate (Gers, Schmidhuber & Cummins, 2000) over a whole
+    sequence, as Keras' LSTM.
 
-    At step t, with x_t (batch, features) and the previous h, c (batch, units):
-
-        i = σ(x_t·W_i + h·U_i + b_i)        input gate
-        f = σ(x_t·W_f + h·U_f + b_f)        forget gate
-        g = tanh(x_t·W_c + h·U_c + b_c)     candidate cell
-        o = σ(x_t·W_o + h·U_o + b_o)        output gate
-        c_t = f ⊙ c_{t-1} + i ⊙ g
-        h_t = o ⊙ tanh(c_t)
-
-    (σ is ``recurrent_activation``, tanh is ``activation``.) Weights as in Keras, gate blocks
-    i, f, c, o along the last axis: kernel (features, 4·units), recurrent_kernel
-    (units, 4·units), bias (4·units,); Keras weights load unchanged.
+    The equations, forward and backward, are in ``LSTMFunction`` (minidl/functional/recurrent/lstm.py).
+    Weights as in Keras, gate blocks i, f, c, o along the last axis: kernel (features, 4·units),
+    recurrent_kernel (units, 4·units), bias (4·units,); Keras weights load unchanged.
 
     Args:
         units: int > 0, size of h and c.
@@ -228,10 +216,12 @@ class LSTM(_RNN):
                  unit_forget_bias: bool = True, dropout: float = 0.0, return_sequences: bool = False,
                  return_state: bool = False, go_backwards: bool = False,
                  zero_output_for_mask: bool = False, **kwargs):
-        super().__init__(units, activation, use_bias, kernel_initializer, recurrent_initializer,
-                         bias_initializer, dropout, return_sequences, return_state, go_backwards,
-                         zero_output_for_mask, **kwargs)
-        self.recurrent_activation_arg = recurrent_activation
+        super().__init__(units, activation=activation, use_bias=use_bias,
+                         kernel_initializer=kernel_initializer, recurrent_initializer=recurrent_initializer,
+                         bias_initializer=bias_initializer, dropout=dropout,
+                         return_sequences=return_sequences, return_state=return_state,
+                         go_backwards=go_backwards, zero_output_for_mask=zero_output_for_mask, **kwargs)
+        self.recurrent_activation_name = recurrent_activation
         self.recurrent_activation = F.get_activation(recurrent_activation)
         self.unit_forget_bias = bool(unit_forget_bias)
 
@@ -255,24 +245,19 @@ class LSTM(_RNN):
                                         recurrent_activation=self.recurrent_activation, **options)
 
     def get_config(self) -> dict:
-        return {**super().get_config(), "recurrent_activation": _name(self.recurrent_activation_arg),
+        return {**super().get_config(), "recurrent_activation": _name(self.recurrent_activation_name),
                 "unit_forget_bias": self.unit_forget_bias}
 
 
 class GRU(_RNN):
-    """Gated recurrent unit over a whole sequence (Cho et al., 2014), as Keras' default
-    ``reset_after=True`` (the form cuDNN runs).
+    """Gated recurrent unit over a whole sequence in the reset-after form (the reset gate applied
+    after the recurrent product), as Keras' default ``reset_after=True``, cuDNN and PyTorch; not
+    the reset-before form of Cho et al. (2014).
 
-    At step t, with x_t (batch, features), the previous h (batch, units), input bias b and
-    recurrent bias b' (the two rows of bias):
-
-        z = σ(x_t·W_z + b_z + h·U_z + b'_z)             update gate
-        r = σ(x_t·W_r + b_r + h·U_r + b'_r)             reset gate
-        ĥ = tanh(x_t·W_h + b_h + r ⊙ (h·U_h + b'_h))    candidate
-        h_t = z ⊙ h + (1 - z) ⊙ ĥ
-
+    The equations, forward and backward, are in ``GRUFunction`` (minidl/functional/recurrent/gru.py).
     Weights as in Keras, gate blocks z, r, h: kernel (features, 3·units), recurrent_kernel
-    (units, 3·units), bias (2, 3·units); Keras weights load unchanged.
+    (units, 3·units), bias (2, 3·units), the input bias b and the recurrent bias b'; Keras weights
+    load unchanged.
 
     Args:
         units: int > 0, size of h.
@@ -298,10 +283,12 @@ class GRU(_RNN):
         if reset_after is not True:
             raise ValueError(f"GRU: only reset_after=True (Keras' default, the reset gate applied "
                              f"after the recurrent product) is supported, got reset_after={reset_after!r}")
-        super().__init__(units, activation, use_bias, kernel_initializer, recurrent_initializer,
-                         bias_initializer, dropout, return_sequences, return_state, go_backwards,
-                         zero_output_for_mask, **kwargs)
-        self.recurrent_activation_arg = recurrent_activation
+        super().__init__(units, activation=activation, use_bias=use_bias,
+                         kernel_initializer=kernel_initializer, recurrent_initializer=recurrent_initializer,
+                         bias_initializer=bias_initializer, dropout=dropout,
+                         return_sequences=return_sequences, return_state=return_state,
+                         go_backwards=go_backwards, zero_output_for_mask=zero_output_for_mask, **kwargs)
+        self.recurrent_activation_name = recurrent_activation
         self.recurrent_activation = F.get_activation(recurrent_activation)
         self.reset_after = True
 
@@ -319,5 +306,5 @@ class GRU(_RNN):
                                        recurrent_activation=self.recurrent_activation, **options)
 
     def get_config(self) -> dict:
-        return {**super().get_config(), "recurrent_activation": _name(self.recurrent_activation_arg),
+        return {**super().get_config(), "recurrent_activation": _name(self.recurrent_activation_name),
                 "reset_after": self.reset_after}

@@ -102,14 +102,20 @@ def _mask(batch, steps):
     return np.arange(steps)[None, :] < lengths[:, None]
 
 
-@pytest.mark.parametrize("cls", [SimpleRNN, LSTM, GRU])
+def layer_id(cls) -> str:
+    """A test id that names the layer as its op is named ("simple_rnn", "lstm", "gru")."""
+    return {"SimpleRNN": "simple_rnn"}.get(cls.__name__, cls.__name__.lower())
+
+
 @pytest.mark.parametrize("shape, options, masked", [
     ((1, 1, 2), dict(), False),
     ((2, 4, 3), dict(return_sequences=True), False),
     ((3, 4, 2), dict(return_sequences=True, return_state=True), True),
     ((3, 4, 2), dict(go_backwards=True, return_state=True), True),
     ((3, 4, 2), dict(return_sequences=True, go_backwards=True, zero_output_for_mask=True), True),
-])
+], ids=["1x1x2", "2x4x3-sequences", "3x4x2-sequences-state-masked", "3x4x2-backwards-state-masked",
+        "3x4x2-sequences-backwards-zero_output-masked"])
+@pytest.mark.parametrize("cls", [SimpleRNN, LSTM, GRU], ids=layer_id)
 def test_layer_gradcheck_float64(cls, shape, options, masked):
     dl.set_floatx("float64")
     x = np.random.default_rng(0).normal(size=shape)
@@ -117,7 +123,7 @@ def test_layer_gradcheck_float64(cls, shape, options, masked):
     layer_gradcheck(layer, x, _mask(*shape[:2]) if masked else None)
 
 
-@pytest.mark.parametrize("cls, n_states", [(LSTM, 2), (GRU, 1)])
+@pytest.mark.parametrize("cls, n_states", [(LSTM, 2), (GRU, 1)], ids=["lstm", "gru"])
 def test_layer_gradcheck_initial_state(cls, n_states):
     rng = np.random.default_rng(1)
     x = rng.normal(size=(2, 3, 2))
@@ -210,7 +216,7 @@ def test_graph_is_freed_after_a_training_step():
 
 @pytest.mark.parametrize("cls, extra", [
     (SimpleRNN, {}), (LSTM, dict(recurrent_activation="sigmoid", unit_forget_bias=False)),
-    (GRU, dict(recurrent_activation="sigmoid", reset_after=True))])
+    (GRU, dict(recurrent_activation="sigmoid", reset_after=True))], ids=["simple_rnn", "lstm", "gru"])
 def test_get_config_holds_exactly_the_constructor_arguments(cls, extra):
     args = dict(units=3, activation="relu", use_bias=False, kernel_initializer="he_normal",
                 recurrent_initializer="glorot_uniform", bias_initializer="ones", dropout=0.25,
@@ -288,7 +294,7 @@ class _LastStepDense:
         return self.dense.trainable_weights
 
 
-@pytest.mark.parametrize("cls", [LSTM, GRU])
+@pytest.mark.parametrize("cls", [LSTM, GRU], ids=layer_id)
 def test_recurrent_layers_recall_the_first_symbol_that_a_dense_model_cannot(cls):
     pytest.importorskip("minidl.optimizers")
     assert _train_recall(cls(16)) >= 0.95  # recall after 12 steps: ≥ 95 % (chance 25 %)
