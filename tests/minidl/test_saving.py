@@ -209,3 +209,24 @@ def test_model_checkpoint_files_from_fit_load_back(tmp_path, rng):
     assert [f[:7] for f in files] == ["ckpt-01", "ckpt-02", "ckpt-03"]
     last = saving.load_model(tmp_path / files[-1])
     np.testing.assert_array_equal(last.predict(x), model.predict(x))
+
+
+FIXTURES = os.path.join(os.path.dirname(__file__), "fixtures")
+
+
+def test_a_model_file_saved_by_an_earlier_minidl_still_loads():
+    # model_v1.npz was written once, at commit 5d9569b (before layers/serialization.py), by
+    # Sequential.save: Input, Normalization (adapted), Masking, Conv1D, BatchNormalization (with
+    # moving statistics moved by two epochs), Bidirectional(LSTM), TimeDistributed(Dense), GRU,
+    # Dropout, Dense. model_v1_expected.npz holds an input batch and that model's predictions.
+    # Never regenerate it: it pins what an old file holds, not what today's code writes.
+    path = os.path.join(FIXTURES, "model_v1.npz")
+    model = saving.load_model(path)
+    assert model.name == "format_v1"
+    assert [type(layer).__name__ for layer in model.layers] == [
+        "InputLayer", "Normalization", "Masking", "Conv1D", "BatchNormalization", "Bidirectional",
+        "TimeDistributed", "GRU", "Dropout", "Dense"]
+    assert model.count_params() == 473
+    assert saving.read_metadata(path) == {"labels": ["a", "b", "c"], "made_at": "5d9569b"}
+    with np.load(os.path.join(FIXTURES, "model_v1_expected.npz")) as expected:
+        np.testing.assert_allclose(model.predict(expected["x"]), expected["y"], rtol=1e-5, atol=1e-6)
