@@ -12,15 +12,12 @@ from minidl.backend import floatx, set_floatx
 from minidl.function import Function, is_grad_enabled, no_grad
 from minidl.gradcheck import GradcheckError, gradcheck
 from minidl.tensor import Tensor
-from minidl import (callbacks, data, functional, initializers, layers, losses, metrics,  # noqa: E402
-                    optimizers, regularizers, utils, workspace)
+from minidl import functional, tensor
+tensor.use_functional(functional)  # Tensor's operators call the ops; minidl/tensor.py says why here
+from minidl import (callbacks, data, initializers, layers, losses, metrics,  # noqa: E402
+                    optimizers, regularizers, saving, utils, workspace)
 from minidl import models  # noqa: E402
 from minidl.models import Sequential  # noqa: E402
+from minidl.saving import load_model  # noqa: E402
 
 __version__ = "0.1.0"
-
-
-def load_model(path):
-    """A model saved with ``model.save(path)``; see minidl.saving.load_model."""
-    from minidl.saving import load_model as load  # noqa: PLC0415 (saving imports models)
-    return load(path)

@@ -14,9 +14,11 @@ Each call makes a new instance, so what one call saved is never seen by another.
 from __future__ import annotations
 
 import contextlib
+import weakref
 from typing import Iterator
 
 from minidl.backend import Array
+from minidl.tensor import Tensor, as_tensor
 
 _grad_enabled = [True]
 
@@ -56,9 +58,6 @@ class Function:
 
     def apply(self, *inputs):
         """Run the op on Tensors (or arrays, which count as constants); return Tensor(s)."""
-        from minidl.tensor import Tensor, as_tensor  # noqa: PLC0415 (tensor imports function)
-        import weakref  # noqa: PLC0415
-
         tensors = tuple(as_tensor(x) for x in inputs)
         self.needs_input_grad = tuple(t.requires_grad for t in tensors)
         record = _grad_enabled[0] and any(self.needs_input_grad)

@@ -17,15 +17,18 @@ import sys
 from typing import Any, Iterable
 
 import numpy as np
+from tqdm.auto import tqdm
 
 from minidl import backend, callbacks as callbacks_module, losses, metrics as metrics_module
-from minidl import optimizers
+from minidl import optimizers, saving
 from minidl.data import Sequence, batch_indices
 from minidl.function import no_grad
 from minidl.layers.base import Layer, unique_name
+from minidl.layers.serialization import deserialize_layer, register_model, serialize_layer
 from minidl.tensor import Tensor
 
 
+@register_model  # so that minidl.saving.load_model can rebuild it by name
 class Sequential(Layer):
     """A linear stack of layers, as ``keras.Sequential``.
 
@@ -103,13 +106,10 @@ class Sequential(Layer):
         return self
 
     def get_config(self) -> dict:
-        return {"name": self.name,
-                "layers": [{"class_name": type(layer).__name__, "config": layer.get_config()}
-                           for layer in self.layers]}
+        return {"name": self.name, "layers": [serialize_layer(layer) for layer in self.layers]}
 
     @classmethod
     def from_config(cls, config: dict) -> "Sequential":
-        from minidl.saving import deserialize_layer  # noqa: PLC0415 (saving imports models)
         return cls([deserialize_layer(entry) for entry in config["layers"]], name=config.get("name"))
 
     # --- training set-up -----------------------------------------------------------------------
@@ -397,16 +397,13 @@ class Sequential(Layer):
 
     def save(self, path: str, metadata: dict | None = None) -> None:
         """Write the model (config, weights, optional JSON-able metadata) to one ``.npz``; never pickle."""
-        from minidl.saving import save_model  # noqa: PLC0415
-        save_model(self, path, metadata=metadata)
+        saving.save_model(self, path, metadata=metadata)
 
     def save_weights(self, path: str) -> None:
-        from minidl.saving import save_weights  # noqa: PLC0415
-        save_weights(self, path)
+        saving.save_weights(self, path)
 
     def load_weights(self, path: str) -> None:
-        from minidl.saving import load_weights  # noqa: PLC0415
-        load_weights(self, path)
+        saving.load_weights(self, path)
 
 
 def _shape_text(shape: tuple) -> str:
@@ -439,6 +436,5 @@ class _NoBar:
 def _progress(steps, epoch, epochs, verbose, label=None):
     if verbose != 1:
         return _NoBar()
-    from tqdm.auto import tqdm  # noqa: PLC0415
     desc = label or f"Epoch {epoch + 1}/{epochs}"
     return tqdm(total=steps, desc=desc, unit="batch", leave=True, dynamic_ncols=True, file=sys.stderr)

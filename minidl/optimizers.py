@@ -11,7 +11,8 @@ AdamW), then the class's update rule; ``iterations`` counts the steps. Slot vari
 velocities) are created lazily beside each parameter, on its array module (NumPy or CuPy) and in
 its dtype, so a float32 model stays float32. The update rules are written with in-place ufuncs
 (``out=``) on one shared scratch buffer: the optimizer step is on the hot path of every training
-loop, and temporaries the size of a weight matrix cost as much as the arithmetic.
+loop, and temporaries the size of a weight matrix cost as much as the arithmetic (the
+``mlp_step`` record of ``benchmarks/engine.py`` times the optimizer part of a step on its own).
 """
 from __future__ import annotations
 

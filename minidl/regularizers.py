@@ -62,7 +62,11 @@ def get(identifier) -> Regularizer | None:
     if identifier is None or isinstance(identifier, Regularizer):
         return identifier
     if isinstance(identifier, dict):
-        return REGULARIZERS[identifier["class_name"]](**identifier["config"])
+        name = identifier.get("class_name")
+        if name not in REGULARIZERS:
+            raise ValueError(f"unknown regularizer class {name!r} in {identifier!r}; known: "
+                             f"{', '.join(sorted(REGULARIZERS))}")
+        return REGULARIZERS[name](**identifier.get("config", {}))
     if isinstance(identifier, str) and identifier in REGULARIZERS:
         return REGULARIZERS[identifier]()
     raise ValueError(f"unknown regularizer {identifier!r}; known: l1, l2, l1_l2, or a Regularizer")

@@ -9,8 +9,9 @@ A model file is an ordinary NumPy ``.npz`` archive:
                                      "metadata": {...}}
 
 Loading reads it with ``allow_pickle=False`` and rebuilds each layer from its class name by the
-registry of known layers (``minidl.layers.base.LAYERS``) with the JSON arguments, so a model
-file can never run code of its own. Every problem (not an npz, an object array, a missing or
+registry of known layers (``minidl.layers.serialization``) with the JSON arguments, so a model
+file can never run code of its own; the model class (Sequential) comes from the same file's
+registry of models, so this file never imports ``minidl.models`` (which imports it). Every problem (not an npz, an object array, a missing or
 garbled config, an unknown layer, a wrong number or shape of weights) is a ValueError naming
 the file and the problem.
 
@@ -23,67 +24,15 @@ import json
 import os
 import tempfile
 import zipfile
-from typing import Any
 
 import numpy as np
+
+# serialize_layer is not used here: it stays importable from minidl.saving, where it lived before
+from minidl.layers.serialization import MODELS, deserialize_layer, serialize_layer, short_repr  # noqa: F401
 
 FORMAT = "minidl"
 WEIGHTS_FORMAT = "minidl-weights"
 VERSION = 1
-_MAX_DEPTH = 32  # nested wrapper layers; a file nesting deeper is refused, not recursed into
-
-
-# --- layers from JSON ---------------------------------------------------------------------------
-def serialize_layer(layer) -> dict:
-    """``{"class_name": ..., "config": layer.get_config()}`` (what deserialize_layer reads)."""
-    return {"class_name": type(layer).__name__, "config": layer.get_config()}
-
-
-def deserialize_layer(entry, _depth: int = 0):
-    """A layer rebuilt from ``{"class_name": name, "config": {...}}``.
-
-    The class must be registered (every Layer subclass is, by class name); the config gives the
-    constructor arguments. A nested ``{"class_name", "config"}`` under the key "layer" (the
-    wrapped layer of Bidirectional, TimeDistributed) is rebuilt first, recursively. A Layer
-    given instead of a dict is returned as is, so wrappers may call this on either.
-
-    Raises:
-        ValueError: not such a dict, an unknown class name (the message lists the known ones),
-            or arguments the class does not accept.
-    """
-    from minidl.layers.base import LAYERS, Layer  # noqa: PLC0415 (layers import heavy modules)
-
-    if isinstance(entry, Layer):
-        return entry
-    if _depth > _MAX_DEPTH:
-        raise ValueError(f"layer config nested deeper than {_MAX_DEPTH} levels")
-    if not isinstance(entry, dict) or not isinstance(entry.get("class_name"), str) \
-            or not isinstance(entry.get("config", {}), dict):
-        raise ValueError(f"a layer entry must be {{'class_name': str, 'config': dict}}, got {_short(entry)}")
-    name = entry["class_name"]
-    cls = LAYERS.get(name)
-    if cls is None:
-        raise ValueError(f"unknown layer class {name!r}; known layers: {', '.join(sorted(LAYERS))}")
-    config = dict(entry.get("config", {}))
-    nested = config.get("layer")
-    if isinstance(nested, dict) and "class_name" in nested:
-        config["layer"] = deserialize_layer(nested, _depth + 1)
-    if isinstance(config.get("layers"), list):  # a Sequential nested as a layer
-        config["layers"] = [deserialize_layer(e, _depth + 1) for e in config["layers"]]
-    try:
-        return cls.from_config(config)
-    except Exception as error:  # any failure of a constructor is a bad file, said plainly
-        raise ValueError(f"cannot rebuild layer {name} from its config {_short(config)}: {error}") from error
-
-
-def _short(value: Any, limit: int = 200) -> str:
-    text = repr(value)
-    return text if len(text) <= limit else text[:limit] + "..."
-
-
-def _model_classes() -> dict:
-    from minidl.models import Sequential  # noqa: PLC0415 (models imports saving lazily too)
-    return {"Sequential": Sequential}
 
 
 # --- writing ------------------------------------------------------------------------------------
@@ -233,10 +182,9 @@ def load_model(path):
     if document["format"] != FORMAT:
         raise ValueError(f"model file {where} holds only weights (saved by save_weights); build the "
                          f"model and call model.load_weights({where})")
-    classes = _model_classes()
     class_name = document.get("class_name", "Sequential")
-    if class_name not in classes:
-        raise ValueError(f"model file {where}: unknown model class {class_name!r}; known: {', '.join(classes)}")
+    if class_name not in MODELS:
+        raise ValueError(f"model file {where}: unknown model class {class_name!r}; known: {', '.join(sorted(MODELS))}")
     config = document.get("model")
     if not isinstance(config, dict) or not isinstance(config.get("layers"), list):
         raise ValueError(f"model file {where}: the model config must hold a 'layers' list")
@@ -245,13 +193,13 @@ def load_model(path):
     except ValueError as error:
         raise ValueError(f"model file {where}: {error}") from None
     name = config.get("name")
-    model = classes[class_name](layers, name=name if isinstance(name, str) else None)
+    model = MODELS[class_name](layers, name=name if isinstance(name, str) else None)
     input_shape = document.get("input_shape")
     if input_shape is not None:
         if not isinstance(input_shape, list) or not all(n is None or (isinstance(n, int) and n >= 0)
                                                         for n in input_shape):
             raise ValueError(f"model file {where}: input_shape must be a list of ints or nulls, "
-                             f"got {_short(input_shape)}")
+                             f"got {short_repr(input_shape)}")
         if getattr(model, "built_input_shape", None) != tuple(input_shape):
             try:
                 model.build(tuple(input_shape))

@@ -4,7 +4,8 @@
 recurrent layer unrolled over thousands of steps cannot reach Python's recursion limit — and
 adds up the gradients of tensors used more than once. Only leaves (tensors no Function made,
 such as weights) keep ``.grad``; intermediate gradients are dropped as soon as they are used.
-Operators call ``minidl.functional``, imported lazily to avoid an import cycle.
+Operators call ``minidl.functional``, which is handed to this file (``use_functional``) rather
+than imported by it, so that the ops above may import Tensor without an import cycle.
 """
 from __future__ import annotations
 
@@ -15,15 +16,16 @@ import numpy as np
 from minidl import backend
 from minidl.backend import Array, get_array_module
 
-_functional = None
+# The ops live in minidl.functional, which sits above this file: its ops make Tensors, so
+# importing it here would make an import cycle. minidl/__init__.py hands the module over with
+# use_functional() as soon as both are loaded, before any Tensor operator can run.
+F: Any = None
 
 
-def _F():
-    global _functional
-    if _functional is None:
-        import minidl.functional as functional  # noqa: PLC0415 (functional imports tensor)
-        _functional = functional
-    return _functional
+def use_functional(module: Any) -> None:
+    """Give Tensor's operators and methods the module of ops they call (minidl.functional)."""
+    global F
+    F = module
 
 
 def _to_array(data: Any, dtype: Any = None) -> Array:
@@ -112,7 +114,7 @@ class Tensor:
         return Tensor(self.data, name=self.name)
 
     def astype(self, dtype: Any) -> "Tensor":
-        return _F().cast(self, dtype)
+        return F.cast(self, dtype)
 
     # --- reverse mode ------------------------------------------------------------------------
     def backward(self, grad: Any = None, retain_graph: bool = False) -> None:
@@ -161,19 +163,19 @@ class Tensor:
                 function.release()
 
     # --- operators (all go through minidl.functional) ------------------------------------------
-    def __add__(self, other): return _F().add(self, other)
-    def __radd__(self, other): return _F().add(other, self)
-    def __sub__(self, other): return _F().sub(self, other)
-    def __rsub__(self, other): return _F().sub(other, self)
-    def __mul__(self, other): return _F().mul(self, other)
-    def __rmul__(self, other): return _F().mul(other, self)
-    def __truediv__(self, other): return _F().div(self, other)
-    def __rtruediv__(self, other): return _F().div(other, self)
-    def __neg__(self): return _F().neg(self)
-    def __pow__(self, exponent): return _F().pow(self, exponent)
-    def __matmul__(self, other): return _F().matmul(self, other)
-    def __rmatmul__(self, other): return _F().matmul(other, self)
-    def __getitem__(self, index): return _F().getitem(self, index)
+    def __add__(self, other): return F.add(self, other)
+    def __radd__(self, other): return F.add(other, self)
+    def __sub__(self, other): return F.sub(self, other)
+    def __rsub__(self, other): return F.sub(other, self)
+    def __mul__(self, other): return F.mul(self, other)
+    def __rmul__(self, other): return F.mul(other, self)
+    def __truediv__(self, other): return F.div(self, other)
+    def __rtruediv__(self, other): return F.div(other, self)
+    def __neg__(self): return F.neg(self)
+    def __pow__(self, exponent): return F.pow(self, exponent)
+    def __matmul__(self, other): return F.matmul(self, other)
+    def __rmatmul__(self, other): return F.matmul(other, self)
+    def __getitem__(self, index): return F.getitem(self, index)
 
     # comparisons give plain bool arrays: they have no gradient
     def __lt__(self, other): return self.data < _to_array(other)
@@ -184,26 +186,26 @@ class Tensor:
     __hash__ = object.__hash__
 
     # --- methods for the common ops --------------------------------------------------------------
-    def sum(self, axis=None, keepdims=False): return _F().sum(self, axis, keepdims)
-    def mean(self, axis=None, keepdims=False): return _F().mean(self, axis, keepdims)
-    def max(self, axis=None, keepdims=False): return _F().max(self, axis, keepdims)
+    def sum(self, axis=None, keepdims=False): return F.sum(self, axis, keepdims)
+    def mean(self, axis=None, keepdims=False): return F.mean(self, axis, keepdims)
+    def max(self, axis=None, keepdims=False): return F.max(self, axis, keepdims)
     def reshape(self, *shape):
-        return _F().reshape(self, shape[0] if len(shape) == 1 and isinstance(shape[0], (tuple, list)) else shape)
+        return F.reshape(self, shape[0] if len(shape) == 1 and isinstance(shape[0], (tuple, list)) else shape)
     def transpose(self, *axes):
-        return _F().transpose(self, axes[0] if len(axes) == 1 and isinstance(axes[0], (tuple, list)) else (axes or None))
+        return F.transpose(self, axes[0] if len(axes) == 1 and isinstance(axes[0], (tuple, list)) else (axes or None))
     @property
-    def T(self): return _F().transpose(self)
-    def flatten(self): return _F().reshape(self, (-1,))
-    def exp(self): return _F().exp(self)
-    def log(self): return _F().log(self)
-    def sqrt(self): return _F().sqrt(self)
-    def abs(self): return _F().abs(self)
-    def tanh(self): return _F().tanh(self)
-    def sigmoid(self): return _F().sigmoid(self)
-    def relu(self): return _F().relu(self)
-    def softmax(self, axis=-1): return _F().softmax(self, axis)
-    def log_softmax(self, axis=-1): return _F().log_softmax(self, axis)
-    def clip(self, low, high): return _F().clip(self, low, high)
+    def T(self): return F.transpose(self)
+    def flatten(self): return F.reshape(self, (-1,))
+    def exp(self): return F.exp(self)
+    def log(self): return F.log(self)
+    def sqrt(self): return F.sqrt(self)
+    def abs(self): return F.abs(self)
+    def tanh(self): return F.tanh(self)
+    def sigmoid(self): return F.sigmoid(self)
+    def relu(self): return F.relu(self)
+    def softmax(self, axis=-1): return F.softmax(self, axis)
+    def log_softmax(self, axis=-1): return F.log_softmax(self, axis)
+    def clip(self, low, high): return F.clip(self, low, high)
 
 
 def as_tensor(x: Any) -> Tensor:

@@ -1,5 +1,6 @@
 """Keras-named layers (from minidl import layers)."""
-from minidl.layers.base import LAYERS, Layer
+from minidl.layers.base import Layer
+from minidl.layers.serialization import LAYERS, deserialize_layer, serialize_layer
 from minidl.layers.conv import Conv1D, Conv2D, ZeroPadding1D, ZeroPadding2D
 from minidl.layers.core import Activation, Dense, Dropout, Flatten, Input, InputLayer, Reshape
 from minidl.layers.normalization import BatchNormalization, LayerNormalization, Normalization

@@ -20,9 +20,9 @@ import numpy as np
 
 import minidl.functional as F
 from minidl import backend, initializers, regularizers
+from minidl.layers.serialization import LAYERS
 from minidl.tensor import Tensor, as_tensor
 
-LAYERS: dict[str, type] = {}
 _name_counters: dict[str, itertools.count] = defaultdict(itertools.count)
 
 

@@ -60,6 +60,16 @@ def test_same_padding_puts_the_extra_step_at_the_end(size, kernel, stride, dilat
     assert same_padding(size, kernel, stride, dilation) == expected
 
 
+def dims(value) -> str:
+    """A shape or a per-axis setting as text for a test id: (2, 5, 5) -> "2x5x5"."""
+    return "x".join(map(str, value)) if isinstance(value, (tuple, list)) else str(value)
+
+
+def conv_id(op: str, x_shape, kernel_shape, strides, padding, dilation) -> str:
+    """conv2d-x1x4x5x2-k3x3x2x3-strides1-valid-dilation1: the op first, so a failure says which."""
+    return f"{op}-x{dims(x_shape)}-k{dims(kernel_shape)}-strides{dims(strides)}-{padding}-dilation{dims(dilation)}"
+
+
 # --- gradients (float64) ------------------------------------------------------------------------
 CONV2D_GRAD_CASES = [
     # x shape, kernel shape, strides, padding, dilation
@@ -75,7 +85,8 @@ CONV2D_GRAD_CASES = [
 ]
 
 
-@pytest.mark.parametrize("x_shape, kernel_shape, strides, padding, dilation", CONV2D_GRAD_CASES)
+@pytest.mark.parametrize("x_shape, kernel_shape, strides, padding, dilation", CONV2D_GRAD_CASES,
+                         ids=[conv_id("conv2d", *case) for case in CONV2D_GRAD_CASES])
 def test_conv2d_gradient(rng, x_shape, kernel_shape, strides, padding, dilation):
     x, W, b = rng.normal(size=x_shape), rng.normal(size=kernel_shape), rng.normal(size=kernel_shape[-1])
     dl.gradcheck(lambda x, W, b: conv2d(x, W, b, strides, padding, dilation), (x, W, b))
@@ -97,7 +108,8 @@ CONV1D_GRAD_CASES = [
 ]
 
 
-@pytest.mark.parametrize("x_shape, kernel_shape, strides, padding, dilation", CONV1D_GRAD_CASES)
+@pytest.mark.parametrize("x_shape, kernel_shape, strides, padding, dilation", CONV1D_GRAD_CASES,
+                         ids=[conv_id("conv1d", *case) for case in CONV1D_GRAD_CASES])
 def test_conv1d_gradient(rng, x_shape, kernel_shape, strides, padding, dilation):
     x, W, b = rng.normal(size=x_shape), rng.normal(size=kernel_shape), rng.normal(size=kernel_shape[-1])
     dl.gradcheck(lambda x, W, b: conv1d(x, W, b, strides, padding, dilation), (x, W, b))
@@ -195,8 +207,9 @@ def test_conv2d_on_cupy_matches_numpy(rng):
         np.testing.assert_allclose(cupy.asnumpy(t.grad), r.grad, atol=1e-4, rtol=1e-4)
 
 
-@pytest.mark.parametrize("function, x_shape, kernel_shape", [(conv2d, (2, 5, 5, 2), (3, 3, 2, 4)),
-                                                             (conv1d, (2, 7, 3), (3, 3, 4))])
+@pytest.mark.parametrize("function, x_shape, kernel_shape", [
+    pytest.param(conv2d, (2, 5, 5, 2), (3, 3, 2, 4), id="conv2d-relu"),
+    pytest.param(conv1d, (2, 7, 3), (3, 3, 4), id="conv1d-relu")])
 def test_fused_relu_equals_relu_after_the_convolution(rng, function, x_shape, kernel_shape):
     x, W, b = rng.normal(size=x_shape), rng.normal(size=kernel_shape), rng.normal(size=kernel_shape[-1])
     dl.gradcheck(lambda x, W, b: function(x, W, b, padding="same", relu=True), (x, W, b))

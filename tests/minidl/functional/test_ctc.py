@@ -104,7 +104,7 @@ def test_equals_brute_force_sum_over_paths(rng):
         np.testing.assert_allclose(loss.numpy(), [-np.log(total)], rtol=1e-12)
 
 
-@pytest.mark.parametrize("reduction", REDUCTIONS)
+@pytest.mark.parametrize("reduction", REDUCTIONS, ids=lambda reduction: f"ctc_loss-{reduction}")
 def test_gradcheck_through_log_softmax(reduction, rng):
     logits = rng.normal(size=(3, 5, 4))
     targets = np.array([[1, 1], [2, 3], [3, 0]])
@@ -112,7 +112,8 @@ def test_gradcheck_through_log_softmax(reduction, rng):
     gradcheck(fn, (logits,))
 
 
-@pytest.mark.parametrize("shape", [(1, 1, 2), (2, 4, 3), (1, 6, 5)])
+@pytest.mark.parametrize("shape", [(1, 1, 2), (2, 4, 3), (1, 6, 5)],
+                         ids=lambda shape: "ctc_loss-" + "x".join(map(str, shape)))
 def test_gradcheck_true_derivative_wrt_log_probs(shape, rng):
     """The gradient is ∂loss/∂log_probs itself, also off the simplex (unnormalised inputs)."""
     batch, time, classes = shape

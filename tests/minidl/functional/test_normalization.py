@@ -6,8 +6,19 @@ import minidl as dl
 from minidl.functional.normalization import batch_normalization, batch_normalization_train, layer_normalization
 
 
-@pytest.mark.parametrize("shape, axis", [((4, 3), -1), ((2, 3, 4, 2), -1), ((3, 2, 4), 1), ((1, 5, 2), -1),
-                                         ((6, 1), 1)])
+def case_ids(op: str, cases) -> list[str]:
+    """Test ids for (shape, axis) cases that name the op: batch_normalization_train-4x3-axis-1."""
+    def text(value):
+        return "x".join(map(str, value)) if isinstance(value, tuple) else str(value)
+    return [f"{op}-{text(shape)}-axis{text(axis)}" for shape, axis in cases]
+
+
+TRAIN_CASES = [((4, 3), -1), ((2, 3, 4, 2), -1), ((3, 2, 4), 1), ((1, 5, 2), -1), ((6, 1), 1)]
+FIXED_CASES = [((4, 3), -1), ((2, 3, 4), 1)]
+LAYER_NORM_CASES = [((3, 5), -1), ((2, 3, 4), -1), ((2, 3, 4), (1, 2)), ((2, 1), -1), ((2, 4, 3), 1)]
+
+
+@pytest.mark.parametrize("shape, axis", TRAIN_CASES, ids=case_ids("batch_normalization_train", TRAIN_CASES))
 def test_batch_normalization_train_gradient(rng, shape, axis):
     features = shape[axis]
     gamma, beta = rng.normal(size=features), rng.normal(size=features)
@@ -27,7 +38,7 @@ def test_batch_normalization_train_values_and_statistics(rng):
     np.testing.assert_allclose(y.numpy(), 2 * (x - mean) / np.sqrt(variance + 1e-3) + 0.5)
 
 
-@pytest.mark.parametrize("shape, axis", [((4, 3), -1), ((2, 3, 4), 1)])
+@pytest.mark.parametrize("shape, axis", FIXED_CASES, ids=case_ids("batch_normalization", FIXED_CASES))
 def test_batch_normalization_fixed_gradient(rng, shape, axis):
     features = shape[axis]
     mean, variance = rng.normal(size=features), rng.uniform(0.5, 2, size=features)
@@ -35,8 +46,7 @@ def test_batch_normalization_fixed_gradient(rng, shape, axis):
                  (rng.normal(size=shape), rng.normal(size=features), rng.normal(size=features)))
 
 
-@pytest.mark.parametrize("shape, axis", [((3, 5), -1), ((2, 3, 4), -1), ((2, 3, 4), (1, 2)), ((2, 1), -1),
-                                         ((2, 4, 3), 1)])
+@pytest.mark.parametrize("shape, axis", LAYER_NORM_CASES, ids=case_ids("layer_normalization", LAYER_NORM_CASES))
 def test_layer_normalization_gradient(rng, shape, axis):
     axes = (axis,) if isinstance(axis, int) else axis
     param_shape = tuple(shape[a] for a in axes)

@@ -67,22 +67,36 @@ def test_max_pool_overlapping_windows_add_up():
 
 POOL2D_CASES = [((1, 4, 4, 2), 2, None, "valid"), ((2, 5, 5, 1), 3, 2, "same"), ((2, 5, 4, 2), 2, 2, "same"),
                 ((1, 5, 6, 3), (2, 3), 1, "same"), ((2, 5, 5, 2), 3, 2, "valid")]
+POOL1D_CASES = [((1, 6, 2), 2, None, "valid"), ((2, 7, 2), 3, 2, "same"), ((2, 1, 3), 2, 1, "same"),
+                ((2, 9, 1), 4, 3, "same")]
 
 
-@pytest.mark.parametrize("function", [max_pool2d, avg_pool2d])
-@pytest.mark.parametrize("shape, pool_size, strides, padding", POOL2D_CASES)
+def pool_ids(cases) -> list[str]:
+    """x2x5x5x1-pool3-strides2-same (no strides part when they default to the pool size); the
+    op's name comes first, from the ids of "function"."""
+    def text(value):
+        return "x".join(map(str, value)) if isinstance(value, tuple) else str(value)
+    return [f"x{text(shape)}-pool{text(pool)}{'' if strides is None else f'-strides{text(strides)}'}-{padding}"
+            for shape, pool, strides, padding in cases]
+
+
+def op_name(function) -> str:
+    return function.__name__
+
+
+@pytest.mark.parametrize("shape, pool_size, strides, padding", POOL2D_CASES, ids=pool_ids(POOL2D_CASES))
+@pytest.mark.parametrize("function", [max_pool2d, avg_pool2d], ids=op_name)
 def test_pool2d_gradient(rng, function, shape, pool_size, strides, padding):
     dl.gradcheck(lambda x: function(x, pool_size, strides, padding), (rng.normal(size=shape),))
 
 
-@pytest.mark.parametrize("function", [max_pool1d, avg_pool1d])
-@pytest.mark.parametrize("shape, pool_size, strides, padding", [
-    ((1, 6, 2), 2, None, "valid"), ((2, 7, 2), 3, 2, "same"), ((2, 1, 3), 2, 1, "same"), ((2, 9, 1), 4, 3, "same")])
+@pytest.mark.parametrize("shape, pool_size, strides, padding", POOL1D_CASES, ids=pool_ids(POOL1D_CASES))
+@pytest.mark.parametrize("function", [max_pool1d, avg_pool1d], ids=op_name)
 def test_pool1d_gradient(rng, function, shape, pool_size, strides, padding):
     dl.gradcheck(lambda x: function(x, pool_size, strides, padding), (rng.normal(size=shape),))
 
 
-@pytest.mark.parametrize("function", [global_average_pool, global_max_pool])
+@pytest.mark.parametrize("function", [global_average_pool, global_max_pool], ids=op_name)
 def test_global_pool_gradient_and_mask(rng, function):
     x = rng.normal(size=(3, 5, 2))
     mask = np.arange(5)[None] < np.array([5, 2, 1])[:, None]

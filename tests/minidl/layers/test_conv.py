@@ -55,9 +55,10 @@ def _with_weights(layer, x, kernel, bias):
 
 
 @pytest.mark.parametrize("kwargs, shape", [
-    (dict(filters=3, kernel_size=3, activation="tanh"), (1, 5, 5, 2)),
-    (dict(filters=2, kernel_size=2, strides=2, padding="same"), (2, 5, 4, 2)),
-    (dict(filters=2, kernel_size=3, dilation_rate=2, padding="same"), (1, 5, 6, 1)),
+    pytest.param(dict(filters=3, kernel_size=3, activation="tanh"), (1, 5, 5, 2), id="Conv2D-tanh-batch-1"),
+    pytest.param(dict(filters=2, kernel_size=2, strides=2, padding="same"), (2, 5, 4, 2), id="Conv2D-strides2-same"),
+    pytest.param(dict(filters=2, kernel_size=3, dilation_rate=2, padding="same"), (1, 5, 6, 1),
+                 id="Conv2D-dilation2-same"),
 ])
 def test_conv2d_layer_gradient(rng, kwargs, shape):
     layer = Conv2D(dtype="float64", **kwargs)
@@ -67,10 +68,11 @@ def test_conv2d_layer_gradient(rng, kwargs, shape):
 
 
 @pytest.mark.parametrize("kwargs, shape", [
-    (dict(filters=3, kernel_size=3, activation="sigmoid"), (1, 6, 2)),
-    (dict(filters=2, kernel_size=4, strides=2, padding="same"), (2, 7, 3)),
-    (dict(filters=2, kernel_size=2, dilation_rate=2, padding="causal"), (2, 5, 2)),
-    (dict(filters=2, kernel_size=1), (2, 1, 3)),
+    pytest.param(dict(filters=3, kernel_size=3, activation="sigmoid"), (1, 6, 2), id="Conv1D-sigmoid-batch-1"),
+    pytest.param(dict(filters=2, kernel_size=4, strides=2, padding="same"), (2, 7, 3), id="Conv1D-strides2-same"),
+    pytest.param(dict(filters=2, kernel_size=2, dilation_rate=2, padding="causal"), (2, 5, 2),
+                 id="Conv1D-dilation2-causal"),
+    pytest.param(dict(filters=2, kernel_size=1), (2, 1, 3), id="Conv1D-length-1"),
 ])
 def test_conv1d_layer_gradient(rng, kwargs, shape):
     dl.set_floatx("float64")

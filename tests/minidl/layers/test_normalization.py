@@ -54,8 +54,9 @@ def test_batch_normalization_inference_uses_moving_statistics_and_training_updat
     assert layer.moving_mean.grad is None and layer.moving_mean.dtype == np.float32
 
 
-@pytest.mark.parametrize("training", [False, True])
-@pytest.mark.parametrize("shape", [(4, 3), (2, 3, 2, 3)])
+@pytest.mark.parametrize("shape", [(4, 3), (2, 3, 2, 3)], ids=["4x3", "2x3x2x3"])
+@pytest.mark.parametrize("training", [False, True],
+                         ids=["BatchNormalization-inference", "BatchNormalization-training"])
 def test_batch_normalization_layer_gradient(rng, training, shape):
     dl.set_floatx("float64")
     layer = BatchNormalization(momentum=0.0)
@@ -153,7 +154,8 @@ def test_batch_normalization_statistics_leave_masked_steps_out(rng):
     assert y.mask is mask
 
 
-@pytest.mark.parametrize("shape", [(4, 6, 3), (4, 6, 2, 3)])
+@pytest.mark.parametrize("shape", [(4, 6, 3), (4, 6, 2, 3)],
+                         ids=["BatchNormalization-masked-4x6x3", "BatchNormalization-masked-4x6x2x3"])
 def test_batch_normalization_masked_gradient(rng, shape):
     dl.set_floatx("float64")
     x, mask = _ragged(rng)

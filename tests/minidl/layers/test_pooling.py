@@ -41,12 +41,14 @@ def test_global_average_pooling1d_with_mask_matches_keras_live(rng):
     assert y.mask is None
 
 
-@pytest.mark.parametrize("layer, shape", [(pooling.MaxPooling2D(3, 2, "same", dtype="float64"), (2, 5, 5, 2)),
-                                          (pooling.AveragePooling2D((2, 3), dtype="float64"), (1, 4, 6, 2)),
-                                          (pooling.MaxPooling1D(dtype="float64"), (2, 5, 2)),
-                                          (pooling.AveragePooling1D(3, 2, "same", dtype="float64"), (2, 6, 2)),
-                                          (pooling.GlobalMaxPooling2D(dtype="float64"), (2, 3, 2, 2)),
-                                          (pooling.GlobalAveragePooling1D(keepdims=True, dtype="float64"), (1, 4, 3))])
+@pytest.mark.parametrize("layer, shape", [
+    pytest.param(pooling.MaxPooling2D(3, 2, "same", dtype="float64"), (2, 5, 5, 2), id="MaxPooling2D-same"),
+    pytest.param(pooling.AveragePooling2D((2, 3), dtype="float64"), (1, 4, 6, 2), id="AveragePooling2D-2x3"),
+    pytest.param(pooling.MaxPooling1D(dtype="float64"), (2, 5, 2), id="MaxPooling1D"),
+    pytest.param(pooling.AveragePooling1D(3, 2, "same", dtype="float64"), (2, 6, 2), id="AveragePooling1D-same"),
+    pytest.param(pooling.GlobalMaxPooling2D(dtype="float64"), (2, 3, 2, 2), id="GlobalMaxPooling2D"),
+    pytest.param(pooling.GlobalAveragePooling1D(keepdims=True, dtype="float64"), (1, 4, 3),
+                 id="GlobalAveragePooling1D-keepdims")])
 def test_pooling_layer_gradient(rng, layer, shape):
     dl.gradcheck(layer, (rng.normal(size=shape),))
 

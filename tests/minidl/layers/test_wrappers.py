@@ -16,8 +16,9 @@ def ragged_mask(batch, steps):
     return np.arange(steps)[None, :] < np.array([steps, 2, 1][:batch])[:, None]
 
 
-@pytest.mark.parametrize("merge_mode", ["concat", "sum", "mul", "ave", None])
-@pytest.mark.parametrize("return_sequences", [False, True])
+@pytest.mark.parametrize("return_sequences", [False, True], ids=["last-step", "sequences"])
+@pytest.mark.parametrize("merge_mode", ["concat", "sum", "mul", "ave", None],
+                         ids=lambda mode: f"Bidirectional-GRU-{mode or 'list'}")
 def test_bidirectional_gradcheck_every_merge_mode(merge_mode, return_sequences):
     dl.set_floatx("float64")
     x = np.random.default_rng(0).normal(size=(3, 4, 2))
