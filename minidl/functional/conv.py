@@ -297,7 +297,7 @@ def normalize_tuple(value, rank: int, name: str, where: str) -> tuple[int, ...]:
     return values
 
 
-def _check_fit(where: str, shape: tuple, kernel: tuple, strides: tuple, dilation: tuple,
+def check_fit(where: str, shape: tuple, kernel: tuple, strides: tuple, dilation: tuple,
                pads: Sequence[tuple[int, int]]) -> None:
     for axis, (n, k, s, d, p) in enumerate(zip(shape, kernel, strides, dilation, pads)):
         if output_length(n, k, s, d, p) < 1:
@@ -332,7 +332,7 @@ def conv2d(x, kernel, bias=None, strides=1, padding: str = "valid", dilation_rat
         raise ValueError(f"conv2d: padding must be 'valid' or 'same', got {padding!r}")
     pads = tuple(axis_padding(n, k, s, d, padding)
                  for n, k, s, d in zip(x.shape[1:3], kernel.shape[:2], strides, dilation))
-    _check_fit("conv2d", x.shape[1:3], kernel.shape[:2], strides, dilation, pads)
+    check_fit("conv2d", x.shape[1:3], kernel.shape[:2], strides, dilation, pads)
     function = Conv2DFunction(strides, dilation, pads, relu)
     return function.apply(x, kernel) if bias is None else function.apply(x, kernel, bias)
 
@@ -361,6 +361,6 @@ def conv1d(x, kernel, bias=None, strides: int = 1, padding: str = "valid", dilat
     if padding not in ("valid", "same", "causal"):
         raise ValueError(f"conv1d: padding must be 'valid', 'same' or 'causal', got {padding!r}")
     pads = axis_padding(x.shape[1], kernel.shape[0], stride, dilation, padding)
-    _check_fit("conv1d", x.shape[1:2], kernel.shape[:1], (stride,), (dilation,), (pads,))
+    check_fit("conv1d", x.shape[1:2], kernel.shape[:1], (stride,), (dilation,), (pads,))
     function = Conv1DFunction(stride, dilation, pads, relu)
     return function.apply(x, kernel) if bias is None else function.apply(x, kernel, bias)

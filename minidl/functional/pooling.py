@@ -16,7 +16,7 @@ from minidl import workspace
 from minidl.backend import Array, get_array_module
 from minidl.function import Function
 from minidl.functional.conv import (axis_padding, normalize_tuple, output_length, pad_spatial, window,
-                                    _check_fit)
+                                    check_fit)
 from minidl.functional.reduction import max as reduce_max, mean as reduce_mean, sum as reduce_sum
 from minidl.tensor import Tensor, as_tensor
 
@@ -168,7 +168,7 @@ def _pool(kind: str, rank: int, x, pool_size, strides, padding: str) -> Tensor:
         raise ValueError(f"{where}: padding must be 'valid' or 'same', got {padding!r}")
     spatial = x.shape[1:1 + rank]
     pads = tuple(axis_padding(n, k, s, 1, padding) for n, k, s in zip(spatial, pool_size, strides))
-    _check_fit(where, spatial, pool_size, strides, (1,) * rank, pads)
+    check_fit(where, spatial, pool_size, strides, (1,) * rank, pads)
     if rank == 1:
         cls = MaxPool1DFunction if kind == "max" else AvgPool1DFunction
         return cls(pool_size[0], strides[0], pads[0]).apply(x)

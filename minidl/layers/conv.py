@@ -10,7 +10,7 @@ import minidl.functional as F
 from minidl import regularizers
 from minidl.functional.conv import axis_padding, conv1d, conv2d, normalize_tuple, output_length
 from minidl.layers.base import Layer, check_last_axis, check_rank
-from minidl.layers.core import _name
+from minidl.layers.core import config_name
 from minidl.tensor import Tensor
 
 
@@ -64,9 +64,9 @@ class _Conv(Layer):
     def get_config(self) -> dict:
         return {**super().get_config(), "filters": self.filters, "kernel_size": list(self.kernel_size),
                 "strides": list(self.strides), "padding": self.padding, "data_format": self.data_format,
-                "dilation_rate": list(self.dilation_rate), "activation": _name(self.activation_name),
-                "use_bias": self.use_bias, "kernel_initializer": _name(self.kernel_initializer),
-                "bias_initializer": _name(self.bias_initializer),
+                "dilation_rate": list(self.dilation_rate), "activation": config_name(self.activation_name),
+                "use_bias": self.use_bias, "kernel_initializer": config_name(self.kernel_initializer),
+                "bias_initializer": config_name(self.bias_initializer),
                 "kernel_regularizer": regularizers.serialize(self.kernel_regularizer),
                 "bias_regularizer": regularizers.serialize(self.bias_regularizer)}
 

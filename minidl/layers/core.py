@@ -55,14 +55,14 @@ class Dense(Layer):
         return self.activation(F.affine(inputs, self.kernel, self.bias))
 
     def get_config(self):
-        return {**super().get_config(), "units": self.units, "activation": _name(self.activation_name),
-                "use_bias": self.use_bias, "kernel_initializer": _name(self.kernel_initializer),
-                "bias_initializer": _name(self.bias_initializer),
+        return {**super().get_config(), "units": self.units, "activation": config_name(self.activation_name),
+                "use_bias": self.use_bias, "kernel_initializer": config_name(self.kernel_initializer),
+                "bias_initializer": config_name(self.bias_initializer),
                 "kernel_regularizer": regularizers.serialize(self.kernel_regularizer),
                 "bias_regularizer": regularizers.serialize(self.bias_regularizer)}
 
 
-def _name(value):
+def config_name(value):
     """A JSON-able name for an activation or initialiser given by name or function."""
     if value is None or isinstance(value, str):
         return value
@@ -85,7 +85,7 @@ class Activation(Layer):
         return self.activation(inputs)
 
     def get_config(self):
-        return {**super().get_config(), "activation": _name(self.activation_name)}
+        return {**super().get_config(), "activation": config_name(self.activation_name)}
 
 
 class Flatten(Layer):

@@ -8,7 +8,7 @@ from minidl import backend, regularizers
 from minidl.functional.normalization import (batch_normalization, batch_normalization_masked_train,
                                              batch_normalization_train, layer_normalization)
 from minidl.layers.base import Layer
-from minidl.layers.core import _name
+from minidl.layers.core import config_name
 from minidl.tensor import Tensor
 
 
@@ -96,9 +96,9 @@ class BatchNormalization(Layer):
     def get_config(self) -> dict:
         return {**super().get_config(), "axis": self.axis, "momentum": self.momentum, "epsilon": self.epsilon,
                 "center": self.center, "scale": self.scale,
-                "beta_initializer": _name(self.beta_initializer), "gamma_initializer": _name(self.gamma_initializer),
-                "moving_mean_initializer": _name(self.moving_mean_initializer),
-                "moving_variance_initializer": _name(self.moving_variance_initializer),
+                "beta_initializer": config_name(self.beta_initializer), "gamma_initializer": config_name(self.gamma_initializer),
+                "moving_mean_initializer": config_name(self.moving_mean_initializer),
+                "moving_variance_initializer": config_name(self.moving_variance_initializer),
                 "beta_regularizer": regularizers.serialize(self.beta_regularizer),
                 "gamma_regularizer": regularizers.serialize(self.gamma_regularizer)}
 
@@ -149,7 +149,7 @@ class LayerNormalization(Layer):
     def get_config(self) -> dict:
         return {**super().get_config(), "axis": self.axis if isinstance(self.axis, int) else list(self.axis),
                 "epsilon": self.epsilon, "center": self.center, "scale": self.scale,
-                "beta_initializer": _name(self.beta_initializer), "gamma_initializer": _name(self.gamma_initializer),
+                "beta_initializer": config_name(self.beta_initializer), "gamma_initializer": config_name(self.gamma_initializer),
                 "beta_regularizer": regularizers.serialize(self.beta_regularizer),
                 "gamma_regularizer": regularizers.serialize(self.gamma_regularizer)}
 

@@ -19,7 +19,7 @@ import minidl.functional as F
 from minidl import backend, initializers
 from minidl.functional import recurrent
 from minidl.layers.base import Layer, check_last_axis, check_rank
-from minidl.layers.core import _name
+from minidl.layers.core import config_name
 from minidl.tensor import Tensor, as_tensor
 
 
@@ -139,10 +139,10 @@ class _RNN(Layer):
 
     # --- configuration ------------------------------------------------------------------------
     def get_config(self) -> dict:
-        return {**super().get_config(), "units": self.units, "activation": _name(self.activation_name),
-                "use_bias": self.use_bias, "kernel_initializer": _name(self.kernel_initializer),
-                "recurrent_initializer": _name(self.recurrent_initializer),
-                "bias_initializer": _name(self.bias_initializer), "dropout": self.dropout,
+        return {**super().get_config(), "units": self.units, "activation": config_name(self.activation_name),
+                "use_bias": self.use_bias, "kernel_initializer": config_name(self.kernel_initializer),
+                "recurrent_initializer": config_name(self.recurrent_initializer),
+                "bias_initializer": config_name(self.bias_initializer), "dropout": self.dropout,
                 "return_sequences": self.return_sequences, "return_state": self.return_state,
                 "go_backwards": self.go_backwards, "zero_output_for_mask": self.zero_output_for_mask}
 
@@ -245,7 +245,7 @@ class LSTM(_RNN):
                                         recurrent_activation=self.recurrent_activation, **options)
 
     def get_config(self) -> dict:
-        return {**super().get_config(), "recurrent_activation": _name(self.recurrent_activation_name),
+        return {**super().get_config(), "recurrent_activation": config_name(self.recurrent_activation_name),
                 "unit_forget_bias": self.unit_forget_bias}
 
 
@@ -306,5 +306,5 @@ class GRU(_RNN):
                                        recurrent_activation=self.recurrent_activation, **options)
 
     def get_config(self) -> dict:
-        return {**super().get_config(), "recurrent_activation": _name(self.recurrent_activation_name),
+        return {**super().get_config(), "recurrent_activation": config_name(self.recurrent_activation_name),
                 "reset_after": self.reset_after}
