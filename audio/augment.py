@@ -14,7 +14,7 @@ from fractions import Fraction
 
 import numpy as np
 
-from audio._backend import Array, _array_module, _to_host
+from audio.backend import Array, array_module, to_host
 from audio.features import frame_signal, overlap_add, window
 
 
@@ -43,12 +43,12 @@ def add_noise(signal: Array, snr_db: float, noise: Array | None = None,
         ValueError: the signal or the noise is silent (an SNR is undefined).
     """
     rng = _generator(rng)
-    xp = _array_module(signal)
+    xp = array_module(signal)
     shape = signal.shape
     if noise is None:
         drawn = rng.standard_normal(shape)
     else:
-        source = np.asarray(_to_host(noise), dtype=np.float64)
+        source = np.asarray(to_host(noise), dtype=np.float64)
         if source.ndim != 1 or source.size == 0:
             raise ValueError(f"add_noise: noise must be (noise_samples,) with samples, "
                              f"got shape {source.shape}")
@@ -81,7 +81,7 @@ def time_shift(signal: Array, max_shift: int, rng: np.random.Generator | None = 
     rng = _generator(rng)
     if max_shift < 0:
         raise ValueError(f"time_shift: max_shift must be >= 0 samples, got {max_shift}")
-    xp = _array_module(signal)
+    xp = array_module(signal)
     samples = signal.shape[-1]
     shifts = rng.integers(-max_shift, max_shift + 1, size=signal.shape[:-1] + (1,))
     source = np.arange(samples) - shifts  # output sample n comes from input n - shift
@@ -93,7 +93,7 @@ def time_shift(signal: Array, max_shift: int, rng: np.random.Generator | None = 
 
 
 def _resample(signal: Array, up: int, down: int) -> Array:
-    xp = _array_module(signal)
+    xp = array_module(signal)
     if xp is np:
         from scipy.signal import resample_poly
     else:  # cupy: its scipy twin runs on the GPU
@@ -146,7 +146,7 @@ def time_stretch(signal: Array, rate: float, n_fft: int = 256) -> Array:
     """
     if not rate > 0:
         raise ValueError(f"time_stretch: rate must be > 0, got {rate}")
-    xp = _array_module(signal)
+    xp = array_module(signal)
     hop = n_fft // 4
     samples = signal.shape[-1]
     target = max(1, round(samples / rate))
@@ -210,7 +210,7 @@ def pitch_shift(signal: Array, semitones: float | None = None,
     samples = signal.shape[-1]
     stretched = time_stretch(signal, 1.0 / ratio, n_fft)
     shifted = speed_perturb(stretched, ratio)
-    xp = _array_module(signal)
+    xp = array_module(signal)
     if shifted.shape[-1] >= samples:
         return shifted[..., :samples]
     pad = xp.zeros(signal.shape[:-1] + (samples - shifted.shape[-1],), dtype=signal.dtype)
@@ -236,7 +236,7 @@ def spec_augment(features: Array, rng: np.random.Generator | None = None,
         A masked copy, same shape, module and dtype.
     """
     rng = _generator(rng)
-    xp = _array_module(features)
+    xp = array_module(features)
     if features.ndim not in (2, 3):
         raise ValueError(f"spec_augment: features must be (frames, bins) or (batch, frames, "
                          f"bins), got shape {tuple(features.shape)}")

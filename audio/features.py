@@ -31,7 +31,7 @@ from types import ModuleType
 import numpy as np
 import scipy.fft
 
-from audio._backend import Array, _array_module
+from audio.backend import Array, array_module
 
 #: float64 machine epsilon: the floor python_speech_features puts under energies before log
 EPS = float(np.finfo(np.float64).eps)
@@ -57,7 +57,7 @@ def pre_emphasis(signal: Array, coefficient: float = 0.97) -> Array:
     """
     if coefficient == 0:
         return signal
-    xp = _array_module(signal)
+    xp = array_module(signal)
     return xp.concatenate(
         [signal[..., :1], signal[..., 1:] - signal.dtype.type(coefficient) * signal[..., :-1]],
         axis=-1)
@@ -79,7 +79,7 @@ def pad_signal(signal: Array, frame_length: int, hop_length: int, mode: str = "c
     Returns:
         (..., padded_samples), same module and dtype.
     """
-    xp = _array_module(signal)
+    xp = array_module(signal)
     samples = signal.shape[-1]
     if mode == "center":
         before = after = frame_length // 2
@@ -116,7 +116,7 @@ def frame_signal(signal: Array, frame_length: int, hop_length: int) -> Array:
         A partial last frame is dropped; pad_signal first to keep it. For numpy this is a
         read-only view that shares the signal's memory (no copy); copy it to write into it.
     """
-    xp = _array_module(signal)
+    xp = array_module(signal)
     samples = signal.shape[-1]
     if samples < frame_length:
         raise ValueError(f"frame_signal: got {samples} samples, fewer than one frame "
@@ -141,7 +141,7 @@ def overlap_add(frames: Array, hop_length: int) -> Array:
     Returns:
         (..., (frames - 1) · hop_length + frame_length), same module and dtype.
     """
-    xp = _array_module(frames)
+    xp = array_module(frames)
     *lead, count, frame_length = frames.shape
     if frame_length % hop_length:
         raise ValueError(f"overlap_add: frame_length={frame_length} must be a multiple of "
@@ -212,7 +212,7 @@ def apply_window(frames: Array, name: str, win_length: int | None = None) -> Arr
     if name == "rectangular" and (win_length is None or win_length == frame_length):
         return frames
     w = window(name, win_length or frame_length, frame_length, frames.dtype,
-               _array_module(frames))
+               array_module(frames))
     return frames * w
 
 
@@ -232,7 +232,7 @@ def power_spectrum(frames: Array, n_fft: int, normalize: bool = False) -> Array:
         (..., frames, 1 + n_fft // 2), power in (signal units)², same module; float dtype of
         frames.
     """
-    xp = _array_module(frames)
+    xp = array_module(frames)
     # scipy's pocketfft transforms float32 in float32, about twice as fast as numpy.fft here
     fft = scipy.fft if xp is np else xp.fft
     frame_length = frames.shape[-1]
@@ -376,7 +376,7 @@ def log_mel(mel: Array, kind: str = "db", top_db: float | None = 80.0, amin: flo
     Returns:
         (..., frames, n_mels) dB or nepers, same module and dtype.
     """
-    xp = _array_module(mel)
+    xp = array_module(mel)
     if kind == "natural":
         return xp.log(xp.maximum(mel, mel.dtype.type(floor)))
     if kind != "db":
@@ -416,7 +416,7 @@ def dct(x: Array, n_out: int | None = None) -> Array:
     n_out = n_in if n_out is None else int(n_out)
     if not 0 < n_out <= n_in:
         raise ValueError(f"dct: n_out must be between 1 and the input size {n_in}, got {n_out}")
-    xp = _array_module(x)
+    xp = array_module(x)
     return _matmul_last(x, _constant(xp, _dct_matrix_numpy, (n_in, n_out), x.dtype))
 
 
@@ -442,7 +442,7 @@ def lifter(cepstra: Array, lifter: float = 22.0, first_index: int = 0) -> Array:
     if lifter < 0:
         raise ValueError(f"lifter: L must be >= 0 (0 disables it), got {lifter}")
     args = (cepstra.shape[-1], float(lifter), int(first_index))
-    return cepstra * _constant(_array_module(cepstra), _lifter_numpy, args, cepstra.dtype)
+    return cepstra * _constant(array_module(cepstra), _lifter_numpy, args, cepstra.dtype)
 
 
 @lru_cache(maxsize=64)
@@ -473,7 +473,7 @@ def deltas(features: Array, width: int = 2, order: int = 1) -> Array:
     if width < 1 or order < 1:
         raise ValueError(f"deltas: width and order must be >= 1, got width={width}, "
                          f"order={order}")
-    xp = _array_module(features)
+    xp = array_module(features)
     frames = features.shape[-2]
     denominator = 2 * sum(n * n for n in range(1, width + 1))
     result = features
@@ -502,7 +502,7 @@ def cmvn(features: Array, variance: bool = True, window: int | None = None,
     Returns:
         (..., frames, coefficients), same module and dtype.
     """
-    xp = _array_module(features)
+    xp = array_module(features)
     if window is None:
         mean = features.mean(axis=-2, keepdims=True)
         centred = features - mean
@@ -644,7 +644,7 @@ def _check_options(o: MFCCOptions) -> None:
 
 
 def _as_float_signal(signal: Array, where: str) -> Array:
-    xp = _array_module(signal)
+    xp = array_module(signal)
     signal = xp.asarray(signal)
     if signal.ndim not in (1, 2):
         raise ValueError(f"{where}: signal must be (samples,) or (batch, samples), "
@@ -706,7 +706,7 @@ def mfcc(signal: Array, sample_rate: int, n_mfcc: int = 13, preset: str = "libro
 def mfcc_from_options(signal: Array, options: MFCCOptions) -> Array:
     """mfcc with settings already resolved by mfcc_options (what StreamingMFCC calls)."""
     signal = _as_float_signal(signal, "mfcc")
-    xp = _array_module(signal)
+    xp = array_module(signal)
     if signal.ndim == 2 and xp is np:
         frames = num_frames(signal.shape[-1], options)
         block = max(1, CPU_BLOCK_BYTES // (frames * options.n_fft * signal.itemsize))
@@ -738,7 +738,7 @@ def _mfcc_chain(signal: Array, options: MFCCOptions) -> Array:
 def frames_to_mfcc(frames: Array, options: MFCCOptions) -> Array:
     """The chain from cut frames (..., frames, frame_length) to (..., frames, n_mfcc)."""
     o = options
-    xp = _array_module(frames)
+    xp = array_module(frames)
     windowed = apply_window(frames, o.window, o.win_length)
     power = power_spectrum(windowed, o.n_fft, normalize=o.normalize_power)
     weights = mel_filterbank(o.sample_rate, o.n_fft, o.n_mels, o.fmin, o.fmax, o.mel_scale,
