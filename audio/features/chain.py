@@ -5,8 +5,9 @@
 
 ``mfcc(signal, sample_rate)`` runs it all; ``melspectrogram(S=power, ...)`` enters at the
 filterbank and ``mfcc(S=log_mel)`` at the DCT, as librosa's melspectrogram(S=...) and
-mfcc(S=...) do, so each stage can be looked at, changed and fed on. ``frames_to_mfcc`` is the
-part after framing, which StreamingMFCC runs on the frames a stream completes.
+mfcc(S=...) do, so a stage's output can be looked at or changed and passed on.
+``frames_to_mfcc`` is the part after framing, which StreamingMFCC runs on the frames a stream
+completes.
 """
 
 from __future__ import annotations
@@ -16,8 +17,8 @@ import numpy as np
 from audio.backend import Array, array_module
 from audio.features.cepstrum import dct, lifter
 from audio.features.constants import EPS, matmul_last
-from audio.features.framing import apply_window, frame_signal, pad_signal, padded_length_end, \
-    pre_emphasis
+from audio.features.framing import (apply_window, frame_signal, pad_signal, padded_length_end,
+                                    pre_emphasis)
 from audio.features.mel import log_mel, mel_filterbank
 from audio.features.presets import CEPSTRAL_DEFAULTS, PRESETS, MFCCOptions, mfcc_options
 from audio.features.spectrum import power_spectrum

@@ -111,6 +111,11 @@ def test_cupy_batch_runs_on_gpu_and_matches_numpy(reference):
         got = F.mfcc(cupy.asarray(batch), 8000, preset=preset)
         assert isinstance(got, cupy.ndarray)
         assert_close_to_range(cupy.asnumpy(got)[1], F.mfcc(batch[1], 8000, preset=preset))
+    # entering at a spectrogram runs on the GPU too
+    mel = F.melspectrogram(cupy.asarray(batch), 8000)
+    assert isinstance(mel, cupy.ndarray)
+    logs = F.log_mel(mel)
+    assert_close_to_range(cupy.asnumpy(F.mfcc(S=logs))[0], F.mfcc(batch[0], 8000))
 
 
 # --- entering the chain part way -------------------------------------------------------------
