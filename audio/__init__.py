@@ -5,10 +5,23 @@
     features = audio.features.mfcc(signal, rate, preset="htk")     # (frames, 13)
 
 This package never imports minidl; it takes its array module (numpy or cupy) from its input.
+Its modules, each importing only those above it in this list:
+
+    backend             the array module of an input
+    io                  load (WAV, FLAC, OGG), AudioError
+    features/           the MFCC chain, one stage per function, and its presets
+    augment, denoise, stream, silence
+    cache               the feature cache: cache root, content keys, atomic stacked-npz store
+    fsdd                the Free Spoken Digit Dataset: locate, download, verify, split
+    connected_digits    utterances of several digits, built from FSDD takes
+    datasets            an alias of fsdd and cache, for code written before they existed
 """
 
 from audio.io import AudioError, load
 from audio import features  # noqa: E402  (submodules after the names they use)
-from audio import augment, datasets, denoise, stream  # noqa: E402
+from audio import augment, denoise, silence, stream  # noqa: E402
+from audio import cache, fsdd  # noqa: E402
+from audio import connected_digits, datasets  # noqa: E402
 
-__all__ = ["AudioError", "load", "augment", "datasets", "denoise", "features", "stream"]
+__all__ = ["AudioError", "load", "augment", "cache", "connected_digits", "datasets", "denoise",
+           "features", "fsdd", "silence", "stream"]

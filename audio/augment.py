@@ -13,8 +13,9 @@ from __future__ import annotations
 from fractions import Fraction
 
 import numpy as np
+from scipy.signal import resample_poly
 
-from audio._backend import Array, _array_module, _to_host
+from audio.backend import Array, array_module, to_host
 from audio.features import frame_signal, overlap_add, window
 
 
@@ -28,7 +29,7 @@ def _generator(rng: np.random.Generator | None) -> np.random.Generator:
 
 
 def add_noise(signal: Array, snr_db: float, noise: Array | None = None,
-              rng: np.random.Generator | None = None) -> Array:
+              rng: np.random.Generator | None = None, *, exact: bool = True) -> Array:
     """Add noise scaled so that 10 · log10(Σ signal² / Σ noise²) = snr_db, per utterance.
 
     Args:
@@ -37,18 +38,32 @@ def add_noise(signal: Array, snr_db: float, noise: Array | None = None,
         noise: (noise_samples,) to mix in, e.g. a babble recording: a random excerpt of it is
             used (tiled if shorter than the signal). None draws white Gaussian noise.
         rng: numpy.random.Generator.
+        exact: True scales each utterance's noise to give exactly snr_db. False sets the
+            noise's expected level instead: white noise of standard deviation
+            σ = sqrt(mean(signal²) / 10^(snr_db / 10)), whose own power, and so the SNR of
+            one draw, scatters around snr_db (one standard deviation is
+            10 · log10(1 + sqrt(2 / samples)) dB: 0.07 dB for a second at 8 kHz). The sum is
+            taken in float64 and rounded once. White noise only (noise=None).
+            audio.connected_digits adds its noise this way.
     Returns:
-        signal + scaled noise, same shape, module and dtype. Not clipped: the SNR is exact.
+        signal + scaled noise, same shape, module and dtype. Not clipped, so with exact=True
+        the SNR is exact.
     Raises:
-        ValueError: the signal or the noise is silent (an SNR is undefined).
+        ValueError: the signal or the noise is silent (an SNR is undefined), or exact=False
+            with a noise recording.
     """
     rng = _generator(rng)
-    xp = _array_module(signal)
+    xp = array_module(signal)
     shape = signal.shape
+    if not exact:
+        if noise is not None:
+            raise ValueError("add_noise: exact=False scales white noise by its known unit "
+                             "variance; with a noise recording use exact=True")
+        return _add_white_noise_at_level(signal, snr_db, xp.asarray(rng.standard_normal(shape)))
     if noise is None:
         drawn = rng.standard_normal(shape)
     else:
-        source = np.asarray(_to_host(noise), dtype=np.float64)
+        source = np.asarray(to_host(noise), dtype=np.float64)
         if source.ndim != 1 or source.size == 0:
             raise ValueError(f"add_noise: noise must be (noise_samples,) with samples, "
                              f"got shape {source.shape}")
@@ -66,6 +81,17 @@ def add_noise(signal: Array, snr_db: float, noise: Array | None = None,
     return signal + (scale * drawn).astype(signal.dtype)
 
 
+def _add_white_noise_at_level(signal: Array, snr_db: float, drawn: Array) -> Array:
+    """signal + σ · drawn (drawn float64, unit variance) with σ from the signal's mean power."""
+    xp = array_module(signal)
+    power = (signal.astype(np.float64) ** 2).sum(axis=-1, keepdims=True) / signal.shape[-1]
+    if bool((power == 0).any()):
+        raise ValueError("add_noise: the signal is all zeros, so no noise level gives a "
+                         "defined SNR")
+    sigma = xp.sqrt(power / 10.0 ** (snr_db / 10.0))
+    return (signal + sigma * drawn).astype(signal.dtype)
+
+
 def time_shift(signal: Array, max_shift: int, rng: np.random.Generator | None = None,
                roll: bool = False) -> Array:
     """Delay or advance each utterance by a random whole number of samples.
@@ -81,7 +107,7 @@ def time_shift(signal: Array, max_shift: int, rng: np.random.Generator | None = 
     rng = _generator(rng)
     if max_shift < 0:
         raise ValueError(f"time_shift: max_shift must be >= 0 samples, got {max_shift}")
-    xp = _array_module(signal)
+    xp = array_module(signal)
     samples = signal.shape[-1]
     shifts = rng.integers(-max_shift, max_shift + 1, size=signal.shape[:-1] + (1,))
     source = np.arange(samples) - shifts  # output sample n comes from input n - shift
@@ -93,12 +119,12 @@ def time_shift(signal: Array, max_shift: int, rng: np.random.Generator | None = 
 
 
 def _resample(signal: Array, up: int, down: int) -> Array:
-    xp = _array_module(signal)
+    xp = array_module(signal)
     if xp is np:
-        from scipy.signal import resample_poly
-    else:  # cupy: its scipy twin runs on the GPU
-        from cupyx.scipy.signal import resample_poly
-    return resample_poly(signal, up, down, axis=-1).astype(signal.dtype, copy=False)
+        return resample_poly(signal, up, down, axis=-1).astype(signal.dtype, copy=False)
+    # cupy: its scipy twin runs on the GPU; imported here, as cupyx exists only with cupy
+    from cupyx.scipy.signal import resample_poly as resample_poly_gpu
+    return resample_poly_gpu(signal, up, down, axis=-1).astype(signal.dtype, copy=False)
 
 
 def speed_perturb(signal: Array, factor: float | None = None,
@@ -146,7 +172,7 @@ def time_stretch(signal: Array, rate: float, n_fft: int = 256) -> Array:
     """
     if not rate > 0:
         raise ValueError(f"time_stretch: rate must be > 0, got {rate}")
-    xp = _array_module(signal)
+    xp = array_module(signal)
     hop = n_fft // 4
     samples = signal.shape[-1]
     target = max(1, round(samples / rate))
@@ -210,7 +236,7 @@ def pitch_shift(signal: Array, semitones: float | None = None,
     samples = signal.shape[-1]
     stretched = time_stretch(signal, 1.0 / ratio, n_fft)
     shifted = speed_perturb(stretched, ratio)
-    xp = _array_module(signal)
+    xp = array_module(signal)
     if shifted.shape[-1] >= samples:
         return shifted[..., :samples]
     pad = xp.zeros(signal.shape[:-1] + (samples - shifted.shape[-1],), dtype=signal.dtype)
@@ -236,7 +262,7 @@ def spec_augment(features: Array, rng: np.random.Generator | None = None,
         A masked copy, same shape, module and dtype.
     """
     rng = _generator(rng)
-    xp = _array_module(features)
+    xp = array_module(features)
     if features.ndim not in (2, 3):
         raise ValueError(f"spec_augment: features must be (frames, bins) or (batch, frames, "
                          f"bins), got shape {tuple(features.shape)}")

@@ -10,34 +10,36 @@ can be trained and tested on them:
        side (official split: test strings from takes 0-4, train strings from takes 5-49; or a
        speaker split), plus n + 1 silent gaps (before, between, after the digits) of
        uniform length in ``gap_seconds``;
-    2. the signal: each recording trimmed of its leading and trailing silence (trim_silence),
-       laid end to end with the gaps, then a faint dither, then optional white noise at
-       ``snr_db`` (add_noise);
+    2. the signal: each recording trimmed of its leading and trailing silence
+       (audio.silence.trim_silence), laid end to end with the gaps, then a faint dither, then
+       optional white noise at ``snr_db`` (audio.augment.add_noise with exact=False: noise
+       power mean(signal²) / 10^(snr_db / 10), the mean over the whole utterance, gaps
+       included, the level a listener would measure);
     3. the transcript: the digit string, e.g. "4071".
 
 Everything random comes from ``numpy.random.default_rng`` seeded by ``seed`` (the plan) and by
 ``(seed, i)`` (utterance i's noise), so utterance i is the same whichever others are built.
 
-Derived features are cached like FSDD's (audio.datasets.cached_features): one ``.npz`` per
+Derived features are cached like FSDD's, in audio.cache's stacked-npz store: one ``.npz`` per
 parameter set under ``$MINIDL_CACHE/connected_digits`` or ``~/.cache/minidl/connected_digits``,
-written to a temporary file and renamed, read with ``allow_pickle=False``; never in the data
-folder, which may be read-only.
+never in the data folder, which may be read-only.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
-import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
+from tqdm import tqdm
 
-from audio.datasets import FSDD, Recording, cache_root
+from audio.augment import add_noise
+from audio.cache import cache_key, cache_root, load_stacked, save_stacked
 from audio.features import mfcc_from_options, mfcc_options
+from audio.fsdd import FSDD, Recording
 from audio.io import load
+from audio.silence import trim_silence  # also importable from here, as it was before
 
 #: Gaussian dither added to every sample, about -80 dBFS: exact digital silence has zero
 #: energy, whose log (the HTK preset's C0) would sit ~30 nats below speech and dominate CMVN.
@@ -61,77 +63,16 @@ class Utterance:
     gaps: tuple[int, ...]
 
 
-def trim_silence(signal: np.ndarray, sample_rate: int, top_db: float = 30.0,
-                 frame_seconds: float = 0.02, hop_seconds: float = 0.01,
-                 margin_seconds: float = 0.02) -> np.ndarray:
-    """Cut leading and trailing silence by a frame-energy rule (like librosa.effects.trim).
-
-    The rule: cut the signal into frames of ``frame_seconds`` every ``hop_seconds``; a frame is
-    *sound* when its mean power is within ``top_db`` dB of the loudest frame's. Keep from the
-    start of the first sound frame to the end of the last one, widened by ``margin_seconds`` on
-    each side (so a soft onset such as the "f" of "five" is not clipped), within the signal.
-    Silence inside the word is kept. A signal shorter than one frame is returned unchanged.
-
-    Args:
-        signal: (samples,) float.
-        sample_rate: Hz.
-        top_db: how far below the peak frame a frame may be and still count as sound.
-        frame_seconds, hop_seconds: frame length and step.
-        margin_seconds: extra audio kept before the first and after the last sound frame.
-    Returns:
-        A view of ``signal``, (kept samples,).
-    """
-    if signal.ndim != 1:
-        raise ValueError(f"trim_silence: signal must be (samples,), got shape {signal.shape}")
-    if top_db <= 0:
-        raise ValueError(f"trim_silence: top_db must be > 0 dB, got {top_db}")
-    frame = max(1, int(round(frame_seconds * sample_rate)))
-    hop = max(1, int(round(hop_seconds * sample_rate)))
-    if len(signal) < frame:
-        return signal
-    count = 1 + (len(signal) - frame) // hop
-    starts = hop * np.arange(count)
-    frames = signal[starts[:, None] + np.arange(frame)]
-    power = np.mean(frames.astype(np.float64) ** 2, axis=1)
-    # Power ratio to the peak; a silent file (peak 0) keeps everything.
-    peak = power.max()
-    if peak <= 0:
-        return signal
-    loud = np.nonzero(power >= peak * 10.0 ** (-top_db / 10.0))[0]
-    margin = int(round(margin_seconds * sample_rate))
-    begin = max(0, starts[loud[0]] - margin)
-    end = min(len(signal), starts[loud[-1]] + frame + margin)
-    return signal[begin:end]
-
-
-def add_noise(signal: np.ndarray, snr_db: float, rng: np.random.Generator) -> np.ndarray:
-    """Add white Gaussian noise at a signal-to-noise ratio over the whole signal.
-
-    SNR = 10 log10(mean(signal²) / σ²), so σ = sqrt(mean(signal²) / 10^(snr_db / 10)); the
-    mean runs over the whole utterance, gaps included (what a listener would measure).
-
-    Args:
-        signal: (samples,) float.
-        snr_db: dB; lower is noisier.
-        rng: the source of the noise.
-    Returns:
-        A new (samples,) array of the signal's dtype.
-    """
-    power = float(np.mean(signal.astype(np.float64) ** 2))
-    sigma = np.sqrt(power / 10.0 ** (snr_db / 10.0))
-    return (signal + sigma * rng.standard_normal(len(signal))).astype(signal.dtype)
-
-
 class ConnectedDigits:
     """Reproducible utterances of 2-7 connected digits from FSDD, one speaker each.
 
     Args:
-        root: the FSDD folder (see audio.datasets.locate_fsdd); None follows the lookup order.
+        root: the FSDD folder (see audio.fsdd.locate_fsdd); None follows the lookup order.
         subset: "train" or "test": which side of the split the recordings come from.
         num_utterances: how many utterances to plan.
         min_digits, max_digits: each utterance has a uniform number of digits in this range.
         gap_seconds: (shortest, longest) silence before, between and after digits, uniform.
-        snr_db: white noise at this SNR in dB (add_noise); None adds none.
+        snr_db: white noise at this expected SNR in dB (see signal); None adds none.
         seed: the seed of the plan and of the noise.
         split: "official" (takes 0-4 test, 5-49 train) or "speaker" (held_out is the test side).
         held_out: the held-out speaker for split="speaker".
@@ -252,7 +193,9 @@ class ConnectedDigits:
         rng = np.random.default_rng([self.seed, index])
         signal = signal + (DITHER * rng.standard_normal(len(signal))).astype(np.float32)
         if self.snr_db is not None:
-            signal = add_noise(signal, self.snr_db, rng)
+            # exact=False: the noise level follows the signal's mean power, and the draw is
+            # the one this module has always made, so utterances stay as they were
+            signal = add_noise(signal, self.snr_db, rng=rng, exact=False)
         return np.clip(signal, -1.0, 1.0).astype(np.float32, copy=False)
 
     def signals(self) -> list[np.ndarray]:
@@ -276,8 +219,8 @@ class ConnectedDigits:
         ``$MINIDL_CACHE/connected_digits`` or ``~/.cache/minidl/connected_digits``); the key
         hashes describe(), the resolved MFCC options and the names and sizes of the recordings
         used. It holds ``features`` (all frames stacked, float32), ``lengths`` and
-        ``transcripts``; it is written to a temporary file and renamed, and read with
-        allow_pickle=False.
+        ``transcripts`` (audio.cache.save_stacked: written to a temporary file and renamed,
+        read with allow_pickle=False).
 
         Args:
             n_mfcc, preset, **options: as audio.features.mfcc.
@@ -288,34 +231,19 @@ class ConnectedDigits:
         """
         resolved = mfcc_options(self.sample_rate, n_mfcc, preset, **options)
         used = sorted({name for u in self.utterances for name in u.recordings})
-        described = {"format": 1, "dataset": self.describe(), "options": asdict(resolved),
-                     "files": [[name, self._paths[name].stat().st_size] for name in used]}
-        key = hashlib.sha256(json.dumps(described, sort_keys=True, default=str).encode())
+        key = cache_key({"format": 1, "dataset": self.describe(), "options": asdict(resolved),
+                         "files": [[name, self._paths[name].stat().st_size] for name in used]})
         folder = Path(cache_dir) if cache_dir is not None else cache_root() / "connected_digits"
-        cache = folder / f"connected-{preset}-{key.hexdigest()[:20]}.npz"
+        cache = folder / f"connected-{preset}-{key}.npz"
         transcripts = self.transcripts()
-        if cache.is_file():
-            with np.load(cache, allow_pickle=False) as stored:
-                stacked, lengths, names = stored["features"], stored["lengths"], stored["transcripts"]
-            if list(names) == transcripts:
-                return np.split(stacked, np.cumsum(lengths)[:-1])
-        from tqdm import tqdm
-
+        stored = load_stacked(cache, transcripts, label_name="transcripts")
+        if stored is not None:
+            return stored
         computed = [mfcc_from_options(self.signal(i), resolved).astype(np.float32, copy=False)
                     for i in tqdm(range(len(self)), desc=f"connected digits ({self.subset})",
                                   unit="utt", disable=not progress)]
-        lengths = np.array([len(f) for f in computed], dtype=np.int64)
-        folder.mkdir(parents=True, exist_ok=True)
-        handle, temporary = tempfile.mkstemp(dir=folder, prefix=".connected-", suffix=".npz")
-        try:
-            with os.fdopen(handle, "wb") as out:
-                np.savez(out, features=np.concatenate(computed), lengths=lengths,
-                         transcripts=np.array(transcripts, dtype=str))
-            os.replace(temporary, cache)
-        finally:
-            if os.path.exists(temporary):
-                os.unlink(temporary)
+        save_stacked(cache, computed, transcripts, label_name="transcripts")
         return computed
 
 
-__all__ = ["ConnectedDigits", "DITHER", "Utterance", "add_noise", "trim_silence"]
+__all__ = ["ConnectedDigits", "DITHER", "Utterance", "trim_silence"]

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from audio._backend import Array, _array_module
+from audio.backend import Array, array_module
 from audio.features import frame_signal, overlap_add, window
 
 
@@ -36,7 +36,7 @@ def spectral_subtraction(signal: Array, sample_rate: int, noise_frames: int = 8,
     Returns:
         Same shape, module and dtype as signal.
     """
-    xp = _array_module(signal)
+    xp = array_module(signal)
     if signal.ndim not in (1, 2) or signal.shape[-1] == 0:
         raise ValueError(f"spectral_subtraction: signal must be (samples,) or (batch, samples) "
                          f"with samples, got shape {tuple(signal.shape)}")

@@ -18,7 +18,7 @@ import math
 
 import numpy as np
 
-from audio._backend import Array, _array_module
+from audio.backend import Array, array_module
 from audio.features import MFCCOptions, frame_signal, frames_to_mfcc, mfcc_options, num_frames
 
 
@@ -67,7 +67,7 @@ class StreamingMFCC:
         Returns:
             (new_frames, n_mfcc) in the chunk's module and float dtype; new_frames may be 0.
         """
-        xp = _array_module(chunk)
+        xp = array_module(chunk)
         chunk = xp.asarray(chunk)
         if chunk.ndim != 1:
             raise ValueError(f"StreamingMFCC.push: chunk must be (samples,), "
@@ -103,7 +103,7 @@ class StreamingMFCC:
         o = self.options
         remaining = num_frames(self._received, o) - self._emitted
         needed = (remaining - 1) * o.hop_length + o.frame_length
-        xp = _array_module(self._buffer)
+        xp = array_module(self._buffer)
         if self._buffer.shape[0] < needed:
             padding = xp.zeros(needed - self._buffer.shape[0], dtype=self._buffer.dtype)
             self._buffer = xp.concatenate([self._buffer, padding])
@@ -118,7 +118,7 @@ class StreamingMFCC:
 
     def _cut(self, count: int) -> Array:
         o = self.options
-        xp = _array_module(self._buffer)
+        xp = array_module(self._buffer)
         if count <= 0:
             return xp.zeros((0, o.n_mfcc), dtype=self._buffer.dtype)
         used = (count - 1) * o.hop_length + o.frame_length

@@ -20,7 +20,7 @@ import numpy as np
 
 import audio
 from audio import features as F
-from audio.datasets import FSDD
+from audio.fsdd import FSDD
 
 
 def run_stages(signal: np.ndarray, sample_rate: int, preset: str) -> dict[str, np.ndarray]:

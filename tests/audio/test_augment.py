@@ -47,6 +47,26 @@ def test_add_noise_is_reproducible_and_rejects_silence():
         augment.add_noise(clean, 10, rng=3)
 
 
+def test_add_noise_at_the_expected_level():
+    rng = np.random.default_rng(0)
+    signal = np.sin(np.arange(80000) * 0.05).astype(np.float32)
+    noisy = augment.add_noise(signal, 10.0, rng=rng, exact=False)
+    noise = noisy.astype(np.float64) - signal
+    snr = 10 * np.log10(np.mean(signal.astype(np.float64) ** 2) / np.mean(noise ** 2))
+    assert abs(snr - 10.0) < 0.1 and noisy.dtype == np.float32
+    # sigma from the mean power, times the generator's next standard normals; float64 sum
+    sigma = np.sqrt(np.mean(signal.astype(np.float64) ** 2) / 10.0)
+    expected = (signal + sigma * np.random.default_rng(0).standard_normal(80000))
+    np.testing.assert_array_equal(noisy, expected.astype(np.float32))
+    batch = augment.add_noise(np.stack([signal, 0.1 * signal]), 10.0,
+                              rng=np.random.default_rng(1), exact=False)
+    levels = (batch - np.stack([signal, 0.1 * signal])).std(axis=-1)
+    np.testing.assert_allclose(levels[1] / levels[0], 0.1, rtol=0.02)  # each its own level
+    with pytest.raises(ValueError, match="exact=False scales white noise"):
+        augment.add_noise(signal, 10.0, noise=np.ones(10), rng=rng, exact=False)
+    with pytest.raises(ValueError, match="all zeros"):
+        augment.add_noise(np.zeros(100, np.float32), 10, rng=rng, exact=False)
+
 def test_time_shift_moves_each_utterance_by_its_own_amount():
     x = np.tile(np.arange(1, 101, dtype=np.float32), (4, 1))
     shifted = augment.time_shift(x, 10, rng=np.random.default_rng(0))

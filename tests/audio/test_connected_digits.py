@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import soundfile
 
-from audio import connected_digits
-from audio.connected_digits import ConnectedDigits, add_noise, trim_silence
-from audio.datasets import FSDD
+from audio import augment, connected_digits
+from audio.connected_digits import DITHER, ConnectedDigits
+from audio.fsdd import FSDD
 from tests.audio._helpers import fsdd_recordings
 
 RATE = 8000
@@ -104,30 +102,6 @@ def test_recordings_are_trimmed_to_the_tone(fake):
     assert len(whole.recording(name)) == LEAD + TONE + TAIL
 
 
-def test_trim_silence_rule():
-    tone = 0.5 * np.sin(np.arange(4000) * 0.3)
-    signal = np.concatenate([np.zeros(1000), tone, np.zeros(3000)]).astype(np.float32)
-    kept = trim_silence(signal, RATE, top_db=30, margin_seconds=0.0)
-    assert 4000 <= len(kept) <= 4000 + 2 * 160
-    assert np.abs(kept).max() == np.abs(signal).max()
-    assert len(trim_silence(signal, RATE, margin_seconds=0.02)) >= len(kept) + 2 * 80
-    short = np.ones(10, np.float32)
-    assert trim_silence(short, RATE) is short                           # shorter than a frame
-    silent = np.zeros(1000, np.float32)
-    assert len(trim_silence(silent, RATE)) == 1000
-    with pytest.raises(ValueError, match=r"trim_silence: signal must be \(samples,\)"):
-        trim_silence(np.zeros((2, 100)), RATE)
-
-
-def test_add_noise_hits_the_snr():
-    rng = np.random.default_rng(0)
-    signal = np.sin(np.arange(80000) * 0.05).astype(np.float32)
-    noisy = add_noise(signal, 10.0, rng)
-    noise = noisy.astype(np.float64) - signal
-    snr = 10 * np.log10(np.mean(signal.astype(np.float64) ** 2) / np.mean(noise ** 2))
-    assert abs(snr - 10.0) < 0.1 and noisy.dtype == np.float32
-
-
 def test_noise_option_changes_only_the_noise(fake):
     clean = ConnectedDigits(fsdd=fake, num_utterances=3, seed=2)
     noisy = ConnectedDigits(fsdd=fake, num_utterances=3, seed=2, snr_db=5.0)
@@ -136,6 +110,19 @@ def test_noise_option_changes_only_the_noise(fake):
     snr = 10 * np.log10(np.mean(clean.signal(1).astype(np.float64) ** 2)
                         / np.mean(difference ** 2))
     assert abs(snr - 5.0) < 0.5
+
+
+def test_signal_is_the_documented_recipe(fake):
+    data = ConnectedDigits(fsdd=fake, num_utterances=4, seed=5, snr_db=10.0)
+    for i, plan in enumerate(data.utterances):
+        pieces = [np.zeros(plan.gaps[0], np.float32)]
+        for name, gap in zip(plan.recordings, plan.gaps[1:]):
+            pieces += [data.recording(name), np.zeros(gap, np.float32)]
+        signal = np.concatenate(pieces)
+        rng = np.random.default_rng([5, i])
+        signal = signal + (DITHER * rng.standard_normal(len(signal))).astype(np.float32)
+        signal = augment.add_noise(signal, 10.0, rng=rng, exact=False)  # the expected level
+        np.testing.assert_array_equal(data.signal(i), np.clip(signal, -1.0, 1.0))
 
 
 def test_features_are_cached_outside_the_data_folder(fake, tmp_path, monkeypatch):
@@ -186,12 +173,6 @@ def test_missing_digit_is_reported(tmp_path):
     (folder / "4_ann_0.wav").unlink()
     with pytest.raises(ValueError, match="missing ann: 4"):
         ConnectedDigits(tmp_path / "fsdd", subset="test")
-
-
-def test_audio_does_not_import_minidl():
-    code = ("import sys, audio.connected_digits; "
-            "sys.exit(any(m == 'minidl' or m.startswith('minidl.') for m in sys.modules))")
-    assert subprocess.run([sys.executable, "-c", code]).returncode == 0
 
 
 def test_real_fsdd_official_split(tmp_path, monkeypatch):

@@ -16,7 +16,7 @@ import numpy as np
 Array = Any  # numpy.ndarray or cupy.ndarray; shapes are given in docstrings
 
 
-def _array_module(x: object) -> ModuleType:
+def array_module(x: object) -> ModuleType:
     """Return cupy if ``x`` is a cupy array, else numpy (lists, scalars, numpy arrays)."""
     cupy = sys.modules.get("cupy")
     if cupy is not None and isinstance(x, cupy.ndarray):
@@ -24,7 +24,7 @@ def _array_module(x: object) -> ModuleType:
     return np
 
 
-def _to_host(x: Array) -> np.ndarray:
+def to_host(x: Array) -> np.ndarray:
     """A numpy copy (or view) of ``x``, whichever module it lives in."""
     if isinstance(x, np.ndarray):
         return x
