@@ -10,7 +10,7 @@ One module per part of the chain, in the order a signal goes through them:
 
     framing.py          pre_emphasis, pad_signal, frame_signal, window, apply_window, overlap_add
     spectrum.py         power_spectrum
-    mel.py              hz_to_mel, mel_to_hz, mel_filterbank, log_mel
+    mel.py              hz_to_mel, mel_to_hz, mel_filterbank (with VTLP warping), log_mel
     cepstrum.py         dct, lifter
     postprocessing.py   deltas, cmvn
     presets.py          MFCCOptions, mfcc_options: a preset and overrides, resolved
@@ -22,11 +22,12 @@ frame_signal``; the knobs and helpers of one module (CPU_BLOCK_BYTES, constant) 
 """
 
 from audio.features.cepstrum import dct, lifter
-from audio.features.chain import frames_to_mfcc, melspectrogram, mfcc, mfcc_from_options, num_frames
+from audio.features.chain import (frames_to_mfcc, melspectrogram, mfcc, mfcc_from_options, num_frames,
+                                  power_frames)
 from audio.features.constants import EPS
 from audio.features.framing import (WINDOWS, apply_window, frame_signal, overlap_add, pad_signal,
                                     padded_length_end, pre_emphasis, window)
-from audio.features.mel import hz_to_mel, log_mel, mel_filterbank, mel_to_hz
+from audio.features.mel import hz_to_mel, log_mel, mel_filterbank, mel_to_hz, vtlp_warp
 from audio.features.postprocessing import cmvn, deltas
 from audio.features.presets import PRESETS, MFCCOptions, mfcc_options
 from audio.features.spectrum import power_spectrum
@@ -35,6 +36,6 @@ __all__ = [
     "EPS", "MFCCOptions", "PRESETS", "WINDOWS", "apply_window", "cmvn", "dct", "deltas",
     "frame_signal", "frames_to_mfcc", "hz_to_mel", "lifter", "log_mel", "mel_filterbank",
     "mel_to_hz", "melspectrogram", "mfcc", "mfcc_from_options", "mfcc_options", "num_frames",
-    "overlap_add", "pad_signal", "padded_length_end", "power_spectrum", "pre_emphasis",
-    "window",
+    "overlap_add", "pad_signal", "padded_length_end", "power_frames", "power_spectrum", "pre_emphasis",
+    "vtlp_warp", "window",
 ]

@@ -225,6 +225,16 @@ def mfcc_from_options(signal: Array, options: MFCCOptions) -> Array:
     return _mfcc_chain(signal, options)
 
 
+def power_frames(signal: Array, options: MFCCOptions) -> Array:
+    """The chain up to the power spectrum: (..., samples) -> (..., frames, 1 + n_fft // 2).
+
+    Where augmentation enters between stages (a warped filterbank, masks on the log mels),
+    start here and go on with mel_filterbank, log_mel and ``mfcc(S=...)``.
+    """
+    return _frames_to_power(_signal_to_frames(_as_float_signal(signal, "power_frames"), options),
+                            options)
+
+
 def _signal_to_frames(signal: Array, options: MFCCOptions) -> Array:
     o = options
     emphasised = pre_emphasis(signal, o.pre_emphasis)
@@ -273,4 +283,4 @@ def num_frames(samples: int, options: MFCCOptions) -> int:
 
 
 __all__ = ["CPU_BLOCK_BYTES", "frames_to_mfcc", "melspectrogram", "mfcc", "mfcc_from_options",
-           "num_frames"]
+           "num_frames", "power_frames"]

@@ -44,13 +44,49 @@ def mel_to_hz(mel: np.ndarray | float, scale: str = "slaney") -> np.ndarray:
     return np.where(mel >= 15.0, logarithmic, linear)
 
 
+def vtlp_warp(hz: np.ndarray | float, alpha: float, sample_rate: float,
+              boundary_hz: float | None = None) -> np.ndarray:
+    """Vocal tract length perturbation's piecewise-linear frequency warp (Jaitly & Hinton, 2013).
+
+    A longer or shorter vocal tract scales a voice's formants by about the same factor, so
+    scaling the frequency axis by ``alpha`` makes a new speaker of the same words. Above a
+    boundary the line bends so that Nyquist (N) stays where it is and nothing leaves the band:
+
+        b     = boundary_hz · min(alpha, 1) / alpha
+        f'    = alpha · f                                          for f <= b
+        f'    = N - (N - boundary_hz · min(alpha, 1)) / (N - b) · (N - f)   for f > b
+
+    Args:
+        hz: frequencies in Hz, each in [0, N].
+        alpha: warp factor, > 0 (0.9-1.1 in the paper); 1 is the identity.
+        sample_rate: Hz; N = sample_rate / 2.
+        boundary_hz: where the warp bends; None means 0.85 · N (3.4 kHz at 8 kHz).
+    Returns:
+        Warped frequencies in Hz, float64, same shape; monotonic, 0 -> 0 and N -> N.
+    """
+    nyquist = sample_rate / 2.0
+    boundary = 0.85 * nyquist if boundary_hz is None else float(boundary_hz)
+    if not alpha > 0:
+        raise ValueError(f"vtlp_warp: alpha must be > 0, got {alpha}")
+    if not 0 < boundary < nyquist:
+        raise ValueError(f"vtlp_warp: boundary_hz must be in (0, sample_rate / 2 = {nyquist} Hz), "
+                         f"got {boundary}")
+    hz = np.asarray(hz, dtype=np.float64)
+    bend = boundary * min(alpha, 1.0) / alpha
+    upper = nyquist - (nyquist - boundary * min(alpha, 1.0)) / (nyquist - bend) * (nyquist - hz)
+    return np.where(hz <= bend, alpha * hz, upper)
+
+
 @lru_cache(maxsize=64)
 def _mel_filterbank_numpy(sample_rate: float, n_fft: int, n_mels: int, fmin: float,
                           fmax: float, scale: str, norm: str | float | None,
-                          bin_rounded: bool) -> np.ndarray:
+                          bin_rounded: bool, vtlp_alpha: float = 1.0,
+                          vtlp_boundary_hz: float | None = None) -> np.ndarray:
     n_bins = 1 + n_fft // 2
     edges_hz = mel_to_hz(np.linspace(hz_to_mel(fmin, scale), hz_to_mel(fmax, scale),
                                      n_mels + 2), scale)
+    if vtlp_alpha != 1.0:
+        edges_hz = vtlp_warp(edges_hz, vtlp_alpha, sample_rate, vtlp_boundary_hz)
     lower, centre, upper = edges_hz[:-2, None], edges_hz[1:-1, None], edges_hz[2:, None]
     if bin_rounded:
         # python_speech_features: edges snap down to FFT bins, floor((n_fft + 1) · f / sr),
@@ -92,7 +128,8 @@ def _mel_filterbank_numpy(sample_rate: float, n_fft: int, n_mels: int, fmin: flo
 def mel_filterbank(sample_rate: float, n_fft: int, n_mels: int = 128, fmin: float = 0.0,
                    fmax: float | None = None, scale: str = "slaney",
                    norm: str | float | None = "slaney", bin_rounded: bool = False,
-                   dtype: np.dtype | type = np.float32, xp: ModuleType = np) -> Array:
+                   dtype: np.dtype | type = np.float32, xp: ModuleType = np, *,
+                   vtlp_alpha: float = 1.0, vtlp_boundary_hz: float | None = None) -> Array:
     """Triangular mel filters that turn a power spectrum into n_mels band energies.
 
     The n_mels + 2 edge frequencies are equally spaced in mel between fmin and fmax; filter m
@@ -110,6 +147,10 @@ def mel_filterbank(sample_rate: float, n_fft: int, n_mels: int = 128, fmin: floa
             the triangles in bin units, as python_speech_features' get_filterbanks does;
             otherwise (librosa.filters.mel) draw them in Hz at each bin's centre frequency.
         dtype, xp: dtype and array module of the result.
+        vtlp_alpha, vtlp_boundary_hz: move every filter edge f to vtlp_warp(f, vtlp_alpha,
+            sample_rate, vtlp_boundary_hz) before drawing the triangles: the filterbank of a
+            speaker with a vocal tract 1 / alpha times as long. Training draws alpha anew each
+            time an utterance is used (about 0.9-1.1); 1.0 (the default) is no warp.
     Returns:
         (n_mels, 1 + n_fft // 2) weights; band energies are ``power @ weights.T``. Read-only
         when numpy (cached): copy before changing it.
@@ -123,7 +164,8 @@ def mel_filterbank(sample_rate: float, n_fft: int, n_mels: int = 128, fmin: floa
     if scale not in ("slaney", "htk"):
         raise ValueError(f"mel_filterbank: scale must be 'slaney' or 'htk', got {scale!r}")
     args = (float(sample_rate), int(n_fft), int(n_mels), float(fmin), float(fmax), scale, norm,
-            bool(bin_rounded))
+            bool(bin_rounded), float(vtlp_alpha),
+            None if vtlp_boundary_hz is None else float(vtlp_boundary_hz))
     _mel_filterbank_numpy(*args)  # validates (and warns) before caching the cast
     return constant(xp, _mel_filterbank_numpy, args, dtype)
 
@@ -159,4 +201,4 @@ def log_mel(mel: Array, kind: str = "db", top_db: float | None = 80.0, amin: flo
     return db
 
 
-__all__ = ["hz_to_mel", "log_mel", "mel_filterbank", "mel_to_hz"]
+__all__ = ["hz_to_mel", "log_mel", "mel_filterbank", "mel_to_hz", "vtlp_warp"]

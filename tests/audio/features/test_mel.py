@@ -69,3 +69,61 @@ def test_log_mel_db_matches_power_to_db_and_clips_per_utterance():
                                [[math.log(F.EPS), 1.0]])
     with pytest.raises(ValueError, match="kind must be 'db' or 'natural', got 'log2'"):
         F.log_mel(mel, "log2")
+
+
+# --- VTLP: the warp and the warped filterbank -------------------------------------------------
+
+@pytest.mark.parametrize("alpha", [0.9, 0.95, 1.05, 1.1])
+def test_vtlp_warp_is_piecewise_linear_and_keeps_the_band(alpha):
+    rate, boundary = 8000, 3400.0
+    f = np.linspace(0.0, 4000.0, 4001)
+    warped = F.vtlp_warp(f, alpha, rate, boundary)
+    assert warped[0] == 0.0 and warped[-1] == pytest.approx(4000.0)
+    assert np.all(np.diff(warped) > 0)                      # monotonic: filters keep their order
+    bend = boundary * min(alpha, 1.0) / alpha
+    low = f <= bend
+    np.testing.assert_allclose(warped[low], alpha * f[low])  # a plain scaling below the bend
+    # above it a straight line through (bend, alpha * bend) and (N, N)
+    slope = (4000.0 - alpha * bend) / (4000.0 - bend)
+    np.testing.assert_allclose(warped[~low], alpha * bend + slope * (f[~low] - bend), atol=1e-9)
+
+
+def test_vtlp_warp_identity_and_errors():
+    f = np.array([0.0, 100.0, 3999.0])
+    np.testing.assert_array_equal(F.vtlp_warp(f, 1.0, 8000), f)
+    with pytest.raises(ValueError, match="alpha"):
+        F.vtlp_warp(f, 0.0, 8000)
+    with pytest.raises(ValueError, match="boundary_hz"):
+        F.vtlp_warp(f, 1.1, 8000, boundary_hz=4000.0)
+
+
+def test_vtlp_filterbank_moves_filters_by_alpha():
+    plain = F.mel_filterbank(8000, 512, 26, scale="htk", norm=None)
+    assert np.array_equal(F.mel_filterbank(8000, 512, 26, scale="htk", norm=None, vtlp_alpha=1.0),
+                          plain)
+    freqs = np.linspace(0, 4000, 257)
+    peak = lambda w: freqs[np.argmax(w, axis=1)]  # noqa: E731
+    for alpha in (0.9, 1.1):
+        warped = F.mel_filterbank(8000, 512, 26, scale="htk", norm=None, vtlp_alpha=alpha)
+        assert warped.shape == plain.shape
+        assert np.all(warped.max(axis=1) > 0)              # no filter pushed out of the band
+        low = peak(plain) < 2500                            # well below the bend
+        # the filter peaks move by alpha, to within one FFT bin (15.6 Hz)
+        np.testing.assert_allclose(peak(warped)[low], alpha * peak(plain)[low], atol=16.0)
+    # the bin-rounded (HTK) bank warps too, and both warps differ from the plain bank
+    htk = dict(scale="htk", norm=None, bin_rounded=True)
+    assert not np.array_equal(F.mel_filterbank(8000, 512, 26, vtlp_alpha=1.1, **htk),
+                              F.mel_filterbank(8000, 512, 26, **htk))
+
+
+def test_power_frames_then_stages_equal_mfcc():
+    signal = np.random.default_rng(0).normal(size=4000).astype(np.float32)
+    options = F.mfcc_options(8000, 13, "htk")
+    power = F.power_frames(signal, options)
+    weights = F.mel_filterbank(8000, options.n_fft, options.n_mels, scale="htk", norm=None,
+                               bin_rounded=True)
+    cepstra = F.mfcc(S=F.log_mel(power @ weights.T, "natural"), n_mfcc=13, preset="htk",
+                     append_energy=False)
+    whole = F.mfcc(signal, 8000, 13, preset="htk")
+    np.testing.assert_allclose(cepstra[:, 1:], whole[:, 1:], rtol=1e-5, atol=1e-4)
+    np.testing.assert_allclose(np.log(power.sum(-1)), whole[:, 0], rtol=1e-5)
