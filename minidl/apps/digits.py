@@ -5,9 +5,9 @@ The whole path from a WAV file to a digit, in reading order:
     recording ──audio.load──► signal (8 kHz) ──mfcc (HTK preset)──► (frames, 13)
       ──deltas──► (frames, 26) ──model (Normalization first)──► 10 probabilities ──argmax──► digit
 
-The features are ``minidl.apps.features``'; by default each coefficient is standardised over
-every training frame by the model's own Normalization layer (``adapt_normalization``). Three
-models share that front end (``build_model``):
+The features come from ``minidl.apps.features``; by default each coefficient is standardised
+over every training frame by the model's own Normalization layer (``adapt_normalization``).
+Three models share that front end (``build_model``):
 
     cnn    MFCCs padded or cut to a fixed number of frames, seen as a (frames, 26, 1) image:
            Conv2D -> MaxPooling2D -> Conv2D -> MaxPooling2D -> Flatten -> Dense -> softmax
