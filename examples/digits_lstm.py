@@ -57,7 +57,8 @@ def train_lstm(settings: digits.TrainSettings, out, fsdd=None, verbose: int = 1)
     # 4. Normalisation from the training frames only: the test set stays unseen.
     digits.adapt_normalization(model, train_x)
 
-    # 5. Training on digits.PaddedBatches: each batch padded to its own longest recording.
+    # 5. Training: Adam on sparse cross-entropy, in digits.PaddedBatches (each padded to its own
+    #    longest recording); 10% of the training data held out for the curves.
     start = time.perf_counter()
     history = digits.fit_model("lstm", model, train_x, train_y, settings, None, verbose)
     training_seconds = time.perf_counter() - start
