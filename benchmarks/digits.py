@@ -53,9 +53,10 @@ def worker(library: str, model: str, split: str, held_out: str | None, epochs: i
            augment: bool = False) -> dict:
     import numpy as np  # noqa: PLC0415
     from minidl.apps import digits  # noqa: PLC0415
+    from minidl.apps.features import FeatureSettings  # noqa: PLC0415
     settings = digits.TrainSettings(model=model, epochs=epochs, seed=seed, split=split, held_out=held_out,
                                     augment=augment)
-    features = digits.FeatureSettings()
+    features = FeatureSettings()
     record = {"name": "fsdd_digits", "library": library, "model": model, "split": split, "held_out": held_out,
               "epochs": epochs, "seed": seed, "batch_size": settings.batch_size, "augment": augment}
     if library == "minidl":

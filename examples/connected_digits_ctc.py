@@ -72,7 +72,7 @@ def main(argv: list[str] | None = None) -> dict:
           f"e.g. {test_set.utterances[0].transcript!r} by {test_set.utterances[0].speaker}")
 
     # 2. Features: (frames, 26) per utterance; the MFCCs are cached after the first run.
-    features = ctc_digits.FeatureSettings()
+    features = ctc_digits.FEATURES   # HTK MFCCs + deltas, CMVN per utterance
     start = time.perf_counter()
     train_x = ctc_digits.dataset_features(train_set, features)
     test_x = ctc_digits.dataset_features(test_set, features)

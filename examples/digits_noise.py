@@ -7,6 +7,8 @@
    (and clean), with and without audio.denoise.spectral_subtraction before the features.
 3. Write noise.json (accuracy per condition) and noise.png (accuracy against SNR).
 
+Each training is minidl.apps.digits.train, the story of examples/digits_cnn.py in one call.
+
     python examples/digits_noise.py --epochs 25 --out runs/digits_noise
 """
 from __future__ import annotations
@@ -22,6 +24,7 @@ import audio
 from audio import augment
 from audio.denoise import spectral_subtraction
 from minidl.apps import digits
+from minidl.apps.features import FeatureSettings, signal_features
 from minidl.apps.plots import plot_noise
 
 SNRS = [None, 20, 10, 5, 0]   # None: clean
@@ -37,7 +40,7 @@ def noisy_accuracy(recogniser: digits.Recogniser, signals, labels, snr_db, denoi
             signal = augment.add_noise(signal, snr_db, rng=rng)
         if denoise:
             signal = spectral_subtraction(signal, rate)
-        features.append(digits.signal_features(signal, recogniser.features))
+        features.append(signal_features(signal, recogniser.features))
     predicted = recogniser.probabilities(features).argmax(axis=1)
     return float(np.mean(predicted == labels))
 
@@ -49,11 +52,12 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--backend", choices=("numpy", "cupy"), default="numpy")
     parser.add_argument("--out", default="runs/digits_noise")
     parser.add_argument("--verbose", type=int, default=2)
+    parser.add_argument("--data", default=None, help="FSDD folder (default: the lookup order)")
     args = parser.parse_args(argv)
     out = pathlib.Path(args.out)
-    fsdd = audio.datasets.FSDD()
+    fsdd = audio.datasets.FSDD(args.data)
     _, test = fsdd.split("official")
-    settings = digits.FeatureSettings()
+    settings = FeatureSettings()
     signals = [audio.load(r.path, sample_rate=settings.sample_rate)[0] for r in test]
     labels = np.array([r.digit for r in test])
 

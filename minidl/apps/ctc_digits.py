@@ -20,8 +20,9 @@ Training is a hand-written loop, because the loss needs each utterance's lengths
 
 Decoding is greedy (best path) or prefix beam search (``minidl.decoding``); errors are counted
 as word (here: digit) error rate and whole-string accuracy. A saved model carries its feature
-settings, so ``transcribe(model.npz, file.wav)`` needs nothing else; it is also the
-``minidl-digits transcribe`` command. ``examples/connected_digits_ctc.py`` tells the story.
+settings (``FEATURES``: ``minidl.apps.features`` normalised per utterance), so
+``transcribe(model.npz, file.wav)`` needs nothing else; it is also the ``minidl-digits
+transcribe`` command. ``examples/connected_digits_ctc.py`` tells the story.
 """
 from __future__ import annotations
 
@@ -35,7 +36,8 @@ import numpy as np
 import audio
 from minidl import backend
 from minidl import functional as F
-from minidl.apps import digits
+from minidl.apps.features import FeatureSettings, finish_features, signal_features
+from minidl.apps.plots import pyplot
 from minidl.decoding import beam_search_decode, greedy_decode
 from minidl.function import no_grad
 from minidl.functional.ctc import ctc_loss
@@ -45,6 +47,7 @@ from minidl.layers.recurrent import GRU, LSTM
 from minidl.layers.wrappers import Bidirectional
 from minidl.metrics import word_error_rate
 from minidl.models import Sequential
+from minidl.saving import load_model, read_metadata
 from minidl.tensor import Tensor
 
 BLANK = 0
@@ -75,21 +78,15 @@ def decode_labels(labels: TypingSequence[int]) -> str:
 # Features
 # ---------------------------------------------------------------------------------------------
 
-@dataclass(frozen=True)
-class FeatureSettings(digits.FeatureSettings):
-    """The spoken-digit features (minidl.apps.digits.FeatureSettings: HTK MFCCs + deltas), here
-    normalised per utterance (CMVN): a connected-digit string is long enough for its own
-    statistics, and the CTC model has no Normalization layer to adapt."""
-
-    normalization: str = "utterance"
-
-
-finish_features = digits.finish_features
-signal_features = digits.signal_features
+# The spoken-digit features (HTK MFCCs + deltas), here normalised per utterance (CMVN): a
+# connected-digit string is long enough for its own statistics, and the CTC model has no
+# Normalization layer to adapt.
+FEATURES = FeatureSettings(normalization="utterance")
 
 
 def dataset_features(dataset, settings: FeatureSettings, progress: bool = True) -> list[np.ndarray]:
-    """Features of every utterance of an audio.connected_digits.ConnectedDigits (MFCCs cached)."""
+    """Features of every utterance of an audio.connected_digits.ConnectedDigits (MFCCs cached):
+    a list of (frames, settings.n_features) float32 arrays, in the data set's order."""
     if dataset.sample_rate != settings.sample_rate:
         raise ValueError(f"dataset_features: the data set is at {dataset.sample_rate} Hz, the "
                          f"feature settings at {settings.sample_rate} Hz")
@@ -374,12 +371,14 @@ class Transcriber:
     """A saved CTC digit model with its feature settings, ready to read signals or files."""
 
     def __init__(self, path: str | pathlib.Path, beam_width: int = 8):
-        from minidl.saving import load_model, read_metadata  # noqa: PLC0415 (saving imports models)
         metadata = read_metadata(path)
         if not metadata or metadata.get("task") != TASK:
             raise ValueError(f"{path} is not a connected-digit CTC model (metadata task "
                              f"{(metadata or {}).get('task')!r}, expected {TASK!r})")
-        self.features = FeatureSettings.from_dict(metadata["features"])
+        # Keys a file lacks take this model's defaults (per-utterance CMVN), not the isolated
+        # digits' (global): files written when ctc_digits had its own FeatureSettings class
+        # read the same either way, as they carry every key.
+        self.features = FeatureSettings.from_dict({**FEATURES.to_dict(), **metadata["features"]})
         self.model = load_model(path)
         self.beam_width = beam_width
 
@@ -414,10 +413,7 @@ def plot_posteriors(log_probs: np.ndarray, features: np.ndarray, transcript: str
     blank, grey); each digit's spikes are labelled. Bottom: the greedy best path and the
     forced alignment of the reference (forced_alignment), as coloured strips of classes.
     """
-    import matplotlib  # noqa: PLC0415 (only needed when a figure is drawn)
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt  # noqa: PLC0415
-
+    plt = pyplot()
     steps = len(log_probs)
     seconds = (np.arange(steps) + 0.5) * strides * frame_seconds  # centre of each output frame
     probabilities = np.exp(log_probs)
@@ -455,9 +451,9 @@ def plot_posteriors(log_probs: np.ndarray, features: np.ndarray, transcript: str
 
 
 __all__ = [
-    "BLANK", "NUM_CLASSES", "Batch", "FeatureSettings", "ModelSettings", "Transcriber",
+    "BLANK", "FEATURES", "NUM_CLASSES", "Batch", "ModelSettings", "Transcriber",
     "batches", "build_model", "dataset_features", "decode", "decode_labels", "encode",
-    "evaluate", "finish_features", "forced_alignment", "log_probabilities", "make_batch",
-    "output_lengths", "plot_posteriors", "predict_log_probs", "save", "score",
-    "signal_features", "train_epoch", "train_step", "transcribe",
+    "evaluate", "forced_alignment", "log_probabilities", "make_batch", "output_lengths",
+    "plot_posteriors", "predict_log_probs", "save", "score", "train_epoch", "train_step",
+    "transcribe",
 ]

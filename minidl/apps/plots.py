@@ -1,4 +1,8 @@
-"""Figures the spoken-digit stories write: confusion matrix and training curves (matplotlib)."""
+"""Figures the spoken-digit stories write: confusion matrix, training curves, accuracy in noise.
+
+matplotlib is an extra (``pip install minidl[plot]``): it is imported when a figure is drawn,
+so the recognisers train and predict without it.
+"""
 from __future__ import annotations
 
 import pathlib
@@ -6,7 +10,8 @@ import pathlib
 import numpy as np
 
 
-def _pyplot():
+def pyplot():
+    """matplotlib.pyplot on the file-only Agg backend (no window, works without a display)."""
     import matplotlib  # noqa: PLC0415 (an extra: only needed when a figure is drawn)
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt  # noqa: PLC0415
@@ -15,7 +20,7 @@ def _pyplot():
 
 def plot_confusion(matrix: np.ndarray, labels: list[str], path: str | pathlib.Path, title: str) -> None:
     """Rows: true class, columns: predicted; each cell shows its count."""
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(5.5, 5))
     ax.imshow(matrix, cmap="Blues")
     ax.set_xticks(range(len(labels)), labels)
@@ -35,7 +40,7 @@ def plot_confusion(matrix: np.ndarray, labels: list[str], path: str | pathlib.Pa
 
 def plot_history(history: dict, path: str | pathlib.Path, title: str) -> None:
     """Loss and accuracy per epoch, training and validation."""
-    plt = _pyplot()
+    plt = pyplot()
     fig, axes = plt.subplots(1, 2, figsize=(9, 3.5))
     for ax, key in zip(axes, ("loss", "accuracy")):
         for prefix, style in (("", "-"), ("val_", "--")):
@@ -53,7 +58,7 @@ def plot_history(history: dict, path: str | pathlib.Path, title: str) -> None:
 
 def plot_noise(table: dict, path: str | pathlib.Path, title: str) -> None:
     """Accuracy against SNR, one line per (training, test-time processing) condition."""
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(6, 4))
     for name, points in table.items():
         snrs = [p["snr_db"] for p in points]

@@ -1,11 +1,10 @@
-"""minidl.apps.ctc_digits and examples/connected_digits_ctc.py: labels, lengths through the
-Conv1D, batches, the training loop, forced alignment, transcribe, and a tiny end-to-end run."""
+"""minidl.apps.ctc_digits: labels, lengths through the Conv1D, batches, the training loop,
+forced alignment, transcribe. The story end to end is tests/examples/test_connected_digits_ctc.py."""
 
 from __future__ import annotations
 
-import importlib.util
-import json
-from pathlib import Path
+import ast
+import inspect
 
 import numpy as np
 import pytest
@@ -13,13 +12,12 @@ import soundfile
 
 import minidl as dl
 from minidl.apps import ctc_digits
-from minidl.apps.ctc_digits import (BLANK, FeatureSettings, ModelSettings, build_model,
-                                    decode_labels, encode, forced_alignment)
+from minidl.apps.ctc_digits import (BLANK, FEATURES, ModelSettings, build_model, decode_labels,
+                                    encode, forced_alignment)
+from minidl.apps.features import FeatureSettings, signal_features
 from minidl.functional.ctc import ctc_loss
 from minidl.optimizers import Adam
-from tests.audio.test_connected_digits import write_tone_fsdd
 
-EXAMPLE = Path(__file__).resolve().parents[3] / "examples" / "connected_digits_ctc.py"
 TINY = ModelSettings(filters=8, kernel_size=3, strides=2, units=8)
 
 
@@ -138,9 +136,31 @@ def test_evaluate_scores_greedy_and_beam():
     assert score == {"sequence_accuracy": 0.5, "wer": 0.2}
 
 
+def test_ctc_digits_reads_features_from_apps_features_never_from_apps_digits():
+    tree = ast.parse(inspect.getsource(ctc_digits))
+    imported = {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
+    imported |= {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}
+    assert "minidl.apps.features" in imported
+    assert not any(name == "minidl.apps.digits" or name.startswith("minidl.apps.digits.") for name in imported)
+    assert not any(node.module == "minidl.apps" and any(a.name == "digits" for a in node.names)
+                   for node in ast.walk(tree) if isinstance(node, ast.ImportFrom))
+
+
+def test_the_ctc_features_are_normalised_per_utterance():
+    assert FEATURES == FeatureSettings(normalization="utterance")
+    assert FEATURES.n_features == 26
+
+
+def test_a_model_file_without_a_normalization_key_reads_as_per_utterance(tmp_path):
+    model = build_model(FEATURES.n_features, TINY)
+    features = {key: value for key, value in FEATURES.to_dict().items() if key != "normalization"}
+    model.save(tmp_path / "model.npz", metadata={"task": ctc_digits.TASK, "features": features})
+    assert ctc_digits.Transcriber(tmp_path / "model.npz").features == FEATURES
+
+
 def test_transcribe_a_wav_file(tmp_path):
     dl.random.seed(0)
-    settings = FeatureSettings()
+    settings = FEATURES
     model = build_model(settings.n_features, TINY)
     ctc_digits.save(model, tmp_path / "model.npz", settings, TINY)
     t = np.arange(6000) / 16000  # at 16 kHz: transcribe resamples to the model's 8 kHz
@@ -150,49 +170,13 @@ def test_transcribe_a_wav_file(tmp_path):
     assert isinstance(text, str) and (text == "" or text.isdigit())
     # the same as decoding the model's output by hand
     resampled, _ = ctc_digits.audio.load(tmp_path / "tone.wav", sample_rate=8000)
-    log_probs = ctc_digits.predict_log_probs(model, [ctc_digits.signal_features(resampled, settings)])
+    log_probs = ctc_digits.predict_log_probs(model, [signal_features(resampled, settings)])
     assert text == ctc_digits.decode(log_probs, 4)[0]
     model.save(tmp_path / "plain.npz")
     with pytest.raises(ValueError, match="not a connected-digit CTC model"):
         ctc_digits.transcribe(tmp_path / "plain.npz", tmp_path / "tone.wav")
     with pytest.raises(ctc_digits.audio.AudioError):
         ctc_digits.transcribe(tmp_path / "model.npz", tmp_path / "missing.wav")
-
-
-def test_example_end_to_end_on_a_tiny_fake_fsdd(tmp_path, monkeypatch, capsys):
-    monkeypatch.setenv("MINIDL_CACHE", str(tmp_path / "cache"))
-    fsdd = write_tone_fsdd(tmp_path / "fsdd" / "recordings")
-    spec = importlib.util.spec_from_file_location("connected_digits_ctc", EXAMPLE)
-    example = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(example)
-    out = tmp_path / "run"
-    metrics = example.main(["--fsdd", str(fsdd), "--epochs", "1", "--train-utterances", "6",
-                            "--test-utterances", "3", "--units", "8", "--beam-width", "2",
-                            "--out", str(out)])
-    assert {p.name for p in out.iterdir()} == {"model.npz", "metrics.json", "posteriors.png"}
-    saved = json.loads((out / "metrics.json").read_text())
-    assert saved["test"] == metrics["test"]
-    for kind in ("greedy", "beam"):
-        assert set(saved["test"][kind]) == {"sequence_accuracy", "wer"}
-    assert saved["test"]["utterances"] == 3 and saved["train_utterances"] == 6
-    assert len(saved["history"]) == 1 and np.isfinite(saved["history"][0]["loss"])
-    for key in ("training_seconds", "parameters", "model", "features", "settings"):
-        assert key in saved
-    assert "digit error rate" in capsys.readouterr().out
-    assert (out / "posteriors.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    text = ctc_digits.transcribe(out / "model.npz", fsdd / "3_ann_0.wav")
-    assert text == "" or text.isdigit()
-
-
-def test_example_help_lists_the_options(capsys):
-    spec = importlib.util.spec_from_file_location("connected_digits_ctc", EXAMPLE)
-    example = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(example)
-    with pytest.raises(SystemExit):
-        example.parse_args(["--help"])
-    text = capsys.readouterr().out
-    for option in ("--epochs", "--seed", "--backend", "--out"):
-        assert option in text
 
 
 @pytest.mark.cupy

@@ -1,33 +1,21 @@
+"""minidl.apps.digits: data shaping, the three models, a training run's files, the Recogniser."""
+from __future__ import annotations
+
 import json
-import pathlib
 
 import numpy as np
 import pytest
 import soundfile
 
+import audio
+import minidl as dl
+from minidl import layers
 from minidl.apps import digits
-from tests.minidl.apps.fake_fsdd import RATE, make_fake_fsdd, tone
+from minidl.apps.features import FeatureSettings
+from tests.minidl.apps.fake_fsdd import RATE, tone
 
 METRIC_FIELDS = {"model", "split", "test_accuracy", "train_accuracy", "per_class", "confusion_matrix",
                  "training_seconds", "settings", "features", "versions", "history", "parameters"}
-
-
-@pytest.fixture(scope="module")
-def fake_data(tmp_path_factory):
-    return make_fake_fsdd(tmp_path_factory.mktemp("fsdd"))
-
-
-@pytest.fixture(autouse=True)
-def _cache(tmp_path, monkeypatch):
-    monkeypatch.setenv("MINIDL_CACHE", str(tmp_path / "cache"))
-
-
-@pytest.fixture(scope="module")
-def trained_cnn(fake_data, tmp_path_factory):
-    out = tmp_path_factory.mktemp("cnn")
-    digits.main(["train", "--model", "cnn", "--epochs", "12", "--data", str(fake_data), "--out", str(out),
-                 "--verbose", "0"])
-    return out
 
 
 def test_cnn_run_writes_every_file_and_learns_the_tones(trained_cnn):
@@ -37,54 +25,44 @@ def test_cnn_run_writes_every_file_and_learns_the_tones(trained_cnn):
     assert METRIC_FIELDS <= set(metrics)
     assert np.array(metrics["confusion_matrix"]).sum() == 100      # takes 0-4 of 2 speakers x 10 digits
     assert metrics["test_accuracy"] > 0.8
+    assert len(metrics["history"]["loss"]) == 12 and "val_accuracy" in metrics["history"]
 
 
-@pytest.mark.parametrize("story", ["lstm", "crnn"])
-def test_recurrent_stories_run_end_to_end(story, fake_data, tmp_path):
-    import importlib
-    module = importlib.import_module(f"examples.digits_{story}")
-    results = module.main(["--epochs", "1", "--data", str(fake_data), "--out", str(tmp_path), "--verbose", "0"])
-    metrics = json.loads((tmp_path / "metrics.json").read_text())
-    assert METRIC_FIELDS <= set(metrics) and metrics["model"] == story
-    assert results[0]["test_accuracy"] == metrics["test_accuracy"]
+@pytest.mark.parametrize("kind", ["lstm", "crnn"])
+def test_recurrent_models_train_end_to_end(kind, fake_data, tmp_path):
+    settings = digits.TrainSettings(model=kind, epochs=1)
+    metrics = digits.train(settings, tmp_path, fsdd=audio.datasets.FSDD(fake_data), verbose=0)
+    saved = json.loads((tmp_path / "metrics.json").read_text())
+    assert METRIC_FIELDS <= set(saved) and saved["model"] == kind and saved["frames"] is None
+    assert saved["test_accuracy"] == metrics["test_accuracy"]
+    assert 0.0 <= metrics["test_accuracy"] <= 1.0
 
 
-def test_speaker_split_all_writes_a_summary(fake_data, tmp_path):
-    digits.main(["train", "--model", "cnn", "--epochs", "1", "--split", "speaker", "--held-out", "all",
-                 "--data", str(fake_data), "--out", str(tmp_path), "--verbose", "0"])
-    summary = json.loads((tmp_path / "summary.json").read_text())
-    assert set(summary["per_speaker"]) == {"alice", "bob"}
-    assert summary["worst_accuracy"] <= summary["mean_accuracy"]
+def test_same_seed_gives_the_same_model_and_accuracy(fake_data, tmp_path):
+    runs = []
+    for name in ("a", "b"):
+        metrics = digits.train(digits.TrainSettings(model="cnn", epochs=1, seed=3), tmp_path / name,
+                               fsdd=audio.datasets.FSDD(fake_data), verbose=0)
+        runs.append((metrics["test_accuracy"], dl.load_model(tmp_path / name / "model.npz").get_weights()))
+    assert runs[0][0] == runs[1][0]
+    for first, second in zip(runs[0][1], runs[1][1]):
+        np.testing.assert_array_equal(first, second)
 
 
-def test_predict_prints_path_digit_probability_and_fails_on_a_broken_file(trained_cnn, tmp_path, capsys):
-    good = tmp_path / "seven.wav"
+def test_recogniser_classifies_a_signal_and_predict_files_names_a_bad_one(trained_cnn, tmp_path):
+    recogniser = digits.Recogniser(trained_cnn / "model.npz")
+    assert recogniser.kind == "cnn" and recogniser.features == FeatureSettings()
+    label, probability = recogniser.classify(tone(7, 0, seed=5))
+    assert label == "7" and 0 < probability <= 1
+    good, broken = tmp_path / "seven.wav", tmp_path / "broken.wav"
     soundfile.write(good, tone(7, 0, seed=5), RATE)
-    broken = tmp_path / "broken.wav"
     broken.write_bytes(b"RIFF\x10\x00\x00\x00WAVEfmt not really")
-    code = digits.main(["predict", str(trained_cnn / "model.npz"), str(good), str(broken)])
-    captured = capsys.readouterr()
-    path, digit, probability = captured.out.strip().split("\t")
-    assert path == str(good) and digit == "7" and 0 < float(probability) <= 1
-    assert "broken.wav" in captured.err
-    assert code == 1
-    assert digits.main(["predict", str(trained_cnn / "model.npz"), str(good), "--json"]) == 0
-    assert json.loads(capsys.readouterr().out)["digit"] == "7"
-
-
-def test_stream_finds_each_digit_in_a_sequence(trained_cnn, tmp_path):
-    gap = (0.003 * np.random.default_rng(0).normal(size=RATE // 3)).astype(np.float32)  # a quiet room
-    signal = np.concatenate([gap, tone(3, 0, seed=1), gap, tone(8, 0, seed=2), gap])
-    path = tmp_path / "three_eight.wav"
-    soundfile.write(path, signal, RATE)
-    found = list(digits.stream_file(trained_cnn / "model.npz", path))
-    assert [f["digit"] for f in found] == ["3", "8"]
-    assert all(0 < f["latency_s"] < 0.5 for f in found)
+    first, second = digits.predict_files(trained_cnn / "model.npz", [good, broken])
+    assert first["digit"] == "7" and first["path"] == str(good)
+    assert set(second) == {"path", "error"} and "broken.wav" in second["error"]
 
 
 def test_recogniser_refuses_a_model_without_digit_metadata(tmp_path):
-    import minidl as dl
-    from minidl import layers
     model = dl.Sequential([layers.Dense(2, input_shape=(3,))])
     model.save(tmp_path / "other.npz")
     with pytest.raises(ValueError, match="not a spoken-digit model"):
@@ -112,27 +90,32 @@ def test_padded_batches_pad_each_batch_to_its_own_longest():
     assert shapes == [(2, 3, 3), (2, 9, 3)]
 
 
-def test_demo_settings_are_the_documented_ones():
-    makefile = (pathlib.Path(__file__).parents[3] / "Makefile").read_text()
-    readme = (pathlib.Path(__file__).parents[3] / "README.md").read_text()
-    demo = next(line for line in makefile.splitlines() if "examples/digits_cnn.py" in line)
-    assert "--epochs 25" in demo and "--split official" in demo
-    assert "--epochs 25" in readme and digits.DEFAULT_EPOCHS["cnn"] == 25
+def test_recurrent_predictions_come_back_in_the_order_given():
+    rng = np.random.default_rng(0)
+    features = [rng.normal(size=(n, 26)).astype(np.float32) for n in (9, 3, 14, 5, 7)]
+    model = digits.build_lstm(26, units=4)
+    together = digits.predict_probabilities("lstm", model, features, None, batch_size=2)
+    alone = np.concatenate([digits.predict_probabilities("lstm", model, [f], None) for f in features])
+    np.testing.assert_allclose(together, alone, rtol=1e-4, atol=1e-6)
 
 
-def test_same_seed_gives_the_same_model_and_accuracy(fake_data, tmp_path):
-    import minidl as dl
-    runs = []
-    for name in ("a", "b"):
-        digits.main(["train", "--model", "cnn", "--epochs", "1", "--seed", "3", "--data", str(fake_data),
-                     "--out", str(tmp_path / name), "--verbose", "0"])
-        runs.append((json.loads((tmp_path / name / "metrics.json").read_text())["test_accuracy"],
-                     dl.load_model(tmp_path / name / "model.npz").get_weights()))
-    assert runs[0][0] == runs[1][0]
-    for first, second in zip(runs[0][1], runs[1][1]):
-        np.testing.assert_array_equal(first, second)
+@pytest.mark.parametrize("kind", digits.MODEL_KINDS)
+def test_build_model_normalises_in_the_model_only_for_global_features(kind):
+    def has_normalization(features):
+        model = digits.build_model(kind, features, frames=20)
+        return any(isinstance(layer, layers.Normalization) for layer in model.layers)
+    assert has_normalization(FeatureSettings())
+    assert not has_normalization(FeatureSettings(normalization="utterance"))
 
 
-def test_no_data_stops_with_one_clear_message(tmp_path):
-    with pytest.raises(SystemExit, match=r"minidl-digits: FSDD: no recordings .* in .*empty"):
-        digits.main(["train", "--data", str(tmp_path / "empty"), "--epochs", "1"])
+def test_build_model_names_the_kinds_it_knows():
+    with pytest.raises(ValueError, match="unknown model 'rnn'; choose one of cnn, lstm, crnn"):
+        digits.build_model("rnn", FeatureSettings())
+
+
+def test_adapt_normalization_learns_the_training_frames():
+    frames = [np.full((4, 26), 2.0, np.float32), np.full((6, 26), 4.0, np.float32)]
+    model = digits.build_crnn(26)
+    digits.adapt_normalization(model, frames)
+    normalization = next(layer for layer in model.layers if isinstance(layer, layers.Normalization))
+    np.testing.assert_allclose(normalization.mean.numpy().ravel(), 3.2, rtol=1e-5)

@@ -1,0 +1,67 @@
+"""minidl.apps.features: one FeatureSettings for both recognisers, and the features it names."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import soundfile
+
+import audio
+from audio import features as audio_features
+from minidl.apps.features import FeatureSettings, file_features, finish_features, signal_features
+from tests.minidl.apps.fake_fsdd import RATE, tone
+
+
+def test_settings_refuse_an_unknown_normalization():
+    with pytest.raises(ValueError, match="normalization must be 'global', 'utterance' or 'none', got 'cmvn'"):
+        FeatureSettings(normalization="cmvn")
+
+
+@pytest.mark.parametrize("delta_order, n_features", [(0, 13), (1, 26), (2, 39)])
+def test_n_features_counts_the_deltas(delta_order, n_features):
+    assert FeatureSettings(delta_order=delta_order).n_features == n_features
+
+
+@pytest.mark.parametrize("saved", [
+    # what minidl.apps.digits wrote before the two FeatureSettings classes became one
+    {"sample_rate": 8000, "n_mfcc": 13, "preset": "htk", "delta_order": 1, "normalization": "global"},
+    # what minidl.apps.ctc_digits' subclass wrote (same keys, its default "utterance")
+    {"sample_rate": 8000, "n_mfcc": 13, "preset": "htk", "delta_order": 1, "normalization": "utterance"},
+])
+def test_saved_settings_of_either_recogniser_read_back_unchanged(saved):
+    settings = FeatureSettings.from_dict(saved)
+    assert settings.to_dict() == saved
+
+
+def test_from_dict_ignores_keys_it_does_not_know_and_fills_missing_ones():
+    settings = FeatureSettings.from_dict({"n_mfcc": 20, "added_later": True})
+    assert settings == FeatureSettings(n_mfcc=20)
+
+
+def test_finish_features_adds_deltas_and_normalises_only_when_asked():
+    mfccs = np.random.default_rng(0).normal(3.0, 2.0, size=(40, 13))
+    raw = finish_features(mfccs, FeatureSettings())
+    assert raw.shape == (40, 26) and raw.dtype == np.float32
+    np.testing.assert_allclose(raw[:, :13], mfccs, rtol=1e-6)   # "global" happens in the model
+    np.testing.assert_allclose(raw[:, 13:], audio_features.deltas(mfccs, order=1), rtol=1e-5, atol=1e-6)
+    cmvn = finish_features(mfccs, FeatureSettings(normalization="utterance"))
+    np.testing.assert_allclose(cmvn.mean(axis=0), 0.0, atol=1e-5)
+    np.testing.assert_allclose(cmvn.std(axis=0), 1.0, rtol=1e-3)
+    assert finish_features(mfccs, FeatureSettings(delta_order=0)).shape == (40, 13)
+
+
+def test_signal_features_follow_the_mfcc_chain():
+    signal = tone(4, 0)
+    settings = FeatureSettings()
+    expected = finish_features(audio_features.mfcc(signal, RATE, 13, preset="htk"), settings)
+    np.testing.assert_array_equal(signal_features(signal, settings), expected)
+
+
+def test_file_features_resample_and_name_an_unreadable_file(tmp_path):
+    signal = tone(2, 0)
+    soundfile.write(tmp_path / "at8k.wav", signal, RATE)
+    soundfile.write(tmp_path / "at16k.wav", np.repeat(signal, 2), 2 * RATE)
+    settings = FeatureSettings()
+    assert file_features(tmp_path / "at8k.wav", settings).shape[1] == 26
+    assert abs(len(file_features(tmp_path / "at16k.wav", settings)) - len(signal_features(signal, settings))) <= 1
+    with pytest.raises(audio.AudioError, match="missing.wav"):
+        file_features(tmp_path / "missing.wav", settings)
