@@ -14,14 +14,13 @@ Its modules, each importing only those above it in this list:
     cache               the feature cache: cache root, content keys, atomic stacked-npz store
     fsdd                the Free Spoken Digit Dataset: locate, download, verify, split
     connected_digits    utterances of several digits, built from FSDD takes
-    datasets            an alias of fsdd and cache, for code written before they existed
 """
 
 from audio.io import AudioError, load
 from audio import features  # noqa: E402  (submodules after the names they use)
 from audio import augment, denoise, silence, stream  # noqa: E402
 from audio import cache, fsdd  # noqa: E402
-from audio import connected_digits, datasets  # noqa: E402
+from audio import connected_digits  # noqa: E402
 
-__all__ = ["AudioError", "load", "augment", "cache", "connected_digits", "datasets", "denoise",
+__all__ = ["AudioError", "load", "augment", "cache", "connected_digits", "denoise",
            "features", "fsdd", "silence", "stream"]

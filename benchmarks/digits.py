@@ -156,7 +156,7 @@ def main(argv=None) -> None:
         entries = [("minidl", "cnn"), ("keras", "cnn"), ("minidl", "lstm"), ("minidl", "crnn")]
         held_outs = [None]
     else:
-        from audio.datasets import FSDD  # noqa: PLC0415
+        from audio.fsdd import FSDD  # noqa: PLC0415
         entries = [("minidl", "cnn"), ("keras", "cnn")]
         held_outs = FSDD().speakers()
     if args.only:

@@ -17,7 +17,7 @@ the loss sums over every alignment of the transcript. The story:
 
 Writes ``model.npz`` (with its feature settings: ``minidl-digits transcribe model.npz
 file.wav`` reads it), ``metrics.json`` and ``posteriors.png`` to the output folder. Needs the
-FSDD recordings (see audio.datasets: ``$MINIDL_DATA/fsdd``, or a download).
+FSDD recordings (see audio.fsdd: ``$MINIDL_DATA/fsdd``, or a download).
 """
 from __future__ import annotations
 
@@ -31,7 +31,7 @@ import numpy as np
 
 import minidl as dl
 from audio.connected_digits import ConnectedDigits
-from minidl.apps import ctc_digits
+from minidl.apps import ctc_digits, plots
 from minidl.optimizers import Adam
 
 
@@ -109,9 +109,12 @@ def main(argv: list[str] | None = None) -> dict:
     # 6. Figure: the posteriors of the first test string, and where each digit was read.
     example = 0
     log_probs = ctc_digits.predict_log_probs(model, [test_x[example]])[0]
-    ctc_digits.plot_posteriors(log_probs, test_x[example], test_y[example],
-                               results["beam_strings"][example], settings.strides,
-                               out / "posteriors.png")
+    try:
+        forced = ctc_digits.forced_alignment(log_probs, test_y[example])
+    except ValueError:   # too few output frames for the reference: draw no forced path
+        forced = None
+    plots.plot_posteriors(log_probs, test_x[example], test_y[example], results["beam_strings"][example],
+                          settings.strides, out / "posteriors.png", forced, blank=ctc_digits.BLANK)
 
     ctc_digits.save(model, out / "model.npz", features, settings)
     errors = [{"reference": r, "beam": h} for r, h in zip(test_y, results["beam_strings"]) if r != h]

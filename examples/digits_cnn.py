@@ -2,7 +2,7 @@
 
 The story, in the order ``train_cnn`` runs it (each step a function in minidl/apps/):
 
-1. data      audio.datasets.FSDD finds the recordings (--data, $MINIDL_DATA/fsdd, cache,
+1. data      audio.fsdd.FSDD finds the recordings (--data, $MINIDL_DATA/fsdd, cache,
              download) and splits them: official (takes 0-4 test) or by speaker.
 2. features  audio.features.mfcc, HTK preset, 13 coefficients + deltas = 26 per 10 ms frame
              (digits.load_data; the MFCCs are cached on disk after the first run).

@@ -55,7 +55,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--data", default=None, help="FSDD folder (default: the lookup order)")
     args = parser.parse_args(argv)
     out = pathlib.Path(args.out)
-    fsdd = audio.datasets.FSDD(args.data)
+    fsdd = audio.fsdd.FSDD(args.data)
     _, test = fsdd.split("official")
     settings = FeatureSettings()
     signals = [audio.load(r.path, sample_rate=settings.sample_rate)[0] for r in test]

@@ -69,7 +69,7 @@ def run_training(args: argparse.Namespace, story: str, train: Callable[..., dict
     if args.split == "official" and args.held_out:
         raise SystemExit("--held-out applies to --split speaker")
     try:
-        fsdd = audio.datasets.FSDD(args.data)
+        fsdd = audio.fsdd.FSDD(args.data)
     except FileNotFoundError as error:  # no copy and no download: one clear message, no traceback
         raise SystemExit(f"minidl-digits: {error}") from None
     held_outs = fsdd.speakers() if args.held_out == "all" else [args.held_out]
@@ -130,7 +130,7 @@ def parser() -> argparse.ArgumentParser:
 def evaluate(args: argparse.Namespace) -> int:
     """Print {model, split, held_out, test_accuracy, files} as one JSON line."""
     recogniser = digits.Recogniser(args.model)
-    fsdd = audio.datasets.FSDD(args.data)
+    fsdd = audio.fsdd.FSDD(args.data)
     _, test = fsdd.split(args.split, held_out=args.held_out)
     report = digits.classification_report(
         np.array([r.digit for r in test]),

@@ -401,59 +401,10 @@ def transcribe(model_path: str | pathlib.Path, wav_path: str | pathlib.Path,
     return Transcriber(model_path, beam_width).transcribe_file(wav_path)
 
 
-# ---------------------------------------------------------------------------------------------
-# Figure
-# ---------------------------------------------------------------------------------------------
-
-def plot_posteriors(log_probs: np.ndarray, features: np.ndarray, transcript: str, decoded: str,
-                    strides: int, path: str | pathlib.Path, frame_seconds: float = 0.01) -> None:
-    """Draw one utterance: its features, the CTC posteriors over time, and two alignments.
-
-    Top: the (normalised) MFCC features. Middle: p(class | frame) for each digit (and the
-    blank, grey); each digit's spikes are labelled. Bottom: the greedy best path and the
-    forced alignment of the reference (forced_alignment), as coloured strips of classes.
-    """
-    plt = pyplot()
-    steps = len(log_probs)
-    seconds = (np.arange(steps) + 0.5) * strides * frame_seconds  # centre of each output frame
-    probabilities = np.exp(log_probs)
-    best = log_probs.argmax(axis=-1)
-    figure, (top, middle, bottom) = plt.subplots(3, 1, figsize=(10, 7), sharex=True,
-                                                 gridspec_kw={"height_ratios": [2, 3, 1]})
-    top.imshow(features.T, aspect="auto", origin="lower", cmap="viridis",
-               extent=(0, len(features) * frame_seconds, 0, features.shape[1]))
-    top.set_ylabel("feature")
-    top.set_title(f"reference {transcript}   decoded {decoded}")
-    colours = plt.get_cmap("tab10")
-    middle.plot(seconds, probabilities[:, BLANK], color="0.6", linestyle="--", label="blank")
-    for digit in range(10):
-        middle.plot(seconds, probabilities[:, digit + 1], color=colours(digit), label=str(digit))
-    starts = np.nonzero((best != BLANK) & np.r_[True, best[1:] != best[:-1]])[0]
-    for t in starts:  # name each digit the best path emits above its spike
-        middle.text(seconds[t], 1.04, str(best[t] - 1), ha="center", fontsize=10,
-                    color=colours(best[t] - 1))
-    middle.set_ylim(0, 1.35)
-    middle.set_ylabel("p(class | frame)")
-    middle.legend(ncol=11, fontsize=7, loc="upper center", frameon=False)
-    try:
-        forced = forced_alignment(log_probs, transcript)
-    except ValueError:
-        forced = np.full(steps, BLANK)
-    rows = np.stack([best, forced])
-    palette = np.vstack([[0.92, 0.92, 0.92, 1.0], colours(np.arange(10))])
-    bottom.imshow(palette[rows], aspect="auto", interpolation="nearest",
-                  extent=(0, steps * strides * frame_seconds, 1.5, -0.5))
-    bottom.set_yticks([0, 1], ["best path", "forced"])
-    bottom.set_xlabel("time (s)")
-    figure.tight_layout()
-    figure.savefig(path, dpi=110)
-    plt.close(figure)
-
-
 __all__ = [
     "BLANK", "FEATURES", "NUM_CLASSES", "Batch", "ModelSettings", "Transcriber",
     "batches", "build_model", "dataset_features", "decode", "decode_labels", "encode",
     "evaluate", "forced_alignment", "log_probabilities", "make_batch", "output_lengths",
-    "plot_posteriors", "predict_log_probs", "save", "score", "train_epoch", "train_step",
+    "predict_log_probs", "save", "score", "train_epoch", "train_step",
     "transcribe",
 ]

@@ -119,9 +119,9 @@ def load_data(settings: TrainSettings, features: FeatureSettings, fsdd=None, pro
     """(train_features, train_labels, test_features, test_labels, test_recordings) for a split.
 
     Features are lists of (frames, n_features) arrays, labels (n,) ints; ``fsdd`` defaults to
-    ``audio.datasets.FSDD()`` (its lookup order finds or downloads the recordings).
+    ``audio.fsdd.FSDD()`` (its lookup order finds or downloads the recordings).
     """
-    fsdd = fsdd or audio.datasets.FSDD()
+    fsdd = fsdd or audio.fsdd.FSDD()
     train, test = fsdd.split(settings.split, held_out=settings.held_out)
     train_x = dataset_features(fsdd, train, features, progress)
     test_x = dataset_features(fsdd, test, features, progress)
@@ -135,7 +135,7 @@ def augmented(train_x, train_y, settings: TrainSettings, features: FeatureSettin
     (Ko et al., 2015, for speed perturbation): the model hears the variation it will meet.
     Returns (features, labels) twice as long as the inputs.
     """
-    fsdd = fsdd or audio.datasets.FSDD()
+    fsdd = fsdd or audio.fsdd.FSDD()
     train, _ = fsdd.split(settings.split, held_out=settings.held_out)
     rng = np.random.default_rng(settings.seed + 1)
     extra = []

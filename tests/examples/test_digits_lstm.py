@@ -26,7 +26,7 @@ def test_the_story_writes_its_files_and_metrics(run):
 
 
 def test_its_model_file_predicts_ten_digits(run, fake_fsdd):
-    fsdd = audio.datasets.FSDD(fake_fsdd)
+    fsdd = audio.fsdd.FSDD(fake_fsdd)
     _, test = fsdd.split("official")
     check_model_predicts_ten_digits(run[0], digits.dataset_features(fsdd, test[:7], FeatureSettings(), progress=False))
 

@@ -35,6 +35,6 @@ def trained_cnn(fake_data, feature_cache, tmp_path_factory):
     out = tmp_path_factory.mktemp("cnn")
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("MINIDL_CACHE", str(feature_cache))
-        digits.train(digits.TrainSettings(model="cnn", epochs=12), out, fsdd=audio.datasets.FSDD(fake_data),
+        digits.train(digits.TrainSettings(model="cnn", epochs=12), out, fsdd=audio.fsdd.FSDD(fake_data),
                      verbose=0)
     return out

@@ -31,7 +31,7 @@ def test_cnn_run_writes_every_file_and_learns_the_tones(trained_cnn):
 @pytest.mark.parametrize("kind", ["lstm", "crnn"])
 def test_recurrent_models_train_end_to_end(kind, fake_data, tmp_path):
     settings = digits.TrainSettings(model=kind, epochs=1)
-    metrics = digits.train(settings, tmp_path, fsdd=audio.datasets.FSDD(fake_data), verbose=0)
+    metrics = digits.train(settings, tmp_path, fsdd=audio.fsdd.FSDD(fake_data), verbose=0)
     saved = json.loads((tmp_path / "metrics.json").read_text())
     assert METRIC_FIELDS <= set(saved) and saved["model"] == kind and saved["frames"] is None
     assert saved["test_accuracy"] == metrics["test_accuracy"]
@@ -42,7 +42,7 @@ def test_same_seed_gives_the_same_model_and_accuracy(fake_data, tmp_path):
     runs = []
     for name in ("a", "b"):
         metrics = digits.train(digits.TrainSettings(model="cnn", epochs=1, seed=3), tmp_path / name,
-                               fsdd=audio.datasets.FSDD(fake_data), verbose=0)
+                               fsdd=audio.fsdd.FSDD(fake_data), verbose=0)
         runs.append((metrics["test_accuracy"], dl.load_model(tmp_path / name / "model.npz").get_weights()))
     assert runs[0][0] == runs[1][0]
     for first, second in zip(runs[0][1], runs[1][1]):
