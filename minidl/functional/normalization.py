@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from minidl.backend import Array, get_array_module
 from minidl.function import Function
+from minidl.functional.shape import reshape
 from minidl.tensor import Tensor, as_tensor
 
 
@@ -114,7 +115,6 @@ def _broadcast(param, x: Tensor, kept: tuple[int, ...], fill: float) -> Tensor:
     if param is None:
         xp = get_array_module(x.data)
         return Tensor(xp.full(shape, fill, dtype=x.dtype))
-    from minidl.functional.shape import reshape  # noqa: PLC0415
     param = as_tensor(param)
     return param if param.shape == shape else reshape(param, shape)
 

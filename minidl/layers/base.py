@@ -20,6 +20,7 @@ import numpy as np
 
 import minidl.functional as F
 from minidl import backend, initializers, regularizers
+from minidl.function import no_grad
 from minidl.layers.serialization import LAYERS
 from minidl.tensor import Tensor, as_tensor
 
@@ -199,7 +200,6 @@ class Layer:
 
     def compute_output_shape(self, input_shape: tuple) -> tuple:
         """Output shape for an input shape (batch axis may be None), found by a trial call."""
-        from minidl.function import no_grad  # noqa: PLC0415
         trial = tuple(1 if n is None else n for n in input_shape)
         with no_grad():
             out = self(Tensor(backend.xp_default().zeros(trial, dtype=self.dtype)))

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import minidl.functional as F
 from minidl import regularizers
+from minidl.backend import get_array_module
 from minidl.functional.conv import axis_padding, conv1d, conv2d, normalize_tuple, output_length
 from minidl.layers.base import Layer, check_last_axis, check_rank
 from minidl.layers.core import config_name
@@ -200,7 +201,6 @@ class ZeroPadding1D(Layer):
     def compute_mask(self, inputs: Tensor, mask):
         if mask is None:
             return None
-        from minidl.backend import get_array_module  # noqa: PLC0415
         return get_array_module(mask).pad(mask, ((0, 0), self.padding), constant_values=False)
 
     def get_config(self) -> dict:

@@ -2,7 +2,8 @@
 from __future__ import annotations
 
 import minidl.functional as F
-from minidl.layers.base import LAYERS, Layer
+from minidl.layers.base import Layer
+from minidl.layers.serialization import LAYERS, deserialize_layer, serialize_layer
 from minidl.tensor import Tensor
 
 MERGE_MODES = ("concat", "sum", "mul", "ave", None)
@@ -13,12 +14,8 @@ def _layer_from(value, what: str) -> Layer:
     if isinstance(value, Layer):
         return value
     if isinstance(value, dict) and value.get("class_name") in LAYERS:
-        return LAYERS[value["class_name"]].from_config(dict(value["config"]))
+        return deserialize_layer(value)
     raise ValueError(f"{what}: expected a Layer (or its saved config), got {value!r}")
-
-
-def _serialize(layer: Layer) -> dict:
-    return {"class_name": type(layer).__name__, "config": layer.get_config()}
 
 
 def _removeprefix(name: str, prefix: str) -> str:
@@ -127,8 +124,8 @@ class Bidirectional(Layer):
         return mask if self.return_sequences else None
 
     def get_config(self) -> dict:
-        return {**super().get_config(), "layer": _serialize(self.forward_layer),
-                "merge_mode": self.merge_mode, "backward_layer": _serialize(self.backward_layer)}
+        return {**super().get_config(), "layer": serialize_layer(self.forward_layer),
+                "merge_mode": self.merge_mode, "backward_layer": serialize_layer(self.backward_layer)}
 
 
 class TimeDistributed(Layer):
@@ -186,4 +183,4 @@ class TimeDistributed(Layer):
         return F.reshape(outputs, (batch, steps) + outputs.shape[1:])
 
     def get_config(self) -> dict:
-        return {**super().get_config(), "layer": _serialize(self.layer)}
+        return {**super().get_config(), "layer": serialize_layer(self.layer)}
