@@ -27,7 +27,8 @@ from pathlib import Path
 
 import numpy as np
 
-from audio.cache import atomic_file, cached_features
+# sha256_of lives in audio.cache (the content keys need it); it stays importable from here
+from audio.cache import atomic_file, cached_features, sha256_of
 
 FSDD_COMMIT = "26eb9aaf76e81b692f806f9140c2d2777410d7a1"
 FSDD_URL = ("https://raw.githubusercontent.com/Jakobovski/free-spoken-digit-dataset/"
@@ -66,15 +67,6 @@ def read_checksums(path: str | os.PathLike = FSDD_SHA256SUMS) -> dict[str, str]:
                              f"got {line!r}")
         checksums[parts[1].lstrip("*")] = parts[0].lower()
     return checksums
-
-
-def sha256_of(path: str | os.PathLike) -> str:
-    """Hex SHA-256 of a file's bytes."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as file:
-        for block in iter(lambda: file.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _recordings_folder(folder: Path) -> Path | None:
