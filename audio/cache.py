@@ -5,11 +5,21 @@ Derived data never goes into a data folder (it may be read-only): it lives under
 a content key, the hash of everything that determines it (``cache_key``), and holds a list of
 (frames, coefficients) arrays stacked into one ``.npz``: ``features`` (all frames, float32),
 ``lengths`` (frames per item) and one array of labels (names, transcripts) that says what the
-items are. It is written to a temporary file and renamed into place, so a crash never leaves
-half a file, and read with ``allow_pickle=False``.
+items are. It is read with ``allow_pickle=False``; one that cannot be read, or whose arrays do
+not fit together, is named in a warning, moved aside to ``<name>.damaged`` and rebuilt.
+
+Every file here is written by ``atomic_file``: to a temporary file beside it named
+``.<name>.minidl-tmp-<pid>-<random>``, flushed to disk (fsync), then renamed into place, so a
+crash or a kill -9 never leaves half a file under the real name, and an existing file keeps
+its permission bits. Temporary files a killed writer left behind (its process is gone, or the
+file is over an hour old) are removed by the next write into the same folder.
 
 ``cached_features`` is that store for the MFCCs of a list of audio files (audio.fsdd.FSDD
-uses it); audio.connected_digits keeps its utterances' features the same way.
+uses it); its key holds each file's name and the SHA-256 of its bytes, so the key is the same
+in every run, on every machine and after a copy, and changes whenever a recording's audio
+does, even at the same size. The digests are remembered in ``file-digests.json`` beside the
+cache files by (path, size, mtime, ctime), so a file is hashed again only when it changed.
+audio.connected_digits keeps its utterances' features with save_stacked and load_stacked too.
 """
 
 from __future__ import annotations
@@ -17,7 +27,13 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
+import re
+import secrets
+import stat
+import time
+import warnings
+import zipfile
+import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict
@@ -28,7 +44,23 @@ import numpy as np
 from tqdm import tqdm
 
 from audio.features import mfcc_from_options, mfcc_options
-from audio.io import load
+from audio.io import load, printable
+
+#: what marks a temporary file of atomic_file: ``.<name>.minidl-tmp-<pid>-<8 hex digits>``
+TEMPORARY_MARK = ".minidl-tmp-"
+#: a temporary file older than this, in seconds, is stale even if its process seems alive
+STALE_SECONDS = 3600
+#: the digest index of cached_features, in the folder of the cache files
+DIGEST_INDEX = "file-digests.json"
+
+_TEMPORARY = re.compile(r"^\..*\.minidl-tmp-(\d+)-[0-9a-f]{8}$", re.DOTALL)
+# atomic_file's names before issue 14 (tempfile.mkstemp's 8 random characters, ".part")
+_OLD_TEMPORARY = re.compile(r"^\..+\.[a-z0-9_]{8}\.part$", re.DOTALL)
+# A file changed within this many seconds may change again within the file system's time
+# resolution without a new mtime (coarse clocks: 2 s on FAT, 1 s on some network file
+# systems), so its digest is not remembered; the next run hashes it again.
+_SETTLING_SECONDS = 2.0
+_cleaned_folders: set[str] = set()
 
 
 def cache_root() -> Path:
@@ -43,34 +75,133 @@ def cache_key(described: dict) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:20]
 
 
-def feature_cache_key(paths: list[Path], sample_rate: int, options: dict) -> str:
-    """The key of cached_features: the resolved options and the files' names and sizes."""
-    return cache_key({"format": 1, "sample_rate": sample_rate, "options": options,
-                      "files": [[path.name, path.stat().st_size] for path in paths]})
+def sha256_of(path: str | os.PathLike) -> str:
+    """Hex SHA-256 of a file's bytes."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as file:
+        for block in iter(lambda: file.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+# --- writing: temporary file, fsync, rename -----------------------------------------------------
+def temporary_path(path: str | os.PathLike) -> Path:
+    """A fresh temporary name beside ``path``: ``.<name>.minidl-tmp-<pid>-<8 hex digits>``."""
+    path = Path(path)
+    # Keep the temporary name within NAME_MAX (255 bytes) whatever the target's name is.
+    name = path.name if len(os.fsencode(path.name)) <= 160 else path.name[:32]
+    return path.with_name(f".{name}{TEMPORARY_MARK}{os.getpid()}-{secrets.token_hex(4)}")
+
+
+def _process_alive(pid: int) -> bool:
+    """Whether process ``pid`` exists here (True when that cannot be told)."""
+    if os.name == "nt":
+        return True  # os.kill would terminate it on Windows; there only the age rule applies
+    try:
+        os.kill(pid, 0)  # signal 0: no signal, only the check that the process exists
+    except ProcessLookupError:
+        return False
+    except (OverflowError, ValueError):
+        return False  # no process can have that number
+    except OSError:
+        return True  # PermissionError: it exists, and belongs to another user
+    return True
+
+
+def clean_stale_temporaries(folder: str | os.PathLike) -> list[Path]:
+    """Remove the temporary files of atomic_file in ``folder`` whose writer is gone.
+
+    A temporary file is stale when the process named in it no longer exists, or when it was
+    last written over STALE_SECONDS ago (a process number can be reused). Older minidl wrote
+    ``.<name>.<8 characters>.part``; those are removed after STALE_SECONDS. Nothing else is
+    touched, and a file that cannot be removed is left where it is.
+
+    Returns:
+        The files removed.
+    """
+    removed = []
+    now = time.time()
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:
+        return removed
+    for entry in entries:
+        ours = _TEMPORARY.match(entry.name)
+        if ours is None and _OLD_TEMPORARY.match(entry.name) is None:
+            continue
+        try:
+            if not entry.is_file(follow_symlinks=False):
+                continue
+            old = now - entry.stat(follow_symlinks=False).st_mtime > STALE_SECONDS
+            if old or (ours is not None and not _process_alive(int(ours.group(1)))):
+                os.unlink(entry.path)
+                removed.append(Path(entry.path))
+        except OSError:
+            continue  # gone already, or not ours to remove: leave it
+    return removed
+
+
+def _fsync_folder(folder: Path) -> None:
+    """Flush a folder's entries to disk, so that a rename in it survives a power cut."""
+    if os.name == "nt":
+        return  # folders cannot be opened for fsync on Windows
+    try:
+        handle = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(handle)
+    except OSError:
+        pass  # some file systems refuse fsync on a folder; the rename itself has happened
+    finally:
+        os.close(handle)
 
 
 @contextmanager
 def atomic_file(path: str | os.PathLike) -> Iterator[BinaryIO]:
-    """Write ``path`` all or nothing: a temporary file beside it, renamed onto it on success.
+    """Write ``path`` all or nothing: a temporary file beside it, fsynced, renamed onto it.
 
-    An exception inside the ``with`` block (a failed download, a wrong checksum) deletes the
-    temporary file and leaves ``path`` as it was. The folder must exist.
+    The temporary file is named by temporary_path; stale ones in the folder are removed first
+    (clean_stale_temporaries, once per folder and process). An existing ``path`` keeps its
+    permission bits; a new one gets those of open() (0o666 less the umask). An exception
+    inside the ``with`` block (a failed download, a wrong checksum) deletes the temporary file
+    and leaves ``path`` as it was. The folder must exist.
 
         with atomic_file(folder / "SHA256SUMS") as out:
             out.write(data)
     """
     path = Path(path)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.",
-                                         suffix=".part")
+    folder = path.parent
+    if str(folder) not in _cleaned_folders:  # once: a download writes 3,000 files in one folder
+        clean_stale_temporaries(folder)
+        _cleaned_folders.add(str(folder))
+    try:
+        mode = stat.S_IMODE(os.stat(path).st_mode)
+    except FileNotFoundError:
+        mode = None
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
+    while True:
+        temporary = temporary_path(path)
+        try:
+            handle = os.open(temporary, flags, 0o666)  # the umask applies, as for open()
+            break
+        except FileExistsError:
+            continue  # 32 random bits collided: draw again
     try:
         with os.fdopen(handle, "wb") as out:
             yield out
+            out.flush()
+            os.fsync(out.fileno())
+        if mode is not None:
+            os.chmod(temporary, mode)
         os.replace(temporary, path)
+        _fsync_folder(folder)
     finally:
-        if os.path.exists(temporary):
+        if os.path.lexists(temporary):
             os.unlink(temporary)
 
 
+# --- the stacked store --------------------------------------------------------------------------
 def save_stacked(path: str | os.PathLike, arrays: list[np.ndarray], labels: list[str], *,
                  label_name: str = "names") -> None:
     """Store arrays of equal width as one atomically written ``.npz`` (see the module doc).
@@ -92,22 +223,151 @@ def save_stacked(path: str | os.PathLike, arrays: list[np.ndarray], labels: list
                  **{label_name: np.array(labels, dtype=str)})
 
 
+def _stacked_problem(stacked: np.ndarray, lengths: np.ndarray, names: np.ndarray) -> str | None:
+    """What does not fit together in a stored stack, or None if it is whole."""
+    if stacked.ndim != 2 or stacked.dtype.kind != "f":
+        return f"'features' is {stacked.dtype} of shape {stacked.shape}, expected 2-D floats"
+    if lengths.ndim != 1 or lengths.dtype.kind not in "iu" or (lengths < 0).any():
+        return f"'lengths' is {lengths.dtype} of shape {lengths.shape}, expected counts"
+    if int(lengths.sum()) != stacked.shape[0]:
+        return f"'lengths' add up to {int(lengths.sum())} frames, 'features' holds {len(stacked)}"
+    if names.ndim != 1 or names.dtype.kind != "U" or len(names) != len(lengths):
+        return f"{len(lengths)} lengths but labels of shape {names.shape} ({names.dtype})"
+    return None
+
+
+def _move_aside(path: Path, problem: str) -> None:
+    """Rename a damaged cache file to ``<name>.damaged`` (replacing an older one), warning."""
+    aside = path.with_name(path.name + ".damaged")
+    try:
+        os.replace(path, aside)
+        done = f"moved it to {printable(aside.name)}"
+    except OSError as error:
+        done = f"could not move it aside ({printable(str(error))})"
+    warnings.warn(f"the cache file {printable(path)} is damaged ({printable(problem)}); {done}; "
+                  f"it will be rebuilt", stacklevel=3)
+
+
 def load_stacked(path: str | os.PathLike, labels: list[str], *,
                  label_name: str = "names") -> list[np.ndarray] | None:
     """The arrays save_stacked stored at ``path``, if it exists and holds exactly ``labels``.
 
+    A file that cannot be read (empty, truncated, not an .npz, a member missing) or whose
+    arrays do not fit together is damaged: a warning names it, it is renamed to
+    ``<name>.damaged`` and None is returned, so the caller rebuilds it.
+
     Returns:
         One (frames_i, width) array per label, views into one stacked array; None when the
-        file is missing or was written for other items (the caller recomputes).
+        file is missing, damaged, or was written for other items (the caller recomputes).
     """
     path = Path(path)
     if not path.is_file():
         return None
-    with np.load(path, allow_pickle=False) as stored:
-        stacked, lengths, names = stored["features"], stored["lengths"], stored[label_name]
+    try:
+        stored = np.load(path, allow_pickle=False)
+        if not isinstance(stored, np.lib.npyio.NpzFile):
+            problem = "a single .npy array, not an .npz archive"
+        else:
+            with stored:
+                stacked, lengths, names = stored["features"], stored["lengths"], stored[label_name]
+            problem = _stacked_problem(stacked, lengths, names)
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile, zlib.error) as error:
+        # BadZipFile: empty or truncated; KeyError: a member missing; ValueError: an object
+        # array (pickle is refused) or a garbled .npy header; EOFError: a member cut short.
+        problem = f"{type(error).__name__}: {error}"
+    if problem is not None:
+        _move_aside(path, problem)
+        return None
     if list(names) != list(labels):
         return None
     return np.split(stacked, np.cumsum(lengths)[:-1])
+
+
+# --- content keys -------------------------------------------------------------------------------
+def _read_index(index: Path) -> dict[str, list]:
+    """{absolute path: [size, mtime_ns, ctime_ns, sha256]} from a digest index; {} if none."""
+    try:
+        document = json.loads(index.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return {}
+    except (OSError, ValueError) as error:  # UnicodeDecodeError and JSONDecodeError are too
+        warnings.warn(f"the digest index {printable(index)} cannot be read ({printable(str(error))}); "
+                      f"hashing the files again", stacklevel=3)
+        return {}
+    files = document.get("files") if isinstance(document, dict) else None
+    if not isinstance(files, dict):
+        return {}
+    return {name: entry for name, entry in files.items()
+            if isinstance(entry, list) and len(entry) == 4 and isinstance(entry[3], str)
+            and all(isinstance(n, int) for n in entry[:3])}
+
+
+def file_digests(paths: list[str | os.PathLike], index: str | os.PathLike | None = None
+                 ) -> list[str]:
+    """The SHA-256 (hex) of each file's bytes, remembered in ``index`` between runs.
+
+    A digest is reused while the file's absolute path, size, mtime and ctime (both in ns) are
+    those it was computed at; ctime changes on every write, even one that restores the mtime.
+    A file whose mtime is under two seconds old is hashed but not remembered (a coarse clock
+    could hide a second change). ``index`` is JSON, written with atomic_file when it gained entries;
+    one that cannot be read is replaced, and one that cannot be written is left as it is.
+
+    Args:
+        paths: files to hash.
+        index: the JSON file that remembers digests; None hashes every file every time.
+    Returns:
+        One 64-hex-digit string per path, in order.
+    """
+    remembered = _read_index(Path(index)) if index is not None else {}
+    now_ns = time.time_ns()
+    digests, changed = [], False
+    for path in paths:
+        info = os.stat(path)
+        name = os.path.abspath(path)
+        signature = [info.st_size, info.st_mtime_ns, info.st_ctime_ns]
+        entry = remembered.get(name)
+        if entry is not None and entry[:3] == signature:
+            digests.append(entry[3])
+            continue
+        digest = sha256_of(path)
+        digests.append(digest)
+        settled = now_ns - info.st_mtime_ns > _SETTLING_SECONDS * 1e9
+        if settled:
+            remembered[name] = signature + [digest]
+            changed = True
+        elif remembered.pop(name, None) is not None:
+            changed = True
+    if index is not None and changed:
+        # entries of files that are gone would only grow the index
+        kept = {name: entry for name, entry in remembered.items() if os.path.exists(name)}
+        text = json.dumps({"format": "minidl-file-digests", "version": 1, "files": kept},
+                          sort_keys=True)
+        try:
+            Path(index).parent.mkdir(parents=True, exist_ok=True)
+            with atomic_file(index) as out:
+                out.write(text.encode("utf-8"))
+        except OSError:
+            pass  # a read-only cache still serves what it holds; the digests were computed
+    return digests
+
+
+def feature_cache_key(paths: list[Path], sample_rate: int, options: dict, *,
+                      index: str | os.PathLike | None = None) -> str:
+    """The key of cached_features: the resolved options and each file's name and SHA-256.
+
+    The same files (by name and content) with the same options give the same key in every
+    run and on every machine; a file whose audio changes gives a new one, whatever its size.
+    (Format 2: before issue 14 the key held the files' sizes, format 1.)
+
+    Args:
+        paths: the audio files, in order.
+        sample_rate: Hz.
+        options: the resolved MFCC options, as a dict.
+        index: where file_digests remembers the digests; None hashes every file.
+    """
+    digests = file_digests(paths, index)
+    return cache_key({"format": 2, "sample_rate": sample_rate, "options": options,
+                      "files": [[Path(path).name, digest] for path, digest in zip(paths, digests)]})
 
 
 def cached_features(paths: list[str | os.PathLike], sample_rate: int, *, n_mfcc: int = 13,
@@ -115,8 +375,9 @@ def cached_features(paths: list[str | os.PathLike], sample_rate: int, *, n_mfcc:
                     progress: bool = True, **options) -> list[np.ndarray]:
     """MFCCs of audio files, computed once per parameter set and then loaded from disk.
 
-    The cache is ``mfcc-{preset}-{key}.npz``, key from feature_cache_key, stored by
-    save_stacked with the files' names as labels.
+    The cache is ``mfcc-{preset}-{key}.npz``, key from feature_cache_key (digests remembered in
+    DIGEST_INDEX in the same folder), stored by save_stacked with the files' names as labels.
+    A damaged cache file is moved aside with a warning and rebuilt (load_stacked).
 
     Args:
         paths: audio files; each is loaded at ``sample_rate`` (audio.load) then passed to mfcc.
@@ -133,7 +394,7 @@ def cached_features(paths: list[str | os.PathLike], sample_rate: int, *, n_mfcc:
     if not paths:
         return []
     folder = Path(cache_dir) if cache_dir is not None else cache_root() / "features"
-    key = feature_cache_key(paths, sample_rate, asdict(resolved))
+    key = feature_cache_key(paths, sample_rate, asdict(resolved), index=folder / DIGEST_INDEX)
     cache = folder / f"mfcc-{preset}-{key}.npz"
     names = [p.name for p in paths]
     stored = load_stacked(cache, names)
@@ -148,5 +409,6 @@ def cached_features(paths: list[str | os.PathLike], sample_rate: int, *, n_mfcc:
     return computed
 
 
-__all__ = ["atomic_file", "cache_key", "cache_root", "cached_features", "feature_cache_key",
-           "load_stacked", "save_stacked"]
+__all__ = ["DIGEST_INDEX", "STALE_SECONDS", "TEMPORARY_MARK", "atomic_file", "cache_key",
+           "cache_root", "cached_features", "clean_stale_temporaries", "feature_cache_key",
+           "file_digests", "load_stacked", "save_stacked", "sha256_of", "temporary_path"]

@@ -20,6 +20,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import stat
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -27,7 +28,9 @@ from pathlib import Path
 
 import numpy as np
 
-from audio.cache import atomic_file, cached_features
+# sha256_of lives in audio.cache (the content keys need it); it stays importable from here
+from audio.cache import atomic_file, cached_features, sha256_of
+from audio.io import printable
 
 FSDD_COMMIT = "26eb9aaf76e81b692f806f9140c2d2777410d7a1"
 FSDD_URL = ("https://raw.githubusercontent.com/Jakobovski/free-spoken-digit-dataset/"
@@ -68,21 +71,31 @@ def read_checksums(path: str | os.PathLike = FSDD_SHA256SUMS) -> dict[str, str]:
     return checksums
 
 
-def sha256_of(path: str | os.PathLike) -> str:
-    """Hex SHA-256 of a file's bytes."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as file:
-        for block in iter(lambda: file.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+def _recordings_folder(folder: Path) -> tuple[Path | None, str]:
+    """(folder/recordings or folder itself if it holds FSDD WAVs, else None; why not).
 
-
-def _recordings_folder(folder: Path) -> Path | None:
-    """folder/recordings, or folder itself, if it holds FSDD WAVs; else None."""
+    The reason says what the folder is when it is no folder of recordings - missing, a file,
+    unreadable - so that a permission problem does not read like an empty folder.
+    """
+    try:
+        mode = os.stat(folder).st_mode
+    except FileNotFoundError:
+        return None, "it does not exist"
+    except OSError as error:  # PermissionError on a folder above it, a loop of links, ...
+        return None, f"it cannot be reached ({printable(error.strerror or str(error))})"
+    if not stat.S_ISDIR(mode):
+        return None, "it is a file, not a folder"
     for candidate in (folder / "recordings", folder):
-        if candidate.is_dir() and any(candidate.glob("*_*_*.wav")):
-            return candidate
-    return None
+        if not candidate.is_dir():
+            continue
+        try:
+            os.scandir(candidate).close()  # glob below would read an unlistable folder as empty
+        except OSError as error:
+            return None, (f"{printable(candidate)} cannot be listed "
+                          f"({printable(error.strerror or str(error)).lower()})")
+        if any(candidate.glob("*_*_*.wav")):
+            return candidate, ""
+    return None, f"neither it nor {printable(folder / 'recordings')} holds any"
 
 
 def download_fsdd(destination: str | os.PathLike, base_url: str = FSDD_URL,
@@ -157,18 +170,18 @@ def locate_fsdd(root: str | os.PathLike | None = None, download: bool = True,
             where to put the files.
     """
     if root is not None:
-        found = _recordings_folder(Path(root))
+        found, why = _recordings_folder(Path(root))
         if found is None:
             raise FileNotFoundError(f"FSDD: no recordings ({{digit}}_{{speaker}}_{{take}}.wav) "
-                                    f"in {root} or {Path(root) / 'recordings'}")
+                                    f"in {printable(root)}: {why}")
         return found
     looked = []
     data = os.environ.get("MINIDL_DATA")
     if data:
-        found = _recordings_folder(Path(data) / "fsdd")
+        found, why = _recordings_folder(Path(data) / "fsdd")
         if found is not None:
             return found
-        looked.append(f"$MINIDL_DATA/fsdd = {Path(data) / 'fsdd'}")
+        looked.append(f"$MINIDL_DATA/fsdd = {printable(Path(data) / 'fsdd')} ({why})")
     else:
         looked.append("$MINIDL_DATA/fsdd (MINIDL_DATA is unset)")
     cache = Path.home() / ".cache" / "minidl" / "fsdd"
@@ -181,7 +194,7 @@ def locate_fsdd(root: str | os.PathLike | None = None, download: bool = True,
         try:
             return download_fsdd(cache, base_url, checksums)
         except (OSError, ValueError) as error:
-            reason = f"the download from {base_url} failed: {error}"
+            reason = f"the download from {base_url} failed: {printable(str(error))}"
     raise FileNotFoundError(
         "FSDD recordings not found; looked in " + "; ".join(looked) + f"; {reason}. "
         "Put the 3,000 WAVs of https://github.com/Jakobovski/free-spoken-digit-dataset "

@@ -2,6 +2,15 @@
 
 from __future__ import annotations
 
+import json
+import os
+import re
+import shutil
+import stat
+import subprocess
+import sys
+import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -25,13 +34,14 @@ def test_cache_root_follows_minidl_cache(monkeypatch, tmp_path):
 
 
 def test_keys_are_pinned(tmp_path):
-    # A changed key silently orphans every cache on disk: these values (from the code before
-    # audio.cache existed) must not move.
+    # A changed key silently orphans every cache on disk: these values must not move. The
+    # feature key is format 2 since issue 14 (file contents, not sizes); cache_key is as it was
+    # before audio.cache existed.
     assert cache_key({"b": [1, 2], "a": Path("x")}) == cache_key({"a": "x", "b": [1, 2]})
     assert cache_key({"format": 1}) == "5e5fbf8b2105e97e80ad"
     (tmp_path / "0_ann_0.wav").write_bytes(b"1234")
     assert feature_cache_key([tmp_path / "0_ann_0.wav"], 8000, {"n_mfcc": 13}) == \
-        "b2e45303e8b1a2da967f"
+        "c4f697a3a6e46829b40b"
 
 
 def test_atomic_file_writes_all_or_nothing(tmp_path):
@@ -96,3 +106,187 @@ def test_cached_features_show_a_progress_bar(tmp_path, capsys):
     checksums = write_fake_fsdd(tmp_path / "rec", takes=(0,))
     cached_features(sorted((tmp_path / "rec").glob("*.wav")), 8000, cache_dir=tmp_path / "c")
     assert f"{len(checksums)}/{len(checksums)}" in capsys.readouterr().err
+
+
+# --- issue 14: damaged caches, content keys, recognisable temporaries, fsync, permissions ---
+
+def _recordings(folder: Path) -> list[Path]:
+    write_fake_fsdd(folder, takes=(0, 5))
+    return sorted(folder.glob("*.wav"))
+
+
+def _age(paths, seconds=7200):
+    """Set mtimes in the past, as for files that have sat on disk (digests get remembered)."""
+    for path in paths:
+        past = path.stat().st_mtime - seconds
+        os.utime(path, (past, past))
+
+
+def _damage_truncated(path):
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+
+
+def _damage_empty(path):
+    path.write_bytes(b"")
+
+
+def _damage_garbage(path):
+    path.write_bytes(b"these are not features\n" * 50)
+
+
+def _damage_lengths(path):
+    with np.load(path, allow_pickle=False) as stored:
+        arrays = {key: stored[key] for key in stored.files}
+    arrays["lengths"] = arrays["lengths"] + 1  # no longer adds up to the frames stored
+    np.savez(path, **arrays)
+
+
+def _damage_member(path):
+    with np.load(path, allow_pickle=False) as stored:
+        arrays = {key: stored[key] for key in stored.files if key != "lengths"}
+    np.savez(path, **arrays)
+
+
+@pytest.mark.parametrize("damage", [_damage_truncated, _damage_empty, _damage_garbage,
+                                    _damage_lengths, _damage_member])
+def test_a_damaged_cache_is_named_moved_aside_and_rebuilt(tmp_path, damage):
+    paths = _recordings(tmp_path / "rec")
+    folder = tmp_path / "cache"
+    first = cached_features(paths, 8000, cache_dir=folder, progress=False)
+    [stored] = folder.glob("*.npz")
+    damage(stored)
+    with pytest.warns(UserWarning, match=rf"cache file .*{stored.name} is damaged .*moved it "
+                                         rf"to {stored.name}.damaged; it will be rebuilt"):
+        again = cached_features(paths, 8000, cache_dir=folder, progress=False)
+    assert all(np.array_equal(a, b) for a, b in zip(first, again))
+    assert (folder / f"{stored.name}.damaged").is_file()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the rebuilt file is whole: no second warning
+        third = cached_features(paths, 8000, cache_dir=folder, progress=False)
+    assert all(np.array_equal(a, b) for a, b in zip(first, third))
+
+
+def test_load_stacked_moves_a_damaged_file_aside(tmp_path):
+    path = tmp_path / "connected-htk-0123.npz"
+    path.write_bytes(b"PK\x03\x04 cut off")
+    with pytest.warns(UserWarning, match="connected-htk-0123.npz is damaged"):
+        assert load_stacked(path, ["12"], label_name="transcripts") is None
+    assert not path.exists() and (tmp_path / "connected-htk-0123.npz.damaged").is_file()
+
+
+def test_changed_audio_of_the_same_size_and_mtime_is_recomputed(tmp_path):
+    paths = _recordings(tmp_path / "rec")
+    _age(paths)
+    folder = tmp_path / "cache"
+    first = cached_features(paths, 8000, cache_dir=folder, progress=False)
+    target = paths[0]
+    info = target.stat()
+    data = bytearray(target.read_bytes())
+    data[-200:] = bytes(200)  # silence the last 100 samples: same size, other audio
+    target.write_bytes(bytes(data))
+    os.utime(target, ns=(info.st_atime_ns, info.st_mtime_ns))  # and the same mtime
+    assert target.stat().st_size == info.st_size
+    again = cached_features(paths, 8000, cache_dir=folder, progress=False)
+    expected = mfcc(load(target)[0], 8000, preset="htk")
+    np.testing.assert_allclose(again[0], expected, rtol=1e-6)
+    assert not np.array_equal(again[0], first[0])
+    assert all(np.array_equal(a, b) for a, b in zip(first[1:], again[1:]))
+    assert len(list(folder.glob("*.npz"))) == 2
+
+
+def test_digests_are_remembered_by_path_size_and_times(tmp_path, monkeypatch):
+    paths = _recordings(tmp_path / "rec")
+    _age(paths)
+    index = tmp_path / "cache" / cache.DIGEST_INDEX
+    hashed = []
+    real = cache.sha256_of
+    monkeypatch.setattr(cache, "sha256_of", lambda path: hashed.append(Path(path)) or real(path))
+    first = cache.file_digests(paths, index)
+    assert first == [real(p) for p in paths] and len(hashed) == len(paths)
+    stored = json.loads(index.read_text())
+    assert stored["format"] == "minidl-file-digests" and len(stored["files"]) == len(paths)
+    hashed.clear()
+    assert cache.file_digests(paths, index) == first and hashed == []  # nothing hashed again
+    paths[1].write_bytes(paths[1].read_bytes())  # rewritten: a new ctime, even if equal
+    assert cache.file_digests(paths, index) == first and hashed == [paths[1]]
+    index.write_text("{ not json")
+    with pytest.warns(UserWarning, match=f"digest index .*{cache.DIGEST_INDEX} cannot be read"):
+        assert cache.file_digests(paths, index) == first
+    assert not list(index.parent.glob(".*"))  # written by atomic_file: no temporaries left
+
+
+def test_fresh_files_are_hashed_but_not_remembered(tmp_path):
+    paths = _recordings(tmp_path / "rec")   # just written: a coarse clock could hide a change
+    index = tmp_path / "cache" / cache.DIGEST_INDEX
+    assert cache.file_digests(paths, index) == [cache.sha256_of(p) for p in paths]
+    assert not index.exists()
+
+
+def test_the_feature_key_is_stable_across_runs_copies_and_touches(tmp_path):
+    paths = _recordings(tmp_path / "rec")
+    options = {"n_mfcc": 13}
+    key = feature_cache_key(paths, 8000, options, index=tmp_path / "index.json")
+    copies = tmp_path / "copy"
+    copies.mkdir()
+    for path in paths:
+        shutil.copyfile(path, copies / path.name)
+    moved = sorted(copies.glob("*.wav"))
+    _age(moved, 30)
+    assert feature_cache_key(moved, 8000, options) == key
+    assert feature_cache_key(moved, 8000, options, index=tmp_path / "index.json") == key
+    assert feature_cache_key(moved, 16000, options) != key
+
+
+def test_atomic_file_names_its_temporary_and_fsyncs_before_renaming(tmp_path, monkeypatch):
+    target = tmp_path / "table.bin"
+    events = []
+    fsync, replace = os.fsync, os.replace
+    monkeypatch.setattr(os, "fsync", lambda fd: events.append("fsync") or fsync(fd))
+    monkeypatch.setattr(os, "replace", lambda a, b: events.append("replace") or replace(a, b))
+    with atomic_file(target) as out:
+        [temporary] = [p.name for p in tmp_path.iterdir()]
+        out.write(b"data")
+    assert re.fullmatch(rf"\.table\.bin\.minidl-tmp-{os.getpid()}-[0-9a-f]{{8}}", temporary)
+    assert events[:2] == ["fsync", "replace"] and target.read_bytes() == b"data"
+
+
+def test_atomic_file_keeps_the_permission_bits_of_an_existing_file(tmp_path):
+    target = tmp_path / "SHA256SUMS"
+    target.write_bytes(b"old")
+    for mode in (0o640, 0o444, 0o604):
+        target.chmod(mode)
+        with atomic_file(target) as out:
+            out.write(b"new")
+        assert stat.S_IMODE(target.stat().st_mode) == mode and target.read_bytes() == b"new"
+    umask = os.umask(0o022)
+    try:
+        with atomic_file(tmp_path / "fresh.bin") as out:
+            out.write(b"x")
+    finally:
+        os.umask(umask)
+    assert stat.S_IMODE((tmp_path / "fresh.bin").stat().st_mode) == 0o644  # as open() makes it
+
+
+def test_stale_temporaries_of_our_own_are_cleaned_on_the_next_write(tmp_path):
+    ended = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                           capture_output=True, text=True, check=True)
+    dead = int(ended.stdout)
+    live = os.getpid()
+    files = {
+        "dead writer": f".model.npz.minidl-tmp-{dead}-0123abcd",
+        "old live writer": f".mfcc-htk-1.npz.minidl-tmp-{live}-89abcdef",
+        "old, before issue 14": ".3_ann_0.wav.k2j_9x0a.part",
+        "fresh live writer": f".table.bin.minidl-tmp-{live}-00ff00ff",
+        "someone else's": ".config.json.tmp",
+        "old, someone else's": "download.part",
+    }
+    for name in files.values():
+        (tmp_path / name).write_bytes(b"partial")
+    hour_ago = time.time() - 2 * cache.STALE_SECONDS
+    for reason in ("old live writer", "old, before issue 14", "old, someone else's"):
+        os.utime(tmp_path / files[reason], (hour_ago, hour_ago))
+    with atomic_file(tmp_path / "table.bin") as out:
+        out.write(b"data")
+    left = {p.name for p in tmp_path.iterdir()}
+    assert left == {"table.bin", files["fresh live writer"], files["someone else's"],
+                    files["old, someone else's"]}

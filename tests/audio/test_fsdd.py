@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import http.server
+import os
 import threading
 from pathlib import Path
 
@@ -157,3 +158,49 @@ def test_real_fsdd_layout():
     assert sorted(shipped) == sorted(r.name for r in dataset.recordings())
     for recording in dataset.recordings()[::300]:
         assert fsdd.sha256_of(recording.path) == shipped[recording.name]
+
+
+# --- issue 14: say what a root is when it is no folder of recordings ---
+
+def test_a_root_that_is_a_file_says_so(tmp_path):
+    (tmp_path / "fsdd.zip").write_bytes(b"PK")
+    with pytest.raises(FileNotFoundError, match=r"in .*fsdd.zip: it is a file, not a folder"):
+        locate_fsdd(tmp_path / "fsdd.zip")
+    with pytest.raises(FileNotFoundError, match=r"in .*nowhere: it does not exist"):
+        locate_fsdd(tmp_path / "nowhere")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(FileNotFoundError, match=r"empty: neither it nor .*empty/recordings holds"):
+        locate_fsdd(tmp_path / "empty")
+
+
+def test_an_unlistable_root_says_permission_denied(tmp_path, monkeypatch):
+    folder = tmp_path / "fsdd" / "recordings"
+    write_fake_fsdd(folder)
+    folder.chmod(0o300)   # may enter, may not list
+    if os.geteuid() == 0:   # root lists anything: make scandir answer as it would for others
+        scandir = os.scandir
+
+        def refuse(path="."):
+            if Path(path) == folder:
+                raise PermissionError(13, "Permission denied", str(path))
+            return scandir(path)
+        monkeypatch.setattr(os, "scandir", refuse)
+    try:
+        with pytest.raises(FileNotFoundError) as caught:
+            locate_fsdd(tmp_path / "fsdd")
+    finally:
+        folder.chmod(0o755)
+    assert "recordings cannot be listed (permission denied)" in str(caught.value)
+
+
+def test_an_unusable_minidl_data_says_why_and_names_are_escaped(isolated, monkeypatch):
+    monkeypatch.setattr(fsdd, "read_checksums", lambda *a: {"0_ann_0.wav": "0" * 64})
+    data = isolated / "data\n\x1b[2J"
+    data.mkdir()
+    (data / "fsdd").write_bytes(b"")
+    monkeypatch.setenv("MINIDL_DATA", str(data))
+    with pytest.raises(FileNotFoundError) as caught:
+        FSDD(download=False)
+    message = str(caught.value)
+    assert "data\\n\\x1b[2J/fsdd (it is a file, not a folder)" in message
+    assert "\n" not in message and "\x1b" not in message
