@@ -22,12 +22,13 @@ _REDUCTIONS = ("mean", "sum", "none")
 
 
 class CTCLoss(Function):
-    """Per-sample CTC loss -log p(l | x), reduced, by the alpha-beta recursions in log space.
+    """Per-sample CTC loss -log p(l | x), reduced, by alpha-beta recursions on rescaled probabilities.
 
     Write y_t(k) = log_probs[b, t, k], T = input length, S = target length, l' the extended
     labels (length 2S + 1), and skip(s) true when a path may jump from s - 2 straight to s,
     i.e. l'_s is not blank and l'_s ≠ l'_{s-2} (between two equal labels the blank is needed).
-    All sums below are log-sum-exps (⊕), so nothing underflows.
+    The recursions are stated here with logs, where ⊕ is log-sum-exp; the code computes the same
+    numbers on rescaled probabilities instead (see Computation below).
 
     Forward, α_t(s) = log of the total probability of path prefixes π_0..π_t ending in l'_s:
 
@@ -67,7 +68,7 @@ class CTCLoss(Function):
     and β̂ likewise, divided by its own sum at each frame. Each frame's α̂_t and β̂_t are the true
     α_t, β_t times factors that cancel in the occupancy, since Σ_s α_t(s)β_t(s) = p(l|x) at
     every t:  exp(α_t(s) + β_t(s) + loss) = α̂_t(s)β̂_t(s) / Σ_s' α̂_t(s')β̂_t(s').  The same
-    numbers as the log-space form, without underflow, but made of multiplications and additions
+    numbers as the ⊕ recursions above, without underflow, but made of multiplications and additions
     that NumPy vectorises, where ``logaddexp`` costs an exp and a log1p per element (measured
     here: about 20 times an add); the arithmetic runs in float64 whatever the input dtype.
 

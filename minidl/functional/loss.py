@@ -1,8 +1,11 @@
 """Losses, each giving one value per sample (Keras' per-sample losses, before reduction).
 
 Probabilities are clipped to [ε, 1 - ε] with ε = 1e-7 before the log, as Keras does, so a
-confident wrong answer gives a large finite loss, not inf. With ``from_logits=True`` the softmax
-(or sigmoid) is fused into the loss, which is both exact and stable.
+confident wrong answer gives a large finite loss, not inf; the gradient is the clipped formula's
+too (zero where the clip is active), so a probability that underflowed to exactly 0 gives a zero
+gradient, as in Keras, not 0/0. The cross-entropies first rescale the probabilities to sum to 1
+over the last axis, as Keras 3 does (keras/src/backend/*/nn.py). With ``from_logits=True`` the
+softmax (or sigmoid) is fused into the loss, which is both exact and stable.
 """
 from __future__ import annotations
 
@@ -40,9 +43,17 @@ class SparseCrossentropyFromLogits(Function):
 
 
 class SparseCrossentropy(Function):
-    """loss_n = -log clip(p_n[y_n], ε, 1 - ε) for probabilities p and integer labels y.
+    """loss_n = -log clip(q_n, ε, 1 - ε), q_n = p_n[y_n] / S_n, S_n = Σ_c p_n[c], for
+    probabilities p and integer labels y: Keras 3's formula, rescale then clip.
 
-    Backward: ∂loss_n/∂p_n[y_n] = -1 / p_n[y_n] inside the clip range, 0 outside; 0 elsewhere.
+    Backward, with δ_c = 1 where c = y_n:
+
+        ∂loss_n/∂p_n[c] = g_n · (δ_c - q_n) / S_n,   g_n = -1 / q_n inside [ε, 1 - ε], else 0
+
+    (= -1/p_n[y_n] + 1/S_n at the label, 1/S_n elsewhere; through a softmax the 1/S_n term
+    cancels). Outside the clip range the gradient is 0, never 0/0: a softmax probability that
+    underflowed to exactly 0 stops that sample's gradient, as in Keras, instead of making it NaN.
+    Shapes: probs (..., classes), labels (...) int; output (...).
     """
 
     def __init__(self, labels):
@@ -50,15 +61,18 @@ class SparseCrossentropy(Function):
 
     def forward(self, probs):
         xp = get_array_module(probs)
-        self.shape, self.dtype = probs.shape, probs.dtype
-        self.picked = xp.take_along_axis(probs, self.labels[..., None], axis=-1)[..., 0]
-        return -xp.log(xp.clip(self.picked, EPSILON, 1 - EPSILON))
+        self.shape = probs.shape
+        self.total = probs.sum(axis=-1)
+        self.q = xp.take_along_axis(probs, self.labels[..., None], axis=-1)[..., 0] / self.total
+        return -xp.log(xp.clip(self.q, EPSILON, 1 - EPSILON))
 
     def backward(self, gy):
         xp = get_array_module(gy)
-        inside = (self.picked >= EPSILON) & (self.picked <= 1 - EPSILON)
-        gx = xp.zeros(self.shape, dtype=self.dtype)
-        xp.put_along_axis(gx, self.labels[..., None], (-gy * inside / self.picked)[..., None], axis=-1)
+        inside = (self.q >= EPSILON) & (self.q <= 1 - EPSILON)
+        # divide by the clipped q: where the clip is active inside is 0, and 0/0 would be NaN
+        g_over_total = -gy * inside / xp.clip(self.q, EPSILON, 1 - EPSILON) / self.total
+        gx = xp.broadcast_to((-g_over_total * self.q)[..., None], self.shape).copy()
+        xp.put_along_axis(gx, self.labels[..., None], (g_over_total * (1 - self.q))[..., None], axis=-1)
         return gx
 
 
@@ -83,7 +97,10 @@ def check_labels(labels, num_classes: int, where: str):
 
 
 def sparse_categorical_crossentropy(labels, y_pred, from_logits: bool = False) -> Tensor:
-    """Cross-entropy against integer labels. Shapes: labels (...), y_pred (..., classes) -> (...)."""
+    """Cross-entropy against integer labels. Shapes: labels (...), y_pred (..., classes) -> (...).
+
+    Without logits, y_pred is rescaled to sum to 1 and clipped to [ε, 1 - ε], as Keras does.
+    """
     y_pred = as_tensor(y_pred)
     labels = check_labels(labels, y_pred.shape[-1], "sparse_categorical_crossentropy")
     if labels.ndim == y_pred.ndim and labels.shape[-1] == 1:

@@ -5,6 +5,8 @@ import pytest
 
 import minidl as dl
 import minidl.functional as F
+from minidl.functional.arithmetic import Cast
+from minidl.gradcheck import GradcheckError, gradcheck
 
 BINARY_SHAPES = [pytest.param((3, 4), (3, 4), id="same-shape"),
                  pytest.param((2, 3, 4), (3, 1), id="broadcast-3d-by-column"),
@@ -77,6 +79,32 @@ def test_cast_keeps_the_gradient_dtype():
     assert y.dtype == np.float32
     F.sum(y).backward()
     assert x.grad.dtype == np.float64
+
+
+CAST_SHAPES = [pytest.param((1,), id="one"), pytest.param((3, 4), id="3x4"), pytest.param((2, 1, 5), id="2x1x5"),
+               pytest.param((), id="scalar")]
+
+
+def on_a_float32_grid(rng, shape):
+    """float64 values that float32 holds exactly, as does each ± CAST_EPS nudge of them."""
+    return np.asarray(rng.integers(-64, 64, size=shape) / 8.0)  # an array even for shape ()
+
+
+CAST_EPS = 2.0 ** -10  # a power of two: x ± eps stays exact in float32, so the differences are exact
+
+
+@pytest.mark.parametrize("shape", CAST_SHAPES)
+def test_cast_gradient(rng, shape):
+    x = on_a_float32_grid(rng, shape)
+    gradcheck(lambda x: F.cast(F.cast(x, "float32"), "float64"), (x,), eps=CAST_EPS)  # down and back up
+    gradcheck(lambda x: F.mul(F.cast(x, "float64"), x), (x,))                         # a same-dtype cast
+
+
+def test_gradcheck_catches_a_halved_cast_gradient(rng, monkeypatch):
+    backward = Cast.backward
+    monkeypatch.setattr(Cast, "backward", lambda self, gy: 0.5 * backward(self, gy))
+    with pytest.raises(GradcheckError, match="analytic"):
+        gradcheck(lambda x: F.cast(F.cast(x, "float32"), "float64"), (on_a_float32_grid(rng, (3,)),), eps=CAST_EPS)
 
 
 def test_matmul_shape_mismatch_is_explained():
