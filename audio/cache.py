@@ -38,13 +38,14 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, Callable
 
 import numpy as np
 from tqdm import tqdm
 
 from audio.features import mfcc_from_options, mfcc_options
 from audio.io import load, printable
+from audio.silence import trim_silence
 
 #: what marks a temporary file of atomic_file: ``.<name>.minidl-tmp-<pid>-<8 hex digits>``
 TEMPORARY_MARK = ".minidl-tmp-"
@@ -370,45 +371,81 @@ def feature_cache_key(paths: list[Path], sample_rate: int, options: dict, *,
                       "files": [[Path(path).name, digest] for path, digest in zip(paths, digests)]})
 
 
+def cached_per_file(paths: list[str | os.PathLike], kind: str, described: dict,
+                    compute: Callable[[Path], np.ndarray], *,
+                    cache_dir: str | os.PathLike | None = None, progress: bool = True,
+                    description: str | None = None) -> list[np.ndarray]:
+    """One array per file, computed once per (files, parameters) and then loaded from disk.
+
+    The cache is ``{kind}-{key}.npz``: the key covers ``described`` (every parameter the arrays
+    depend on, JSON-able) and each file's name and SHA-256, so new audio or new parameters make
+    a new file. It is written by save_stacked (temporary file, fsync, rename) with the files'
+    names as labels; a damaged one is moved aside with a warning and rebuilt (load_stacked).
+
+    Args:
+        paths: the files.
+        kind: a short name for what is stored, the start of the cache file's name.
+        described: the parameters of ``compute``.
+        compute: path -> one array (any shape whose first axis may vary between files).
+        cache_dir: folder of the .npz files; None is ``cache_root() / "features"``. Never the
+            data folder, which may be read-only.
+        progress: show a tqdm progress bar while computing.
+        description: the progress bar's label; None uses ``kind``.
+    Returns:
+        One array per path, in order.
+    """
+    paths = [Path(p) for p in paths]
+    if not paths:
+        return []
+    folder = Path(cache_dir) if cache_dir is not None else cache_root() / "features"
+    digests = file_digests(paths, folder / DIGEST_INDEX)
+    key = cache_key({**described, "files": [[path.name, digest] for path, digest in zip(paths, digests)]})
+    cache = folder / f"{kind}-{key}.npz"
+    names = [p.name for p in paths]
+    stored = load_stacked(cache, names)
+    if stored is not None:
+        return stored
+    computed = [compute(path) for path in tqdm(paths, desc=description or kind, unit="file",
+                                               disable=not progress)]
+    save_stacked(cache, computed, names)
+    return computed
+
+
 def cached_features(paths: list[str | os.PathLike], sample_rate: int, *, n_mfcc: int = 13,
                     preset: str = "htk", cache_dir: str | os.PathLike | None = None,
-                    progress: bool = True, **options) -> list[np.ndarray]:
+                    progress: bool = True, trim_db: float | None = None,
+                    **options) -> list[np.ndarray]:
     """MFCCs of audio files, computed once per parameter set and then loaded from disk.
 
-    The cache is ``mfcc-{preset}-{key}.npz``, key from feature_cache_key (digests remembered in
-    DIGEST_INDEX in the same folder), stored by save_stacked with the files' names as labels.
-    A damaged cache file is moved aside with a warning and rebuilt (load_stacked).
+    The cache is ``mfcc-{preset}-{key}.npz``, the key feature_cache_key gives (digests
+    remembered in DIGEST_INDEX in the same folder); see cached_per_file for how it is stored.
 
     Args:
         paths: audio files; each is loaded at ``sample_rate`` (audio.load) then passed to mfcc.
         sample_rate: Hz.
         n_mfcc, preset, **options: as audio.features.mfcc.
-        cache_dir: folder of the .npz files; None is ``cache_root() / "features"``. Never the
-            data folder, which may be read-only.
-        progress: show a tqdm progress bar while computing.
+        cache_dir, progress: as cached_per_file.
+        trim_db: cut leading and trailing silence first (audio.silence.trim_silence with this
+            top_db); None keeps every sample.
     Returns:
         One float32 (frames, n_mfcc) array per path, in order.
     """
-    paths = [Path(p) for p in paths]
     resolved = mfcc_options(sample_rate, n_mfcc, preset, **options)
-    if not paths:
-        return []
-    folder = Path(cache_dir) if cache_dir is not None else cache_root() / "features"
-    key = feature_cache_key(paths, sample_rate, asdict(resolved), index=folder / DIGEST_INDEX)
-    cache = folder / f"mfcc-{preset}-{key}.npz"
-    names = [p.name for p in paths]
-    stored = load_stacked(cache, names)
-    if stored is not None:
-        return stored
-    computed = []
-    for path in tqdm(paths, desc=f"MFCC ({preset}) features", unit="file",
-                     disable=not progress):
+    described = {"format": 2, "sample_rate": sample_rate, "options": asdict(resolved)}
+    if trim_db is not None:
+        described["trim_db"] = float(trim_db)   # absent when None: older keys stay valid
+
+    def compute(path: Path) -> np.ndarray:
         signal, _ = load(path, sample_rate=sample_rate)
-        computed.append(mfcc_from_options(signal, resolved).astype(np.float32, copy=False))
-    save_stacked(cache, computed, names)
-    return computed
+        if trim_db is not None:
+            signal = trim_silence(signal, sample_rate, top_db=trim_db)
+        return mfcc_from_options(signal, resolved).astype(np.float32, copy=False)
+
+    return cached_per_file(paths, f"mfcc-{preset}", described, compute, cache_dir=cache_dir,
+                           progress=progress, description=f"MFCC ({preset}) features")
 
 
 __all__ = ["DIGEST_INDEX", "STALE_SECONDS", "TEMPORARY_MARK", "atomic_file", "cache_key",
-           "cache_root", "cached_features", "clean_stale_temporaries", "feature_cache_key",
+           "cache_root", "cached_features", "cached_per_file", "clean_stale_temporaries",
+           "feature_cache_key",
            "file_digests", "load_stacked", "save_stacked", "sha256_of", "temporary_path"]

@@ -270,7 +270,7 @@ class FSDD:
         Args:
             recordings: which ones, in this order; None means all of recordings().
             n_mfcc, preset, **options: as audio.features.mfcc.
-            cache_dir, progress: as audio.cache.cached_features.
+            cache_dir, progress, trim_db (in options): as audio.cache.cached_features.
         Returns:
             One float32 (frames, n_mfcc) array per recording.
         """

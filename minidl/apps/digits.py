@@ -57,7 +57,8 @@ DEFAULT_EPOCHS = {"cnn": 25, "lstm": 15, "crnn": 15}
 def dataset_features(fsdd, recordings, settings: FeatureSettings, progress: bool = True) -> list[np.ndarray]:
     """Features of FSDD recordings, each (frames, n_features); the MFCCs come from the feature
     cache after the first run, the deltas and normalisation are computed each time."""
-    mfccs = fsdd.features(recordings, n_mfcc=settings.n_mfcc, preset=settings.preset, progress=progress)
+    mfccs = fsdd.features(recordings, n_mfcc=settings.n_mfcc, preset=settings.preset, progress=progress,
+                          trim_db=settings.trim_db)
     return [finish_features(m, settings) for m in mfccs]
 
 

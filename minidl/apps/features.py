@@ -1,6 +1,7 @@
 """The features both digit recognisers read: one FeatureSettings and the functions that follow it.
 
-    signal (8 kHz) ──audio.features.mfcc (HTK preset)──► (frames, 13)
+    signal (8 kHz) ──trim leading and trailing silence──► (voiced samples,)
+      ──audio.features.mfcc (HTK preset)──► (frames, 13)
       ──deltas──► (frames, 26) ──normalisation──► (frames, 26) float32
 
 The isolated-digit models (``minidl.apps.digits``) standardise each coefficient over the whole
@@ -19,6 +20,7 @@ import numpy as np
 
 import audio
 from audio import features as audio_features
+from audio.silence import trim_silence
 
 NORMALIZATIONS = ("global", "utterance", "none")
 
@@ -43,6 +45,10 @@ class FeatureSettings:
         preset: "htk" or "librosa", as ``audio.features.mfcc``.
         delta_order: 0 MFCCs only, 1 + deltas, 2 + delta-deltas.
         normalization: one of NORMALIZATIONS.
+        trim_db: cut leading and trailing silence before the features (audio.silence.
+            trim_silence: frames more than trim_db below the loudest are silence), so a word
+            padded with silence, or recorded with a long lead-in, reads as the same word;
+            None keeps every sample.
     """
 
     sample_rate: int = 8000
@@ -50,11 +56,15 @@ class FeatureSettings:
     preset: str = "htk"
     delta_order: int = 1
     normalization: str = "global"
+    trim_db: float | None = None
 
     def __post_init__(self):
         if self.normalization not in NORMALIZATIONS:
             raise ValueError(f"FeatureSettings: normalization must be 'global', 'utterance' or 'none', "
                              f"got {self.normalization!r}")
+        if self.trim_db is not None and not (isinstance(self.trim_db, (int, float)) and self.trim_db > 0):
+            raise ValueError(f"FeatureSettings: trim_db must be a positive number of dB or None, "
+                             f"got {self.trim_db!r}")
 
     @property
     def n_features(self) -> int:
@@ -70,7 +80,9 @@ class FeatureSettings:
         """Settings from ``to_dict()``'s output; keys this version does not know are ignored,
         missing ones take the defaults above."""
         known = {field.name for field in dataclasses.fields(cls)}
-        return cls(**{key: value for key, value in values.items() if key in known})
+        given = {key: value for key, value in values.items() if key in known}
+        given.setdefault("trim_db", None)   # files from before trimming existed were not trimmed
+        return cls(**given)
 
 
 def finish_features(mfccs: np.ndarray, settings: FeatureSettings) -> np.ndarray:
@@ -91,6 +103,8 @@ def finish_features(mfccs: np.ndarray, settings: FeatureSettings) -> np.ndarray:
 
 def signal_features(signal: np.ndarray, settings: FeatureSettings) -> np.ndarray:
     """Features of one signal at ``settings.sample_rate``: (samples,) -> (frames, n_features)."""
+    if settings.trim_db is not None:
+        signal = trim_silence(signal, settings.sample_rate, top_db=settings.trim_db)
     mfccs = audio_features.mfcc(signal, settings.sample_rate, settings.n_mfcc, preset=settings.preset)
     return finish_features(mfccs, settings)
 

@@ -290,3 +290,34 @@ def test_stale_temporaries_of_our_own_are_cleaned_on_the_next_write(tmp_path):
     left = {p.name for p in tmp_path.iterdir()}
     assert left == {"table.bin", files["fresh live writer"], files["someone else's"],
                     files["old, someone else's"]}
+
+
+def test_cached_features_file_is_named_by_feature_cache_key(tmp_path):
+    import dataclasses
+
+    import soundfile
+
+    from audio.features import mfcc_options
+    paths = []
+    for i in range(2):
+        path = tmp_path / f"{i}_ann_0.wav"
+        soundfile.write(path, 0.3 * np.sin(np.arange(4000) * (0.1 + i / 10)).astype(np.float32), 8000)
+        paths.append(path)
+    folder = tmp_path / "cache"
+    cached_features(paths, 8000, cache_dir=folder, progress=False)
+    key = feature_cache_key(paths, 8000, dataclasses.asdict(mfcc_options(8000, 13, "htk")))
+    assert (folder / f"mfcc-htk-{key}.npz").is_file()
+
+
+def test_trimmed_features_are_cached_apart_and_are_shorter(tmp_path):
+    import soundfile
+    tone = 0.3 * np.sin(np.arange(4000) * 0.2).astype(np.float32)
+    padded = np.concatenate([np.zeros(4000, np.float32), tone, np.zeros(4000, np.float32)])
+    path = tmp_path / "0_ann_0.wav"
+    soundfile.write(path, padded, 8000)
+    folder = tmp_path / "cache"
+    whole = cached_features([path], 8000, cache_dir=folder, progress=False)[0]
+    trimmed = cached_features([path], 8000, cache_dir=folder, progress=False, trim_db=30.0)[0]
+    assert len(list(folder.glob("mfcc-htk-*.npz"))) == 2      # two parameter sets, two files
+    assert len(whole) == 1 + (12000 - 200 + 79) // 80         # every 10 ms frame of 1.5 s
+    assert abs(len(trimmed) - len(whole) / 3) < 8             # the tone alone (0.5 s), margins kept
