@@ -29,7 +29,8 @@ from pathlib import Path
 import numpy as np
 
 # sha256_of lives in audio.cache (the content keys need it); it stays importable from here
-from audio.cache import atomic_file, cached_features, sha256_of
+from audio.atomic import atomic_file
+from audio.cache import cached_features, sha256_of
 from audio.io import printable
 
 FSDD_COMMIT = "26eb9aaf76e81b692f806f9140c2d2777410d7a1"
