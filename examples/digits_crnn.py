@@ -46,8 +46,7 @@ def train_crnn(settings: digits.TrainSettings, out, fsdd=None, verbose: int = 1)
     features = FeatureSettings()    # HTK MFCCs + deltas; "global" normalisation, in the model
     start = time.perf_counter()
     train_x, train_y, test_x, test_y, _ = digits.load_data(settings, features, fsdd)
-    if settings.augment:            # + a noisy, speed-perturbed copy of each training recording
-        train_x, train_y = digits.augmented(train_x, train_y, settings, features, fsdd)
+    copies = digits.training_copies(settings, features, fsdd)   # augmented versions, with --augment
     feature_seconds = time.perf_counter() - start
 
     # 3. Model: any number of frames; the Conv1D keeps the length ('same') and the mask.
@@ -59,7 +58,7 @@ def train_crnn(settings: digits.TrainSettings, out, fsdd=None, verbose: int = 1)
     # 5. Training: Adam on sparse cross-entropy, in digits.PaddedBatches (each padded to its own
     #    longest recording); 10% of the training data held out for the curves.
     start = time.perf_counter()
-    history = digits.fit_model("crnn", model, train_x, train_y, settings, None, verbose)
+    history = digits.fit_model("crnn", model, train_x, train_y, settings, None, verbose, copies)
     training_seconds = time.perf_counter() - start
 
     # 6-7. Result and pictures.

@@ -42,7 +42,7 @@ def add_training_options(parser: argparse.ArgumentParser, model: str | None = No
                         help="speaker held out with --split speaker, or 'all' for each in turn")
     parser.add_argument("--backend", choices=("numpy", "cupy"), default="numpy")
     parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--augment", action="store_true", help="add a noisy, speed-perturbed copy")
+    parser.add_argument("--augment", action="store_true", help="train on augmented copies of each recording (TrainSettings.augmentation: speed, noise, VTLP)")
     parser.add_argument("--out", default=None, help="output folder (default runs/<story>)")
     parser.add_argument("--data", default=None,
                         help="FSDD folder (default: $MINIDL_DATA/fsdd, then ~/.cache/minidl/fsdd, then download)")

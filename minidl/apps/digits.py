@@ -34,8 +34,8 @@ import numpy as np
 
 import audio
 import minidl as dl
-from audio import augment
 from minidl import layers
+from minidl.apps.augmentation import AugmentSettings, EpochDraws, augmented_copies
 from minidl.apps.features import FeatureSettings, file_features, finish_features, signal_features
 from minidl.apps.plots import plot_confusion, plot_history
 from minidl.callbacks import History
@@ -114,6 +114,18 @@ class TrainSettings:
     held_out: str | None = None
     backend: str = "numpy"
     augment: bool = False
+    augmentation: AugmentSettings = dataclasses.field(default_factory=AugmentSettings)
+
+
+def training_copies(settings: TrainSettings, features: FeatureSettings, fsdd=None,
+                    progress: bool = True) -> list[list[np.ndarray]] | None:
+    """The augmented copies of the training recordings (augmented_copies), in load_data's order;
+    None unless ``settings.augment``."""
+    if not settings.augment:
+        return None
+    fsdd = fsdd or audio.fsdd.FSDD()
+    train, _ = fsdd.split(settings.split, held_out=settings.held_out)
+    return augmented_copies(fsdd, train, features, settings.augmentation, settings.seed, progress)
 
 
 def load_data(settings: TrainSettings, features: FeatureSettings, fsdd=None, progress: bool = True):
@@ -127,25 +139,6 @@ def load_data(settings: TrainSettings, features: FeatureSettings, fsdd=None, pro
     train_x = dataset_features(fsdd, train, features, progress)
     test_x = dataset_features(fsdd, test, features, progress)
     return (train_x, np.array([r.digit for r in train]), test_x, np.array([r.digit for r in test]), test)
-
-
-def augmented(train_x, train_y, settings: TrainSettings, features: FeatureSettings, fsdd=None):
-    """The training set plus one noisy, speed-perturbed copy of each recording.
-
-    Each copy gets white noise at an SNR drawn from 0-30 dB and a speed factor from 0.9-1.1
-    (Ko et al., 2015, for speed perturbation): the model hears the variation it will meet.
-    Returns (features, labels) twice as long as the inputs.
-    """
-    fsdd = fsdd or audio.fsdd.FSDD()
-    train, _ = fsdd.split(settings.split, held_out=settings.held_out)
-    rng = np.random.default_rng(settings.seed + 1)
-    extra = []
-    for recording in train:   # one file at a time: recordings differ in length
-        signal, _ = audio.load(recording.path, sample_rate=features.sample_rate)
-        signal = augment.speed_perturb(signal, rng.uniform(0.9, 1.1))
-        signal = augment.add_noise(signal, rng.uniform(0.0, 30.0), rng=rng)
-        extra.append(signal_features(signal, features))
-    return list(train_x) + extra, np.concatenate([train_y, train_y])
 
 
 # ---------------------------------------------------------------------------------------------
@@ -237,16 +230,35 @@ def model_inputs(kind: str, features: list[np.ndarray], frames: int | None):
 # ---------------------------------------------------------------------------------------------
 
 def fit_model(kind: str, model: dl.Sequential, train_x, train_y, settings: TrainSettings,
-              frames: int | None, verbose: int = 1) -> History:
+              frames: int | None, verbose: int = 1, copies: list[list[np.ndarray]] | None = None) -> History:
     """Adam on sparse cross-entropy; 10% of the (shuffled) training data held out for the curves.
 
     The CNN gets fixed-length arrays; the recurrent models PaddedBatches of similar lengths.
+    ``copies`` (augmented versions of each training recording, see augmented_copies) are heard
+    as ``settings.augmentation`` says: one version per recording per epoch (EpochDraws), or the
+    clean set and every copy each epoch. The held-out 10% stays clean.
     """
     model.compile(optimizer=dl.optimizers.Adam(settings.learning_rate),
                   loss="sparse_categorical_crossentropy", metrics=["accuracy"])
     order = np.random.default_rng(settings.seed).permutation(len(train_y))
     cut = int(0.9 * len(order))
     fit_part, val_part = order[:cut], order[cut:]
+    if copies is not None:
+        chosen = [[copy[i] for i in fit_part] for copy in copies]
+        clean = [train_x[i] for i in fit_part]
+        if settings.augmentation.epoch_draws:
+            val_x = [train_x[i] for i in val_part]
+            validation = ((fixed_length(val_x, frames), train_y[val_part]) if kind == "cnn"
+                          else PaddedBatches(val_x, train_y[val_part], 64, shuffle=False))
+            draws = EpochDraws(clean, chosen, train_y[fit_part], settings.batch_size,
+                               settings.augmentation.clean_fraction, settings.seed,
+                               frames if kind == "cnn" else None)
+            return model.fit(draws, epochs=settings.epochs, validation_data=validation, verbose=verbose)
+        # every version, every epoch: the clean set, then each copy
+        train_x = clean + [f for copy in chosen for f in copy] + [train_x[i] for i in val_part]
+        train_y = np.concatenate([train_y[fit_part]] * (1 + len(copies)) + [train_y[val_part]])
+        fit_part = np.arange(len(train_y) - len(val_part))
+        val_part = np.arange(len(train_y) - len(val_part), len(train_y))
     if kind == "cnn":
         x = model_inputs(kind, train_x, frames)
         return model.fit(x[fit_part], train_y[fit_part], epochs=settings.epochs, batch_size=settings.batch_size,
@@ -351,16 +363,16 @@ def train(settings: TrainSettings, out: str | pathlib.Path, features: FeatureSet
     dl.random.seed(settings.seed)
 
     start = time.perf_counter()
+    fsdd = fsdd or audio.fsdd.FSDD()
     train_x, train_y, test_x, test_y, _ = load_data(settings, features, fsdd, progress)
-    if settings.augment:
-        train_x, train_y = augmented(train_x, train_y, settings, features, fsdd)
+    copies = training_copies(settings, features, fsdd, progress)
     feature_seconds = time.perf_counter() - start
 
     frames = coverage_length([len(f) for f in train_x]) if settings.model == "cnn" else None
     model = build_model(settings.model, features, frames)
     adapt_normalization(model, train_x)
     start = time.perf_counter()
-    history = fit_model(settings.model, model, train_x, train_y, settings, frames, verbose)
+    history = fit_model(settings.model, model, train_x, train_y, settings, frames, verbose, copies)
     training_seconds = time.perf_counter() - start
 
     metrics = write_report(out, model, settings, features, frames, history, (train_x, train_y),

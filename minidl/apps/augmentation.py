@@ -1,0 +1,193 @@
+"""Voices the data set does not have: augmented copies of each recording, drawn anew each epoch.
+
+Six speakers teach a model six vocal tracts, six rooms and six microphones. Each augmented copy
+of a recording changes what a new speaker or a new room would change, at the stage of the chain
+where it happens:
+
+    signal ─trim─► ─speed perturbation─► ─noise at a random SNR─► power spectrum
+      ─mel filterbank warped by α (VTLP)─► log mels ─SpecAugment masks─► DCT ─► deltas, CMVN
+
+* speed perturbation (Ko et al., 2015): play the word up to 10% faster or slower, which moves
+  both its duration and its pitch;
+* noise: white Gaussian noise at an SNR drawn from a range, so a quiet room is not the only
+  room;
+* VTLP (Jaitly & Hinton, 2013): draw the mel filters for a vocal tract 1/α as long
+  (``audio.features.vtlp_warp``), the cheapest new speaker there is;
+* SpecAugment (Park et al., 2019): blank a few bands of log mels (before the DCT, where a band
+  is a band, filled with the utterance's mean) and a few runs of frames.
+
+A recording gets ``copies`` such versions, drawn once per seed and kept in the feature cache
+(``audio.cache.cached_per_file``), so every held-out-speaker fold of one seed reuses them. Each
+epoch (``EpochDraws``) hears every training recording once: clean with probability
+``clean_fraction``, otherwise one of its copies; ``epoch_draws=False`` instead trains on the
+clean set and every copy each epoch (the recipe before issue 13: one copy, speed and noise).
+Which of these buys what on unheard speakers is measured by ``benchmarks/digits.py --split
+speaker`` and reported in the README.
+"""
+from __future__ import annotations
+
+import dataclasses
+import zlib
+from dataclasses import dataclass
+
+import numpy as np
+
+import audio
+from audio import augment as audio_augment
+from audio import features as audio_features
+from audio.silence import trim_silence
+from minidl.apps.features import FeatureSettings, finish_features
+from minidl.data import Sequence, pad_sequences
+
+
+def _range(name: str, value, low: float, high: float) -> tuple[float, float] | None:
+    if value is None:
+        return None
+    if (not isinstance(value, (tuple, list)) or len(value) != 2
+            or not all(isinstance(v, (int, float)) and np.isfinite(v) for v in value)
+            or not low <= value[0] <= value[1] <= high):
+        raise ValueError(f"AugmentSettings: {name} must be None or (low, high) with "
+                         f"{low} <= low <= high <= {high}, got {value!r}")
+    return (float(value[0]), float(value[1]))
+
+
+@dataclass(frozen=True)
+class AugmentSettings:
+    """What each augmented copy of a recording may change, and how epochs draw them.
+
+    Args:
+        copies: augmented versions of each recording, drawn once per seed (>= 1).
+        clean_fraction: chance that an epoch hears a recording as it is, in [0, 1].
+        speed: (low, high) speed factor range, or None for no speed perturbation.
+        snr_db: (low, high) SNR range of white noise in dB, or None for no noise.
+        vtlp: (low, high) range of the VTLP warp factor α, or None for no warp.
+        spec_augment: mask log mel bands and frames (2 masks each, up to 3 bands, 5 frames).
+        epoch_draws: True: each epoch hears one version of each recording (EpochDraws);
+            False: the clean set plus every copy, every epoch.
+    """
+
+    copies: int = 4
+    clean_fraction: float = 0.25
+    speed: tuple[float, float] | None = (0.9, 1.1)
+    snr_db: tuple[float, float] | None = (0.0, 30.0)
+    vtlp: tuple[float, float] | None = (0.9, 1.1)
+    spec_augment: bool = False
+    epoch_draws: bool = True
+
+    def __post_init__(self):
+        if isinstance(self.copies, bool) or not isinstance(self.copies, int) or not 1 <= self.copies <= 64:
+            raise ValueError(f"AugmentSettings: copies must be an integer in 1-64, got {self.copies!r}")
+        if not (isinstance(self.clean_fraction, (int, float)) and 0 <= self.clean_fraction <= 1):
+            raise ValueError(f"AugmentSettings: clean_fraction must be in [0, 1], got {self.clean_fraction!r}")
+        object.__setattr__(self, "speed", _range("speed", self.speed, 0.5, 2.0))
+        object.__setattr__(self, "snr_db", _range("snr_db", self.snr_db, -20.0, 100.0))
+        object.__setattr__(self, "vtlp", _range("vtlp", self.vtlp, 0.7, 1.3))
+
+    def to_dict(self) -> dict:
+        """JSON-able values (what metrics.json and the cache key record)."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict) -> "AugmentSettings":
+        """Settings from ``to_dict()``; lists become tuples, unknown keys are refused."""
+        known = {field.name for field in dataclasses.fields(cls)}
+        unknown = set(values) - known
+        if unknown:
+            raise ValueError(f"AugmentSettings: unknown settings {sorted(unknown)}; known: {sorted(known)}")
+        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in values.items()})
+
+
+def augmented_features(signal: np.ndarray, features: FeatureSettings, settings: AugmentSettings,
+                       rng: np.random.Generator) -> np.ndarray:
+    """One augmented version of one recording: (samples,) at features.sample_rate ->
+    (frames, features.n_features), the same chain as ``signal_features`` with the draws of
+    ``settings`` between its stages (with every draw off, the two are equal)."""
+    if features.trim_db is not None:
+        signal = trim_silence(signal, features.sample_rate, top_db=features.trim_db)
+    if settings.speed is not None:
+        signal = audio_augment.speed_perturb(signal, round(float(rng.uniform(*settings.speed)), 3))
+    if settings.snr_db is not None and np.any(signal):
+        signal = audio_augment.add_noise(signal, float(rng.uniform(*settings.snr_db)), rng=rng)
+    o = audio_features.mfcc_options(features.sample_rate, features.n_mfcc, features.preset)
+    power = audio_features.power_frames(signal, o)
+    alpha = float(rng.uniform(*settings.vtlp)) if settings.vtlp is not None else 1.0
+    weights = audio_features.mel_filterbank(o.sample_rate, o.n_fft, o.n_mels, o.fmin, o.fmax, o.mel_scale,
+                                            o.mel_norm, o.bin_rounded, dtype=power.dtype, vtlp_alpha=alpha)
+    logs = audio_features.log_mel(power @ weights.T, o.log, top_db=o.top_db)
+    if settings.spec_augment:
+        logs = audio_augment.spec_augment(logs, rng, num_time_masks=2, max_time_width=5,
+                                          num_freq_masks=2, max_freq_width=3, value=None)
+    cepstra = audio_features.mfcc(S=logs, n_mfcc=o.n_mfcc, preset=features.preset, append_energy=False)
+    if o.append_energy:
+        energy = power.sum(axis=-1)
+        cepstra[:, 0] = np.log(np.maximum(energy, audio_features.EPS))
+    return finish_features(cepstra, features)
+
+
+def augmented_copies(fsdd, recordings, features: FeatureSettings, settings: AugmentSettings,
+                     seed: int, progress: bool = True) -> list[list[np.ndarray]]:
+    """``settings.copies`` augmented versions of each recording: copies[k][i] is
+    (frames, n_features) for recordings[i].
+
+    The draws of copy k of a file come from a generator seeded by (seed, k, the file's name),
+    so they do not depend on which other files are asked for; the copies of every FSDD
+    recording are computed once per (seed, settings, features) and cached.
+    """
+    everything = fsdd.recordings()
+    paths = [r.path for r in everything]
+    copies = []
+    for k in range(settings.copies):
+        def compute(path, k=k):
+            rng = np.random.default_rng([seed, k, zlib.crc32(path.name.encode())])
+            signal, _ = audio.load(path, sample_rate=features.sample_rate)
+            return augmented_features(signal, features, settings, rng)
+        described = {"format": 1, "features": features.to_dict(), "augment": settings.to_dict(),
+                     "seed": seed, "copy": k}
+        table = audio.cache.cached_per_file(paths, "augmented", described, compute, progress=progress,
+                                            description=f"augmented copy {k + 1}/{settings.copies}")
+        by_name = dict(zip((r.name for r in everything), table))
+        copies.append([by_name[r.name] for r in recordings])
+    return copies
+
+
+class EpochDraws(Sequence):
+    """Training batches where every epoch hears one version of each recording.
+
+    Each epoch draws, per recording, its clean features (probability ``clean_fraction``) or
+    one of its augmented copies, then groups the drawn versions by length into padded batches
+    (``frames`` given: each cut or padded to that many frames, for the CNN) in a shuffled order.
+    Item i is (x (batch, frames, n_features) float32, labels (batch,)).
+    """
+
+    def __init__(self, clean: list[np.ndarray], copies: list[list[np.ndarray]], labels: np.ndarray,
+                 batch_size: int = 32, clean_fraction: float = 0.25, seed: int = 0,
+                 frames: int | None = None):
+        if any(len(c) != len(clean) for c in copies) or len(labels) != len(clean):
+            raise ValueError(f"EpochDraws: {len(clean)} clean recordings need as many labels and copies "
+                             f"each, got {len(labels)} labels and copies of {[len(c) for c in copies]}")
+        self.versions = [clean] + list(copies)
+        self.labels = np.asarray(labels)
+        self.batch_size, self.clean_fraction, self.frames = batch_size, clean_fraction, frames
+        self.rng = np.random.default_rng(seed)
+        self.on_epoch_end()
+
+    def on_epoch_end(self) -> None:
+        n = len(self.labels)
+        clean = self.rng.random(n) < self.clean_fraction
+        chosen = np.where(clean, 0, 1 + self.rng.integers(0, len(self.versions) - 1, size=n))
+        self.drawn = [self.versions[v][i] for i, v in enumerate(chosen)]
+        order = np.argsort([len(f) for f in self.drawn], kind="stable")
+        batches = [order[i:i + self.batch_size] for i in range(0, n, self.batch_size)]
+        self.batches = [batches[i] for i in self.rng.permutation(len(batches))]
+
+    def __len__(self) -> int:
+        return len(self.batches)
+
+    def __getitem__(self, index: int):
+        chosen = self.batches[index]
+        x = pad_sequences([self.drawn[i] for i in chosen], maxlen=self.frames, dtype="float32",
+                          padding="post", truncating="post")
+        return x, self.labels[chosen]
+
+
+__all__ = ["AugmentSettings", "EpochDraws", "augmented_copies", "augmented_features"]

@@ -1,0 +1,114 @@
+"""minidl.apps.augmentation: augmented versions of a recording, their cache, and epoch draws."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import audio
+from minidl.apps import augmentation, digits
+from minidl.apps.augmentation import AugmentSettings, EpochDraws, augmented_copies, augmented_features
+from minidl.apps.features import FeatureSettings, signal_features
+from tests.minidl.apps.fake_fsdd import tone
+
+OFF = AugmentSettings(speed=None, snr_db=None, vtlp=None, spec_augment=False)
+
+
+@pytest.mark.parametrize("features", [FeatureSettings(), FeatureSettings(trim_db=30.0, normalization="utterance")])
+def test_with_every_draw_off_the_chain_is_signal_features(features):
+    signal = tone(3, 0)
+    got = augmented_features(signal, features, OFF, np.random.default_rng(0))
+    np.testing.assert_allclose(got, signal_features(signal, features), rtol=1e-5, atol=1e-4)
+
+
+@pytest.mark.parametrize("change", [dict(speed=(1.1, 1.1)), dict(snr_db=(10.0, 10.0)), dict(vtlp=(0.9, 0.9)),
+                                    dict(spec_augment=True)])
+def test_each_draw_changes_the_features_and_a_seed_repeats_them(change):
+    signal, features = tone(5, 1), FeatureSettings()
+    settings = AugmentSettings(**{**OFF.to_dict(), **change})
+    first = augmented_features(signal, features, settings, np.random.default_rng(7))
+    again = augmented_features(signal, features, settings, np.random.default_rng(7))
+    np.testing.assert_array_equal(first, again)
+    plain = signal_features(signal, features)
+    if first.shape == plain.shape:
+        assert np.abs(first - plain).max() > 0.1
+    else:
+        assert change.get("speed")            # 10% faster: 10% fewer frames
+        assert abs(len(first) - len(plain) / 1.1) <= 2
+
+
+@pytest.mark.parametrize("bad", [dict(copies=0), dict(copies=True), dict(clean_fraction=1.5),
+                                 dict(speed=(1.2, 1.1)), dict(snr_db=(0, float("nan"))), dict(vtlp=0.9)])
+def test_settings_refuse_what_cannot_be_drawn(bad):
+    with pytest.raises(ValueError, match="AugmentSettings"):
+        AugmentSettings(**bad)
+
+
+def test_settings_round_trip_through_json_values():
+    settings = AugmentSettings(copies=2, vtlp=(0.95, 1.05))
+    assert AugmentSettings.from_dict(settings.to_dict()) == settings
+    with pytest.raises(ValueError, match="unknown"):
+        AugmentSettings.from_dict({"pitch": 2})
+
+
+def _tagged(n, value):
+    """n one-frame 'utterances' whose single value tells which version and recording they are."""
+    return [np.full((1 + i % 3, 2), value + i, dtype=np.float32) for i in range(n)]
+
+
+@pytest.mark.parametrize("clean_fraction", [0.0, 0.5, 1.0])
+def test_epoch_draws_hear_each_recording_once_in_one_of_its_versions(clean_fraction):
+    n = 50
+    clean, copies = _tagged(n, 0), [_tagged(n, 1000), _tagged(n, 2000)]
+    draws = EpochDraws(clean, copies, np.arange(n), batch_size=8, clean_fraction=clean_fraction, seed=1)
+    seen_versions = []
+    for _ in range(3):
+        heard = {}
+        for x, y in (draws[i] for i in range(len(draws))):
+            for row, label in zip(x, y):
+                heard[int(label)] = int(row[0, 0])
+        assert sorted(heard) == list(range(n))                     # every recording, once
+        versions = {label: value // 1000 for label, value in heard.items()}
+        assert all(value % 1000 == label for label, value in heard.items())   # its own features
+        seen_versions.append(versions)
+        draws.on_epoch_end()
+    clean_share = np.mean([v == 0 for versions in seen_versions for v in versions.values()])
+    if clean_fraction in (0.0, 1.0):
+        assert clean_share == clean_fraction
+    else:
+        assert 0.3 < clean_share < 0.7
+        assert seen_versions[0] != seen_versions[1]                # drawn anew each epoch
+
+
+def test_epoch_draws_cut_or_pad_to_a_fixed_length_for_the_cnn():
+    draws = EpochDraws(_tagged(10, 0), [_tagged(10, 1000)], np.arange(10), batch_size=4, frames=2)
+    assert all(draws[i][0].shape[1:] == (2, 2) for i in range(len(draws)))
+    with pytest.raises(ValueError, match="EpochDraws"):
+        EpochDraws(_tagged(10, 0), [_tagged(9, 0)], np.arange(10))
+
+
+def test_copies_are_computed_once_per_seed_and_cached(fake_data, monkeypatch):
+    fsdd = audio.fsdd.FSDD(fake_data)
+    train, _ = fsdd.split("official")
+    settings, features = AugmentSettings(copies=2), FeatureSettings()
+    calls = []
+    real = augmentation.augmented_features
+    monkeypatch.setattr(augmentation, "augmented_features", lambda *a: calls.append(1) or real(*a))
+    first = augmented_copies(fsdd, train, features, settings, seed=0, progress=False)
+    computed = len(calls)
+    assert computed == 2 * len(fsdd.recordings())                 # every recording, both copies
+    again = augmented_copies(fsdd, train, features, settings, seed=0, progress=False)
+    assert len(calls) == computed                                  # from the cache
+    assert len(first) == 2 and len(first[0]) == len(train)
+    assert all(np.array_equal(a, b) for a, b in zip(first[1], again[1]))
+    assert not np.array_equal(first[0][0], first[1][0])           # two different draws
+    other = augmented_copies(fsdd, train, features, settings, seed=1, progress=False)
+    assert len(calls) > computed and not np.array_equal(other[0][0], first[0][0])
+
+
+def test_training_with_augmentation_writes_its_settings(fake_data, tmp_path):
+    settings = digits.TrainSettings(model="crnn", epochs=2, augment=True,
+                                    augmentation=AugmentSettings(copies=1))
+    metrics = digits.train(settings, tmp_path, fsdd=audio.fsdd.FSDD(fake_data), verbose=0, progress=False)
+    assert metrics["settings"]["augment"] is True
+    assert metrics["settings"]["augmentation"]["copies"] == 1
+    assert 0.0 <= metrics["test_accuracy"] <= 1.0
