@@ -4,6 +4,8 @@
     python benchmarks/digits.py --split speaker        # cnn, each speaker held out in turn, both libraries
     python benchmarks/digits.py --only minidl:cnn      # one entry
     python benchmarks/digits.py --split speaker --only minidl:crnn --augment   # with augmentation
+    python benchmarks/digits.py --split speaker --recipe baseline trim vtlp draws specaug --seeds 1 2 3 --jobs 2
+                                                       # the ablation: each recipe, each speaker held out
     python benchmarks/digits.py --noise                # examples/digits_noise.py -> results/noise.json
     python benchmarks/digits.py --ctc                  # examples/connected_digits_ctc.py -> results/connected_digits.json
 
@@ -90,6 +92,54 @@ def worker(library: str, model: str, split: str, held_out: str | None, epochs: i
     return record
 
 
+def recipe_worker(name: str, split: str, held_out: str | None, seed: int, threads: int) -> dict:
+    """One training of a named recipe (minidl.apps.recipes) on one split, as a record."""
+    import minidl  # noqa: PLC0415
+    from minidl.apps import digits  # noqa: PLC0415
+    from minidl.apps.recipes import recipe  # noqa: PLC0415
+    settings, features = recipe(name, split=split, held_out=held_out, seed=seed)
+    start = time.perf_counter()
+    metrics = digits.train(settings, ROOT / "runs" / "benchmark" / f"recipe_{name}_{split}_{held_out}_{seed}",
+                           features=features, verbose=0, progress=False)
+    return {"name": "fsdd_digits", "library": "minidl", "model": settings.model, "recipe": name, "split": split,
+            "held_out": held_out, "epochs": settings.epochs, "seed": seed, "batch_size": settings.batch_size,
+            "augment": settings.augment, "version": minidl.__version__,
+            "test_accuracy": metrics["test_accuracy"], "training_seconds": metrics["training_seconds"],
+            "feature_seconds": metrics["feature_seconds"], "wall_seconds": round(time.perf_counter() - start, 2),
+            "parameters": metrics["parameters"], "threads": threads, "load_average": round(os.getloadavg()[0], 2),
+            "features": features.to_dict(), "augmentation": settings.augmentation.to_dict()}
+
+
+def run_recipes(names: list[str], split: str, seeds: list[int], jobs: int) -> None:
+    """Every (recipe, seed, held-out speaker) in a process of its own, ``jobs`` at a time, each
+    with one thread per job's share of the cores; each record is saved as soon as it is done,
+    so an interrupted evaluation keeps what it finished (and re-running replaces those)."""
+    from concurrent.futures import ThreadPoolExecutor, as_completed  # noqa: PLC0415
+    from audio.fsdd import FSDD  # noqa: PLC0415
+    held_outs = FSDD().speakers() if split == "speaker" else [None]
+    threads = max(1, (os.cpu_count() or 1) // jobs)
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads), "OPENBLAS_NUM_THREADS": str(threads),
+           "MKL_NUM_THREADS": str(threads)}
+    for name in names:
+        for seed in seeds:  # one seed's folds together: they share the seed's augmented copies
+            commands = [[sys.executable, __file__, "--recipe-worker", name, split, held_out or "-", str(seed),
+                         str(threads)] for held_out in held_outs]
+            first, rest = commands[0], commands[1:]
+            def run(command):
+                done = subprocess.run(command, capture_output=True, text=True, cwd=ROOT, env=env)
+                if done.returncode != 0:
+                    raise RuntimeError(f"{' '.join(command[2:])} failed:\n{done.stderr[-3000:]}")
+                return json.loads(done.stdout.strip().splitlines()[-1])
+            def report(record):
+                save([record])
+                print(f"{record['recipe']:9s} {split} {record['held_out'] or '':9s} seed {seed}: "
+                      f"{100 * record['test_accuracy']:.2f}% in {record['wall_seconds']:.0f} s", flush=True)
+            report(run(first))  # alone first: it builds the seed's augmented copies into the cache
+            with ThreadPoolExecutor(jobs) as pool:
+                for future in as_completed([pool.submit(run, command) for command in rest]):
+                    report(future.result())
+
+
 def run_in_subprocess(library, model, split, held_out, epochs, seed, augment=False) -> dict:
     command = [sys.executable, __file__, "--worker", library, model, split, held_out or "-", str(epochs), str(seed),
                "augment" if augment else "plain"]
@@ -102,7 +152,7 @@ def run_in_subprocess(library, model, split, held_out, epochs, seed, augment=Fal
 def save(records: list[dict]) -> None:
     old = json.loads(RESULTS.read_text()) if RESULTS.is_file() else []
     key = lambda r: (r["library"], r["model"], r["split"], r["held_out"], r["seed"], r["epochs"],  # noqa: E731
-                     r.get("augment", False))
+                     r.get("augment", False), r.get("recipe"))
     fresh = {key(r) for r in records}
     merged = [r for r in old if key(r) not in fresh] + records
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
@@ -147,7 +197,12 @@ def main(argv=None) -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
     parser.add_argument("--only", nargs="*", default=None, help="library:model entries, e.g. keras:cnn")
     parser.add_argument("--augment", action="store_true", help="train minidl with noisy, speed-perturbed copies")
+    parser.add_argument("--recipe", nargs="+", default=None,
+                        help="named recipes of minidl.apps.recipes (the CRNN), instead of --only")
+    parser.add_argument("--jobs", type=int, default=1, help="recipe trainings at a time (threads split between them)")
     args = parser.parse_args(argv)
+    if args.recipe:
+        return run_recipes(args.recipe, args.split, args.seeds, args.jobs)
     if args.noise:
         return noise()
     if args.ctc:
@@ -174,7 +229,10 @@ def main(argv=None) -> None:
 
 
 if __name__ == "__main__":
-    if len(sys.argv) > 1 and sys.argv[1] == "--worker":
+    if len(sys.argv) > 1 and sys.argv[1] == "--recipe-worker":
+        name, split, held_out, seed, threads = sys.argv[2:7]
+        print(json.dumps(recipe_worker(name, split, None if held_out == "-" else held_out, int(seed), int(threads))))
+    elif len(sys.argv) > 1 and sys.argv[1] == "--worker":
         library, model, split, held_out, epochs, seed, augment = sys.argv[2:9]
         print(json.dumps(worker(library, model, split, None if held_out == "-" else held_out, int(epochs), int(seed),
                                 augment == "augment")))

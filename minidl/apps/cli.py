@@ -1,6 +1,7 @@
 """The ``minidl-digits`` command: train, evaluate, predict, stream, transcribe.
 
-    minidl-digits train --model cnn --epochs 25 --out runs/demo
+    minidl-digits train --out runs/demo                  # the recommended recipe (apps/recipes.py)
+    minidl-digits train --recipe none --model cnn --epochs 25 --out runs/cnn
     minidl-digits predict runs/demo/model.npz some.wav other.wav     # PATH<TAB>DIGIT<TAB>PROBABILITY
     minidl-digits stream runs/demo/model.npz three_digits.wav        # digits as they are heard
     minidl-digits transcribe runs/connected_digits_ctc/model.npz 4071.wav
@@ -21,19 +22,27 @@ import numpy as np
 
 import audio
 from minidl.apps import ctc_digits, digits
+from minidl.apps.recipes import RECIPES, RECOMMENDED, recipe
 from minidl.apps.streaming import stream_file
 
 
-def add_training_options(parser: argparse.ArgumentParser, model: str | None = None) -> None:
+def add_training_options(parser: argparse.ArgumentParser, model: str | None = None,
+                         recipe: str = "none") -> None:
     """The options every training story and `minidl-digits train` share.
 
     Args:
         model: the one model a story trains (no --model option then), or None for a choice.
+        recipe: the default of --recipe: a name of minidl.apps.recipes, or "none" (the
+            options alone say what is trained).
     """
     if model is None:
-        parser.add_argument("--model", choices=digits.MODEL_KINDS, default="cnn")
+        parser.add_argument("--model", choices=digits.MODEL_KINDS, default=None,
+                            help="with --recipe none (default cnn); a recipe names its own model")
+        parser.add_argument("--recipe", choices=(*RECIPES, "none"), default=recipe,
+                            help=f"features + augmentation + model + schedule by name (default {recipe}; "
+                                 f"see minidl/apps/recipes.py); 'none' for the options alone")
     else:
-        parser.set_defaults(model=model)
+        parser.set_defaults(model=model, recipe="none")
     parser.add_argument("--epochs", type=int, default=None,
                         help="passes over the training data (default: the model's, digits.DEFAULT_EPOCHS)")
     parser.add_argument("--seed", type=int, default=0)
@@ -61,9 +70,13 @@ def run_training(args: argparse.Namespace, story: str, train: Callable[..., dict
     Raises:
         SystemExit: options that do not go together, or no FSDD recordings to be found.
     """
-    kind = args.model
+    named = getattr(args, "recipe", "none") != "none"
+    if named and args.model is not None and args.model != RECIPES[args.recipe][1]["model"]:
+        raise SystemExit(f"minidl-digits: --model {args.model} does not go with --recipe {args.recipe}, which "
+                         f"trains a {RECIPES[args.recipe][1]['model']}; add --recipe none to choose the model")
+    kind = RECIPES[args.recipe][1]["model"] if named else (args.model or "cnn")
     out = pathlib.Path(args.out or f"runs/{story}")
-    epochs = args.epochs or digits.DEFAULT_EPOCHS[kind]
+    epochs = args.epochs or (RECIPES[args.recipe][1]["epochs"] if named else digits.DEFAULT_EPOCHS[kind])
     if args.split == "speaker" and not args.held_out:
         raise SystemExit("--split speaker needs --held-out NAME or --held-out all")
     if args.split == "official" and args.held_out:
@@ -75,11 +88,15 @@ def run_training(args: argparse.Namespace, story: str, train: Callable[..., dict
     held_outs = fsdd.speakers() if args.held_out == "all" else [args.held_out]
     results = []
     for held_out in held_outs:
-        settings = digits.TrainSettings(model=kind, epochs=epochs, batch_size=args.batch_size, seed=args.seed,
-                                        split=args.split, held_out=held_out, backend=args.backend,
-                                        augment=args.augment)
+        chosen = dict(epochs=epochs, batch_size=args.batch_size, seed=args.seed, split=args.split,
+                      held_out=held_out, backend=args.backend)
         folder = out if held_out is None or args.held_out != "all" else out / f"held_out_{held_out}"
-        metrics = train(settings, folder, fsdd=fsdd, verbose=args.verbose)
+        if named:
+            settings, features = recipe(args.recipe, **chosen)
+            metrics = digits.train(settings, folder, features=features, fsdd=fsdd, verbose=args.verbose)
+        else:
+            settings = digits.TrainSettings(model=kind, augment=args.augment, **chosen)
+            metrics = train(settings, folder, fsdd=fsdd, verbose=args.verbose)
         who = f" ({held_out} held out)" if held_out else ""
         print(f"{kind}{who}: test accuracy {100 * metrics['test_accuracy']:.2f}% "
               f"after {epochs} epochs, {metrics['training_seconds']:.0f} s of training; files in {folder}")
@@ -107,7 +124,7 @@ def parser() -> argparse.ArgumentParser:
     """The command's options, one subparser per subcommand."""
     command = argparse.ArgumentParser(prog="minidl-digits", description="Spoken-digit recognition with minidl.")
     commands = command.add_subparsers(dest="command", required=True)
-    add_training_options(commands.add_parser("train", help="train a model on FSDD"))
+    add_training_options(commands.add_parser("train", help="train a model on FSDD"), recipe=RECOMMENDED)
     evaluate = commands.add_parser("evaluate", help="accuracy of a saved model on an FSDD split")
     evaluate.add_argument("model")
     evaluate.add_argument("--split", choices=("official", "speaker"), default="official")

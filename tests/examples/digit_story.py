@@ -40,10 +40,10 @@ def check_model_predicts_ten_digits(out: pathlib.Path, features: list[np.ndarray
 
 
 def check_same_as_the_command(story_out: pathlib.Path, kind: str, fsdd: pathlib.Path, tmp: pathlib.Path) -> None:
-    """`minidl-digits train --model KIND` with the same options trains the same weights: the
+    """`minidl-digits train --recipe none --model KIND` with the same options trains the same weights: the
     example tells the command's story, step for step (so `make demo` gives the command's result)."""
     command_out = tmp / "command"
-    cli.main(["train", "--model", kind, *TINY, "--data", str(fsdd), "--out", str(command_out)])
+    cli.main(["train", "--recipe", "none", "--model", kind, *TINY, "--data", str(fsdd), "--out", str(command_out)])
     ours = dl.load_model(story_out / "model.npz").get_weights()
     theirs = dl.load_model(command_out / "model.npz").get_weights()
     assert len(ours) == len(theirs)

@@ -21,7 +21,7 @@ def test_the_installed_command_is_this_main():
 
 
 def test_train_writes_the_run_into_out(fake_data, tmp_path, capsys):
-    assert cli.main(["train", "--model", "cnn", "--epochs", "1", "--data", str(fake_data),
+    assert cli.main(["train", "--recipe", "none", "--model", "cnn", "--epochs", "1", "--data", str(fake_data),
                      "--out", str(tmp_path), "--verbose", "0"]) == 0
     assert "cnn: test accuracy" in capsys.readouterr().out
     assert {"model.npz", "metrics.json", "confusion.png", "training_curves.png"} <= {
@@ -29,7 +29,7 @@ def test_train_writes_the_run_into_out(fake_data, tmp_path, capsys):
 
 
 def test_speaker_split_all_writes_a_summary(fake_data, tmp_path):
-    cli.main(["train", "--model", "cnn", "--epochs", "1", "--split", "speaker", "--held-out", "all",
+    cli.main(["train", "--recipe", "none", "--model", "cnn", "--epochs", "1", "--split", "speaker", "--held-out", "all",
               "--data", str(fake_data), "--out", str(tmp_path), "--verbose", "0"])
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert set(summary["per_speaker"]) == {"alice", "bob"}
@@ -37,7 +37,21 @@ def test_speaker_split_all_writes_a_summary(fake_data, tmp_path):
     assert (tmp_path / "held_out_alice" / "model.npz").is_file()
 
 
+def test_train_runs_the_recommended_recipe_unless_told_otherwise(fake_data, tmp_path):
+    from minidl.apps.augmentation import AugmentSettings
+    from minidl.apps.recipes import RECIPES, RECOMMENDED
+    assert cli.parser().parse_args(["train"]).recipe == RECOMMENDED
+    cli.main(["train", "--recipe", "baseline", "--epochs", "1", "--data", str(fake_data), "--out", str(tmp_path),
+              "--verbose", "0"])
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    features, train = RECIPES["baseline"]
+    assert metrics["model"] == train["model"] and metrics["settings"]["augment"] is True
+    assert AugmentSettings.from_dict(metrics["settings"]["augmentation"]) == train["augmentation"]
+    assert metrics["features"] == features.to_dict() and metrics["settings"]["epochs"] == 1
+
+
 @pytest.mark.parametrize("options, message", [
+    (["--model", "cnn"], "--model cnn does not go with --recipe"),
     (["--split", "speaker"], "--split speaker needs --held-out NAME or --held-out all"),
     (["--held-out", "alice"], "--held-out applies to --split speaker"),
 ])

@@ -1,0 +1,61 @@
+"""Recipes: features + augmentation + model + training schedule, by name.
+
+Each recipe adds one ingredient to the one before it, so ``benchmarks/digits.py --split speaker
+--recipe ...`` measures what each ingredient buys on speakers the model has never heard (the
+README's ablation table). ``RECOMMENDED`` is what ``minidl-digits train`` and ``make demo``
+use; the others stay so the table can be re-measured.
+
+    baseline   the CRNN with the recipe before issue 13: global normalisation, the clean set
+               plus one copy of each recording with speed perturbation and noise, 15 epochs
+    trim       + leading and trailing silence cut before the features (in training and at
+               prediction)
+    vtlp       + a VTLP warp of the mel filterbank in that copy
+    draws      + 4 copies, each epoch hearing one version of every recording (a quarter of
+               them clean), 30 epochs
+    specaug    + SpecAugment masks on the copies' log mels
+"""
+from __future__ import annotations
+
+import dataclasses
+
+from minidl.apps.augmentation import AugmentSettings
+from minidl.apps.digits import TrainSettings
+from minidl.apps.features import FeatureSettings
+
+_ONE_COPY = AugmentSettings(copies=1, clean_fraction=0.0, vtlp=None, epoch_draws=False)
+
+
+def _steps() -> dict[str, tuple[FeatureSettings, dict]]:
+    steps = {}
+    features, train = FeatureSettings(), dict(model="crnn", epochs=15, augment=True, augmentation=_ONE_COPY)
+    steps["baseline"] = (features, dict(train))
+    features = dataclasses.replace(features, trim_db=30.0)
+    steps["trim"] = (features, dict(train))
+    train["augmentation"] = dataclasses.replace(train["augmentation"], vtlp=(0.9, 1.1))
+    steps["vtlp"] = (features, dict(train))
+    train.update(epochs=30, augmentation=dataclasses.replace(train["augmentation"], copies=4, clean_fraction=0.25,
+                                                             epoch_draws=True))
+    steps["draws"] = (features, dict(train))
+    train["augmentation"] = dataclasses.replace(train["augmentation"], spec_augment=True)
+    steps["specaug"] = (features, dict(train))
+    return steps
+
+
+RECIPES = _steps()
+RECOMMENDED = "draws"
+
+
+def recipe(name: str, **overrides) -> tuple[TrainSettings, FeatureSettings]:
+    """The TrainSettings and FeatureSettings of a named recipe; ``overrides`` (split,
+    held_out, seed, epochs, ...) replace TrainSettings fields.
+
+    Raises:
+        ValueError: an unknown recipe name (the message lists the known ones).
+    """
+    if name not in RECIPES:
+        raise ValueError(f"unknown recipe {name!r}; choose one of {', '.join(RECIPES)}")
+    features, train = RECIPES[name]
+    return TrainSettings(**{**train, **overrides}), features
+
+
+__all__ = ["RECIPES", "RECOMMENDED", "recipe"]

@@ -1,0 +1,44 @@
+"""minidl.apps.recipes: each recipe is the one before it plus one ingredient."""
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from minidl.apps.recipes import RECIPES, RECOMMENDED, recipe
+
+
+def _differences(before, after):
+    (f0, t0), (f1, t1) = before, after
+    changed = {k for k in f0.to_dict() if f0.to_dict()[k] != f1.to_dict()[k]}
+    a0, a1 = t0["augmentation"].to_dict(), t1["augmentation"].to_dict()
+    changed |= {f"augmentation.{k}" for k in a0 if a0[k] != a1[k]}
+    changed |= {k for k in t0 if k != "augmentation" and t0[k] != t1[k]}
+    return changed
+
+
+def test_each_step_adds_one_ingredient():
+    names = list(RECIPES)
+    assert names == ["baseline", "trim", "vtlp", "draws", "specaug"]
+    steps = {name: _differences(RECIPES[a], RECIPES[name]) for a, name in zip(names, names[1:])}
+    assert steps == {"trim": {"trim_db"}, "vtlp": {"augmentation.vtlp"},
+                     "draws": {"augmentation.copies", "augmentation.clean_fraction", "augmentation.epoch_draws",
+                               "epochs"},
+                     "specaug": {"augmentation.spec_augment"}}
+
+
+def test_the_baseline_is_the_recipe_before_issue_13():
+    features, train = RECIPES["baseline"]
+    assert features.trim_db is None and features.normalization == "global"
+    assert train["model"] == "crnn" and train["epochs"] == 15 and train["augment"]
+    a = train["augmentation"]
+    assert (a.copies, a.epoch_draws, a.vtlp, a.spec_augment, a.speed, a.snr_db) == \
+        (1, False, None, False, (0.9, 1.1), (0.0, 30.0))
+
+
+def test_recipe_applies_overrides_and_refuses_unknown_names():
+    settings, features = recipe(RECOMMENDED, split="speaker", held_out="lucas", seed=3)
+    assert (settings.split, settings.held_out, settings.seed) == ("speaker", "lucas", 3)
+    assert dataclasses.asdict(settings)["augmentation"] == RECIPES[RECOMMENDED][1]["augmentation"].to_dict()
+    with pytest.raises(ValueError, match="unknown recipe 'fast'; choose one of baseline"):
+        recipe("fast")
