@@ -7,25 +7,29 @@ Training one batch is the whole story of supervised learning in four lines (``_t
     loss.backward()                                  gradients of every weight
     optimizer.apply(model.trainable_weights)         update, then clear the gradients
 
-Everything else here is bookkeeping Keras users expect: batching and shuffling, validation,
-metrics averaged over an epoch, callbacks, a progress bar.
+Around that step stand the loops over whole data sets (fit, evaluate, predict) with the
+bookkeeping Keras users expect: metrics averaged over an epoch, validation, callbacks. The
+batches they walk (shuffling, the validation split, class weights) come from
+``minidl.batches``; the argument checks, the NaN guard of a step and the progress display from
+``minidl.training``. Saving is ``minidl.saving``'s, reached by ``save`` / ``load_weights``.
 """
 from __future__ import annotations
 
-import math
-import sys
-from typing import Any, Iterable
+from typing import Iterable
 
 import numpy as np
-from tqdm.auto import tqdm
 
 from minidl import backend, callbacks as callbacks_module, losses, metrics as metrics_module
 from minidl import optimizers, saving
-from minidl.data import Sequence, batch_indices
+from minidl.batches import (as_tuple, batch_source, class_weight_table, is_batch_source, is_generator,
+                            sample_weights, to_model_device)
+from minidl.data import Sequence
 from minidl.function import no_grad
 from minidl.layers.base import Layer, unique_name
-from minidl.layers.serialization import deserialize_layer, register_model, serialize_layer
+from minidl.layers.serialization import current_size_budget, deserialize_layer, register_model, serialize_layer
 from minidl.tensor import Tensor
+from minidl.training import (check_batch_size, non_finite_problem, non_negative_int, positive_int, progress,
+                             resolve_verbose, unpack, write_epoch_line)
 
 
 @register_model  # so that minidl.saving.load_model can rebuild it by name
@@ -42,6 +46,7 @@ class Sequential(Layer):
         super().__init__(name=name or unique_name("sequential"))
         self.layers: list[Layer] = []
         self.built_input_shape: tuple | None = None
+        self.output_shapes: list[tuple] = []
         self.optimizer = None
         self.loss = None
         self.metric_names: list[str] = []
@@ -49,20 +54,30 @@ class Sequential(Layer):
         self.terminate_on_nan = True
         self.history = None
         for layer in layers or []:
-            self.add(layer)
+            _check_layer(layer)
+            self.layers.append(layer)
+        # built once, after all layers are in: add() per layer made a trial call through the
+        # whole stack each time, quadratic in the depth (see test_saving_hostile's 2,000 layers)
+        if self.layers and self.layers[0].input_shape_arg is not None:
+            self.build((None,) + tuple(self.layers[0].input_shape_arg))
 
     # --- structure ---------------------------------------------------------------------------
     def add(self, layer: Layer) -> None:
-        """Append a layer; builds the model when the first layer declares its input shape."""
-        if not isinstance(layer, Layer):
-            raise TypeError(f"Sequential.add: expected a Layer, got {type(layer).__name__}")
+        """Append a layer; builds the model when the first layer declares its input shape, and
+        builds just the new layer when the model is built already."""
+        _check_layer(layer)
         if not self.layers and layer.input_shape_arg is not None:
             shape = (None,) + tuple(layer.input_shape_arg)
             self.layers.append(layer)
             self.build(shape)
             return
         self.layers.append(layer)
-        if self.built_input_shape is not None:
+        if self.built_input_shape is None:
+            return
+        if len(self.output_shapes) == len(self.layers) - 1:  # the layers before are built for it
+            previous = self.output_shapes[-1] if self.output_shapes else self.built_input_shape
+            self.output_shapes.append(self._layer_output_shape(layer, previous))
+        else:
             self.build(self.built_input_shape)
 
     def sublayers(self) -> list[Layer]:
@@ -74,10 +89,22 @@ class Sequential(Layer):
         self.output_shapes = []
         shape = input_shape
         for layer in self.layers:
-            shape = layer.compute_output_shape(shape)
+            shape = self._layer_output_shape(layer, shape)
             self.output_shapes.append(shape)
         self.built_input_shape = input_shape
         self.built = True
+
+    @staticmethod
+    def _layer_output_shape(layer: Layer, input_shape: tuple) -> tuple:
+        """Build ``layer`` for ``input_shape`` by a trial call; within ``minidl.saving.load_model``
+        the file's size budget is asked first, so that a file cannot make it allocate without bound."""
+        budget = current_size_budget()
+        if budget is not None:
+            budget.before(layer, input_shape)
+        shape = layer.compute_output_shape(input_shape)
+        if budget is not None:
+            budget.after(layer, shape)
+        return shape
 
     def __call__(self, inputs, training: bool | None = None, mask=None, **kwargs):
         x = self._prepare(inputs)
@@ -93,7 +120,8 @@ class Sequential(Layer):
     call = __call__
 
     def compute_output_shape(self, input_shape: tuple) -> tuple:
-        if not self.built or tuple(input_shape) != self.built_input_shape:
+        if not self.built or tuple(input_shape) != self.built_input_shape \
+                or len(self.output_shapes) != len(self.layers):  # built by a call, which finds no shapes
             self.build(input_shape)
         return self.output_shapes[-1] if self.output_shapes else tuple(input_shape)
 
@@ -140,18 +168,6 @@ class Sequential(Layer):
             raise RuntimeError(f"{where}: call model.compile(optimizer, loss) first")
 
     # --- one batch -----------------------------------------------------------------------------
-    def _to_device(self, array):
-        """A batch as an array on the same device as the weights."""
-        if array is None:
-            return None
-        array = getattr(array, "data", array)
-        weights = self.weights
-        if weights and backend.is_cupy_array(weights[0].data):
-            return backend.to_device(array, "gpu")
-        if not weights and backend.current() == "cupy":
-            return backend.to_device(array, "gpu")
-        return backend.to_numpy(array) if backend.is_cupy_array(array) else np.asarray(array)
-
     def _total_loss(self, y, y_pred: Tensor, sample_weight) -> Tensor:
         loss = self.loss(y, y_pred, sample_weight)
         penalty = self.regularization_loss()
@@ -161,28 +177,43 @@ class Sequential(Layer):
                        return_dict: bool = False):
         """One gradient step on one batch; returns the loss (and metrics) on that batch, as Keras."""
         self._check_compiled("train_on_batch")
-        x, y = self._to_device(x), self._to_device(y)
-        sample_weight = self._sample_weight(y, sample_weight, class_weight)
-        y_pred, loss = self._train_step(x, y, sample_weight)
+        class_weight = class_weight_table(class_weight, "train_on_batch")
+        x, y = to_model_device(self, x), to_model_device(self, y)
+        sample_weight = sample_weights(self, y, sample_weight, class_weight, "train_on_batch")
+        y_pred, loss, _ = self._train_step(x, y, sample_weight)  # Keras' train_on_batch never stops on NaN
         logs = self._logs(loss, y, y_pred)
-        return logs if return_dict else _unpack(logs)
+        return logs if return_dict else unpack(logs)
 
-    def _train_step(self, x, y, sample_weight):
+    def _train_step(self, x, y, sample_weight, check_finite: bool = False):
+        """One step: (predictions, loss, problem). With ``check_finite``, a loss or a gradient
+        that is NaN or inf is found *before* the update, which is then not made: problem says
+        which, and every weight is as it was before the step. Otherwise problem is None."""
+        # The forward pass moves BatchNormalization's statistics in place, so a step that is
+        # refused must put them back: a copy of the non-trainable weights (small, as a rule).
+        saved = [(w, w.data.copy()) for w in self.non_trainable_weights] if check_finite else []
         y_pred = self(x, training=True)
         loss = self._total_loss(y, y_pred, sample_weight)
         loss.backward()
+        value = float(loss.data)
+        problem = non_finite_problem(value, self.trainable_weights) if check_finite else None
+        if problem is not None:
+            for weight, data in saved:
+                weight.data = data
+            for weight in self.trainable_weights:
+                weight.grad = None
+            return y_pred, value, problem
         self.optimizer.apply(self.trainable_weights)
-        return y_pred, float(loss.data)
+        return y_pred, value, None
 
     def test_on_batch(self, x, y, sample_weight=None, return_dict: bool = False):
         """The loss (and metrics) on one batch, without training."""
         self._check_compiled("test_on_batch")
-        x, y = self._to_device(x), self._to_device(y)
+        x, y = to_model_device(self, x), to_model_device(self, y)
         with no_grad():
             y_pred = self(x, training=False)
-            loss = float(self._total_loss(y, y_pred, self._sample_weight(y, sample_weight, None)).data)
+            loss = float(self._total_loss(y, y_pred, sample_weight).data)
         logs = self._logs(loss, y, y_pred)
-        return logs if return_dict else _unpack(logs)
+        return logs if return_dict else unpack(logs)
 
     def _logs(self, loss: float, y, y_pred: Tensor) -> dict:
         logs = {"loss": loss}
@@ -191,19 +222,6 @@ class Sequential(Layer):
             for display, fn in self.metric_fns:
                 logs[display] = float(fn(y_true, scores))
         return logs
-
-    def _sample_weight(self, y, sample_weight, class_weight):
-        if class_weight is None:
-            return sample_weight
-        labels = backend.to_numpy(y)
-        labels = labels.argmax(-1) if labels.ndim > 1 and labels.shape[-1] > 1 else labels.reshape(len(labels))
-        table = np.ones(int(max(max(class_weight), labels.max())) + 1)
-        for label, weight in class_weight.items():
-            table[int(label)] = weight
-        weights = table[labels.astype(int)]
-        if sample_weight is not None:
-            weights = weights * backend.to_numpy(sample_weight)
-        return self._to_device(weights)
 
     # --- whole data sets -----------------------------------------------------------------------
     def fit(self, x=None, y=None, batch_size: int | None = None, epochs: int = 1, verbose="auto",
@@ -218,21 +236,32 @@ class Sequential(Layer):
             batch_size: samples per step (32 when omitted, as Keras).
             validation_split: the LAST fraction of x, y held out before shuffling (as Keras).
             validation_data: (x_val, y_val) or (x_val, y_val, weights), or a Sequence.
-            class_weight: {label: weight} multiplying each sample's loss.
-            verbose: 0 silent, 1 a progress bar per epoch, 2 one line per epoch; "auto" is 1.
+            epochs: a positive int, the index of the epoch to end at (as Keras).
+            class_weight: {class index: weight >= 0} multiplying each sample's loss; every key
+                must be one of the labels' classes.
+            verbose: 0 silent, 1 a progress bar per epoch, 2 one line per epoch (on stderr).
+                "auto" is 1 when stderr is a terminal and 2 otherwise (a log file gets a line an
+                epoch, not thousands of carriage returns); Keras' "auto" is always 1.
         Returns:
             A History callback; ``history.history`` maps "loss", metrics and "val_*" to lists.
         Raises:
-            FloatingPointError: the loss became NaN or inf (naming epoch and batch), unless
-                compile(terminate_on_nan=False).
+            ValueError: a bad argument (batch_size, epochs, verbose, class_weight, ...), named.
+            FloatingPointError: the loss, or a gradient, became NaN or inf (naming which, and the
+                epoch and batch), unless compile(terminate_on_nan=False). The step is not applied:
+                the model keeps the weights it had before that batch.
         """
         self._check_compiled("fit")
-        verbose = 1 if verbose == "auto" else int(verbose)
-        batch_size = batch_size or 32
-        batches_of, steps = self._batch_source(x, y, sample_weight, batch_size, shuffle, validation_split,
-                                               class_weight, steps_per_epoch, "fit")
-        if validation_split and validation_data is None and not _is_batch_source(x):
-            validation_data = self._split_off  # set by _batch_source
+        verbose = resolve_verbose(verbose, "fit")
+        batch_size = check_batch_size(batch_size, "fit")
+        epochs = positive_int(epochs, "epochs", "fit")
+        initial_epoch = non_negative_int(initial_epoch, "initial_epoch", "fit")
+        if steps_per_epoch is not None:
+            steps_per_epoch = positive_int(steps_per_epoch, "steps_per_epoch", "fit")
+        class_weight = class_weight_table(class_weight, "fit")
+        batches_of, steps, split_off = batch_source(self, x, y, sample_weight, batch_size, shuffle,
+                                                    validation_split, class_weight, steps_per_epoch, "fit")
+        if validation_split and validation_data is None and not is_batch_source(x):
+            validation_data = split_off
         callback_list = callbacks_module.CallbackList(callbacks, add_history=True, model=self, epochs=epochs,
                                                       steps=steps, verbose=verbose)
         history = callback_list.history
@@ -242,15 +271,16 @@ class Sequential(Layer):
             callback_list.on_epoch_begin(epoch, {})
             totals: dict[str, float] = {}
             seen = 0
-            bar = _progress(steps, epoch, epochs, verbose)
+            bar = progress(steps, epoch, epochs, verbose)
             for step, (xb, yb, wb) in enumerate(batches_of()):
                 callback_list.on_train_batch_begin(step, {})
-                y_pred, loss = self._train_step(xb, yb, wb)
-                if self.terminate_on_nan and not math.isfinite(loss):
+                y_pred, loss, problem = self._train_step(xb, yb, wb, check_finite=self.terminate_on_nan)
+                if problem is not None:
                     bar.close()
-                    raise FloatingPointError(f"fit: the loss became {loss} at epoch {epoch + 1}, batch "
-                                             f"{step + 1}; lower the learning rate, check the inputs for "
-                                             "NaN, or compile(terminate_on_nan=False) to carry on")
+                    raise FloatingPointError(f"fit: {problem} at epoch {epoch + 1}, batch {step + 1}; that "
+                                             f"step was not applied, the weights are those before it. Lower "
+                                             f"the learning rate, check the inputs for NaN, or "
+                                             f"compile(terminate_on_nan=False) to carry on")
                 logs = self._logs(loss, yb, y_pred)
                 n = len(xb)
                 seen += n
@@ -264,14 +294,12 @@ class Sequential(Layer):
                     break
             epoch_logs = {key: value / max(seen, 1) for key, value in totals.items()}
             if validation_data is not None:
-                val = self.evaluate(*_as_tuple(validation_data), batch_size=batch_size, verbose=0,
+                val = self.evaluate(*as_tuple(validation_data), batch_size=batch_size, verbose=0,
                                     return_dict=True)
                 epoch_logs.update({f"val_{key}": value for key, value in val.items()})
             bar.set_postfix({k: f"{v:.4f}" for k, v in epoch_logs.items()}, refresh=True)
             bar.close()
-            if verbose == 2:
-                line = " - ".join(f"{k}: {v:.4f}" for k, v in epoch_logs.items())
-                sys.stderr.write(f"Epoch {epoch + 1}/{epochs} - {line}\n")
+            write_epoch_line(epoch, epochs, epoch_logs, verbose)
             callback_list.on_epoch_end(epoch, epoch_logs)
             if hasattr(x, "on_epoch_end"):
                 x.on_epoch_end()
@@ -286,12 +314,12 @@ class Sequential(Layer):
         """Loss and metrics over a whole data set: ``[loss, *metrics]`` (a float alone without
         metrics), or a dict with ``return_dict=True``, as Keras."""
         self._check_compiled("evaluate")
-        verbose = 1 if verbose == "auto" else int(verbose)
-        batches_of, steps = self._batch_source(x, y, sample_weight, batch_size or 32, False, 0.0, None, None,
-                                               "evaluate")
+        verbose = resolve_verbose(verbose, "evaluate")
+        batches_of, steps, _ = batch_source(self, x, y, sample_weight, check_batch_size(batch_size, "evaluate"),
+                                            False, 0.0, None, None, "evaluate")
         totals: dict[str, float] = {}
         seen = 0
-        bar = _progress(steps, None, None, verbose, "evaluate")
+        bar = progress(steps, None, None, verbose, "evaluate")
         with no_grad():
             for xb, yb, wb in batches_of():
                 y_pred = self(xb, training=False)
@@ -302,69 +330,23 @@ class Sequential(Layer):
                 bar.update(1)
         bar.close()
         logs = {key: value / max(seen, 1) for key, value in totals.items()}
-        return logs if return_dict else _unpack(logs)
+        return logs if return_dict else unpack(logs)
 
     def predict(self, x, batch_size: int | None = None, verbose=0) -> np.ndarray:
         """Outputs for every sample, computed in batches without building a graph; a NumPy array."""
-        if isinstance(x, Sequence) or _is_generator(x):
-            parts = [self._predict_batch(_as_tuple(item)[0]) for item in (x if _is_generator(x) else
-                                                                            (x[i] for i in range(len(x))))]
+        batch_size = check_batch_size(batch_size, "predict")
+        if isinstance(x, Sequence) or is_generator(x):
+            parts = [self._predict_batch(as_tuple(item)[0]) for item in (x if is_generator(x) else
+                                                                          (x[i] for i in range(len(x))))]
             return np.concatenate(parts) if parts else np.zeros((0,))
         x = np.asarray(backend.to_numpy(getattr(x, "data", x)))
-        batch_size = batch_size or 32
         parts = [self._predict_batch(x[start:start + batch_size]) for start in range(0, len(x), batch_size)]
         return np.concatenate(parts) if parts else np.zeros((0,) + (self.output_shapes[-1][1:]
                                                                      if self.built_input_shape else ()))
 
     def _predict_batch(self, xb) -> np.ndarray:
         with no_grad():
-            return self(self._to_device(xb), training=False).numpy()
-
-    def _batch_source(self, x, y, sample_weight, batch_size, shuffle, validation_split, class_weight,
-                      steps_per_epoch, where):
-        """A function giving one epoch's batches as (x, y, weight) on the model's device, and
-        the number of steps (None when unknown)."""
-        self._split_off = None
-        if _is_batch_source(x):
-            if y is not None:
-                raise ValueError(f"{where}: y must be None when x is a Sequence or generator of batches")
-
-            def from_source():
-                items = (x[i] for i in range(len(x))) if isinstance(x, Sequence) else x
-                for count, item in enumerate(items):
-                    if steps_per_epoch is not None and count >= steps_per_epoch:
-                        break
-                    xb, yb, wb = (_as_tuple(item) + (None,))[:3]
-                    yield (self._to_device(xb), self._to_device(yb),
-                           self._sample_weight(self._to_device(yb), self._to_device(wb), class_weight))
-            steps = len(x) if isinstance(x, Sequence) else steps_per_epoch
-            return from_source, steps
-        if x is None or y is None:
-            raise ValueError(f"{where}: both x and y are needed (or x as a Sequence of batches)")
-        x = backend.to_numpy(getattr(x, "data", x)) if backend.is_cupy_array(getattr(x, "data", x)) else np.asarray(getattr(x, "data", x))
-        y = backend.to_numpy(getattr(y, "data", y)) if backend.is_cupy_array(getattr(y, "data", y)) else np.asarray(getattr(y, "data", y))
-        if len(x) != len(y):
-            raise ValueError(f"{where}: x has {len(x)} samples but y has {len(y)}; they must match")
-        if sample_weight is not None:
-            sample_weight = np.asarray(sample_weight)
-            if len(sample_weight) != len(x):
-                raise ValueError(f"{where}: sample_weight has {len(sample_weight)} entries for {len(x)} samples")
-        if validation_split:
-            if not 0 < validation_split < 1:
-                raise ValueError(f"{where}: validation_split must be in (0, 1), got {validation_split}")
-            cut = int(len(x) * (1 - validation_split))
-            self._split_off = (x[cut:], y[cut:]) + ((sample_weight[cut:],) if sample_weight is not None else ())
-            x, y = x[:cut], y[:cut]
-            sample_weight = sample_weight[:cut] if sample_weight is not None else None
-        if len(x) == 0:
-            raise ValueError(f"{where}: no samples to use")
-
-        def from_arrays():
-            for index in batch_indices(len(x), batch_size, shuffle):
-                wb = sample_weight[index] if sample_weight is not None else None
-                yb = self._to_device(y[index])
-                yield self._to_device(x[index]), yb, self._sample_weight(yb, self._to_device(wb), class_weight)
-        return from_arrays, math.ceil(len(x) / batch_size)
+            return self(to_model_device(self, xb), training=False).numpy()
 
     # --- inspection and saving -------------------------------------------------------------------
     def summary(self, print_fn=None) -> None:
@@ -406,35 +388,10 @@ class Sequential(Layer):
         saving.load_weights(self, path)
 
 
+def _check_layer(layer) -> None:
+    if not isinstance(layer, Layer):
+        raise TypeError(f"Sequential.add: expected a Layer, got {type(layer).__name__}")
+
+
 def _shape_text(shape: tuple) -> str:
     return "(" + ", ".join("None" if n is None else str(n) for n in shape) + ("," if len(shape) == 1 else "") + ")"
-
-
-def _unpack(logs: dict):
-    values = list(logs.values())
-    return values[0] if len(values) == 1 else values
-
-
-def _as_tuple(item) -> tuple:
-    return tuple(item) if isinstance(item, (tuple, list)) else (item,)
-
-
-def _is_generator(x: Any) -> bool:
-    return hasattr(x, "__next__")
-
-
-def _is_batch_source(x: Any) -> bool:
-    return isinstance(x, Sequence) or _is_generator(x)
-
-
-class _NoBar:
-    def update(self, n=1): pass
-    def set_postfix(self, *args, **kwargs): pass
-    def close(self): pass
-
-
-def _progress(steps, epoch, epochs, verbose, label=None):
-    if verbose != 1:
-        return _NoBar()
-    desc = label or f"Epoch {epoch + 1}/{epochs}"
-    return tqdm(total=steps, desc=desc, unit="batch", leave=True, dynamic_ncols=True, file=sys.stderr)

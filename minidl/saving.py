@@ -8,27 +8,39 @@ A model file is an ordinary NumPy ``.npz`` archive:
                                      "model": model.get_config(), "input_shape": [null, 20],
                                      "metadata": {...}}
 
-Loading reads it with ``allow_pickle=False`` and rebuilds each layer from its class name by the
-registry of known layers (``minidl.layers.serialization``) with the JSON arguments, so a model
-file can never run code of its own; the model class (Sequential) comes from the same file's
-registry of models, so this file never imports ``minidl.models`` (which imports it). Every problem (not an npz, an object array, a missing or
-garbled config, an unknown layer, a wrong number or shape of weights) is a ValueError naming
-the file and the problem.
+A model file is untrusted input, and loading checks it in the order that keeps a small file
+from taking the machine: the zip's member list and each member's ``.npy`` header, before any
+data (``minidl.model_file_checks``), then the JSON config (every integer bounded, see
+``minidl.layers.serialization.check_config_numbers``), then the model is built with the sizes
+its config implies held to the weights the file declares (``serialization.size_budget``), then
+the built model's weight shapes are compared with the headers, and only then is any weight
+read, and checked to be finite. Weights are floats: a file with integer weights, or NaN/inf in
+them, loads only when asked (``allow_non_float``, ``allow_nonfinite``). Each layer is rebuilt
+from its class name by the registry of known layers (``minidl.layers.serialization``), and the
+model class (Sequential) from the same file's registry of models, so this file never imports
+``minidl.models`` (which imports it) and a model file can never run code of its own. Every
+problem is a ``ModelFileError`` (a ValueError) naming the file and, where there is one, the member.
 
-Writes go to a temporary file in the destination folder, then ``os.replace`` puts it in place
-in one step: a save killed half-way leaves the previous file whole.
+Writes are atomic (``minidl.atomic_write``): a save killed half-way leaves the previous file
+whole, and its leftover temp file is removed by a later save into that folder.
 """
 from __future__ import annotations
 
 import json
 import os
-import tempfile
 import zipfile
+from typing import Callable
 
 import numpy as np
 
-# serialize_layer is not used here: it stays importable from minidl.saving, where it lived before
-from minidl.layers.serialization import MODELS, deserialize_layer, serialize_layer, short_repr  # noqa: F401
+# Names that lived in this file before it was split stay importable from it (minidl.saving.X),
+# hence the re-exports not used here (noqa: F401).
+from minidl.atomic_write import STALE_TEMP_SECONDS, atomic_savez, remove_stale_temp_files  # noqa: F401
+from minidl.layers.serialization import (MODELS, check_config_numbers, deserialize_layer,  # noqa: F401
+                                         serialize_layer, short_repr, size_budget)
+from minidl.model_file_checks import (INFLATION_FLOOR, MAX_CONFIG_BYTES, MAX_INFLATION,  # noqa: F401
+                                      MAX_MEMBERS, MAX_WEIGHT_BYTES, Member, ModelFileError,
+                                      open_members, read_data, refuse)
 
 FORMAT = "minidl"
 WEIGHTS_FORMAT = "minidl-weights"
@@ -56,25 +68,6 @@ def _weight_arrays(model, path) -> dict[str, np.ndarray]:
     return arrays
 
 
-def _atomic_savez(path, arrays: dict[str, np.ndarray]) -> None:
-    """np.savez to a temporary file in the same folder, then rename it over ``path``."""
-    path = os.fspath(path)
-    folder = os.path.dirname(os.path.abspath(path))
-    handle, temporary = tempfile.mkstemp(dir=folder, prefix=f".{os.path.basename(path)}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "wb") as f:
-            np.savez(f, **arrays)  # a file object: numpy adds no ".npz" to the name
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        try:
-            os.unlink(temporary)
-        except OSError:
-            pass
-        raise
-
-
 def save_model(model, path, metadata: dict | None = None) -> None:
     """Write ``model`` (config, weights, optional metadata) to one ``.npz`` file at ``path``.
 
@@ -97,7 +90,7 @@ def save_model(model, path, metadata: dict | None = None) -> None:
                 "metadata": metadata}
     arrays = _weight_arrays(model, path)
     arrays["config"] = _json_bytes(document, "the model config", path)
-    _atomic_savez(path, arrays)
+    atomic_savez(path, arrays)
 
 
 def save_weights(model, path) -> None:
@@ -105,128 +98,211 @@ def save_weights(model, path) -> None:
     arrays = _weight_arrays(model, path)
     arrays["config"] = _json_bytes({"format": WEIGHTS_FORMAT, "version": VERSION,
                                     "num_weights": len(arrays)}, "the weights header", path)
-    _atomic_savez(path, arrays)
+    atomic_savez(path, arrays)
 
 
-# --- reading ------------------------------------------------------------------------------------
-def _read(path) -> tuple[dict, list[np.ndarray]]:
-    """(the JSON document, the weight arrays in order) from a minidl file, checked."""
-    where = f"{os.fspath(path)!r}"
+# --- reading: the document and the weights, on top of the checked members -------------------------
+class _ModelFile:
+    """An open model file: its checked members and JSON document; weights read on demand."""
+
+    def __init__(self, path, allow_non_float: bool = False):
+        self.allow_non_float = allow_non_float
+        self.where = f"{os.fspath(path)!r}"
+        where = self.where
+        try:
+            with open(path, "rb") as f:
+                magic = f.read(6)
+                file_size = os.fstat(f.fileno()).st_size
+        except FileNotFoundError:
+            raise
+        except IsADirectoryError:
+            raise ModelFileError(f"cannot read model file {where}: it is a folder, not a file") from None
+        except OSError as error:
+            raise ModelFileError(f"cannot read model file {where}: {error.strerror or error}") from None
+        if magic == b"\x93NUMPY":
+            raise ModelFileError(f"cannot read model file {where}: a single .npy array, not a minidl .npz file")
+        try:
+            self.archive = zipfile.ZipFile(path)
+        except (zipfile.BadZipFile, OSError, ValueError, EOFError) as error:
+            raise ModelFileError(f"cannot read model file {where}: not a minidl .npz file ({error})") from None
+        try:
+            self.members = open_members(self.archive, where, file_size)
+            self.document = self._read_document()
+            self.weights = self._weight_members()
+        except BaseException:
+            self.archive.close()
+            raise
+
+    def __enter__(self) -> "_ModelFile":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.archive.close()
+
+    def _read_document(self) -> dict:
+        where = self.where
+        member = self.members.get("config")
+        if member is None:
+            raise ModelFileError(f"model file {where} has no 'config' entry: not a minidl file")
+        if member.dtype != np.uint8 or len(member.shape) != 1:
+            raise refuse(where, f"'config' must be a 1-D uint8 array of JSON bytes, got {member.dtype} "
+                                f"of shape {member.shape}")
+        if member.nbytes > MAX_CONFIG_BYTES:
+            raise refuse(where, f"'config' is {member.nbytes:,} bytes, more than the {MAX_CONFIG_BYTES:,} "
+                                f"a model config may take")
+        raw = read_data(self.archive, member, where)
+        try:
+            document = json.loads(raw.tobytes().decode("utf-8"))
+        except (UnicodeDecodeError, ValueError, RecursionError) as error:  # ValueError: JSONDecodeError, huge ints
+            raise refuse(where, f"the config is not valid UTF-8 JSON ({error})") from None
+        if not isinstance(document, dict) or document.get("format") not in (FORMAT, WEIGHTS_FORMAT):
+            raise refuse(where, f"the config is not a minidl config (format "
+                                f"{short_repr(document.get('format')) if isinstance(document, dict) else None})")
+        version = document.get("version")
+        if not isinstance(version, int) or isinstance(version, bool) or not 1 <= version <= VERSION:
+            raise refuse(where, f"format version {short_repr(version, 40)} is not supported (this minidl "
+                                f"reads versions 1 to {VERSION})")
+        return document
+
+    def _weight_members(self) -> list[Member]:
+        names = sorted(name for name in self.members if name != "config")
+        expected = [f"weight_{i:04d}" for i in range(len(names))]
+        if sorted(names, key=lambda n: int(n[7:])) != expected:
+            raise refuse(self.where, f"expected entries weight_0000 ... in sequence and 'config', got "
+                                     f"{short_repr(', '.join(sorted(self.members)), 300)}")
+        declared = self.document.get("num_weights")
+        if self.document["format"] == WEIGHTS_FORMAT and declared is not None and declared != len(expected):
+            raise refuse(self.where, f"the header says {short_repr(declared, 40)} weights, the file holds "
+                                     f"{len(expected)}")
+        weights = [self.members[name] for name in expected]
+        for member in weights:
+            kind = member.dtype.kind
+            if kind not in "fiub":
+                raise refuse(self.where, f"{member.name} has dtype {member.dtype}, expected numbers")
+            if kind != "f" and not self.allow_non_float:
+                raise refuse(self.where, f"{member.name} has dtype {member.dtype}, expected floating-point "
+                                         f"weights; pass allow_non_float=True to load it anyway")
+        return weights
+
+    def check_against(self, model) -> None:
+        """The built model's weights against the headers: count and shapes; no data read."""
+        where, targets = self.where, model.weights
+        if len(self.weights) != len(targets):
+            raise ModelFileError(f"model file {where} holds {len(self.weights)} weight arrays, but the model "
+                                 f"has {len(targets)} ({short_repr(', '.join(w.name for w in targets) or 'none', 300)})")
+        for member, target in zip(self.weights, targets):
+            if member.shape != tuple(target.shape):
+                raise refuse(where, f"{member.name} has shape {member.shape}, but {target.name} has shape "
+                                    f"{tuple(target.shape)}")
+
+    def read_weights(self, model, allow_nonfinite: bool) -> list[np.ndarray]:
+        """The weight arrays in order, each checked to be finite unless allowed."""
+        arrays = []
+        for member, target in zip(self.weights, model.weights):
+            value = read_data(self.archive, member, self.where)
+            if not allow_nonfinite and value.dtype.kind == "f" and not np.isfinite(value).all():
+                bad = int(np.count_nonzero(~np.isfinite(value)))
+                raise refuse(self.where, f"{member.name} ({target.name}) holds {bad:,} NaN or infinite "
+                                         f"values; pass allow_nonfinite=True to load it anyway")
+            arrays.append(value)
+        return arrays
+
+
+def _check_metadata(document: dict, validate_metadata, where: str) -> None:
+    if validate_metadata is None:
+        return
     try:
-        archive = np.load(path, allow_pickle=False)
-    except FileNotFoundError:
-        raise
-    except (ValueError, OSError, zipfile.BadZipFile, EOFError) as error:
-        raise ValueError(f"cannot read model file {where}: not a minidl .npz file ({error})") from None
-    if not isinstance(archive, np.lib.npyio.NpzFile):
-        raise ValueError(f"cannot read model file {where}: a single .npy array, not a minidl .npz file")
-    with archive:
-        arrays = {}
-        for key in archive.files:
-            try:
-                arrays[key] = archive[key]
-            except ValueError as error:  # object arrays need pickle, which is refused
-                raise ValueError(f"model file {where}: entry {key!r} cannot be read without pickle "
-                                 f"(an object array?); refusing it ({error})") from None
-            except (OSError, zipfile.BadZipFile, EOFError) as error:
-                raise ValueError(f"model file {where}: entry {key!r} is damaged ({error})") from None
-    raw = arrays.pop("config", None)
-    if raw is None:
-        raise ValueError(f"model file {where} has no 'config' entry: not a minidl file")
-    if raw.dtype != np.uint8 or raw.ndim != 1:
-        raise ValueError(f"model file {where}: 'config' must be a 1-D uint8 array of JSON bytes, "
-                         f"got {raw.dtype} of shape {raw.shape}")
-    try:
-        document = json.loads(raw.tobytes().decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as error:
-        raise ValueError(f"model file {where}: the config is not valid UTF-8 JSON ({error})") from None
-    if not isinstance(document, dict) or document.get("format") not in (FORMAT, WEIGHTS_FORMAT):
-        raise ValueError(f"model file {where}: the config is not a minidl config "
-                         f"(format {document.get('format') if isinstance(document, dict) else None!r})")
-    if not isinstance(document.get("version"), int) or document["version"] > VERSION:
-        raise ValueError(f"model file {where}: format version {document.get('version')!r} is not "
-                         f"supported (this minidl reads up to {VERSION})")
-    names = sorted(k for k in arrays if k.startswith("weight_"))
-    expected = [f"weight_{i:04d}" for i in range(len(names))]
-    if names != expected or len(names) != len(arrays):
-        raise ValueError(f"model file {where}: expected entries weight_0000 ... in sequence and 'config', "
-                         f"got {', '.join(sorted(arrays)) or 'none'}")
-    weights = [arrays[name] for name in names]
-    for name, value in zip(names, weights):
-        if value.dtype.kind not in "fiub":
-            raise ValueError(f"model file {where}: {name} has dtype {value.dtype}, expected numbers")
-    return document, weights
+        validate_metadata(document.get("metadata"))
+    except (ValueError, TypeError, KeyError) as error:
+        raise refuse(where, f"metadata refused: {error}") from None
 
 
-def _set_weights(model, weights: list[np.ndarray], where: str) -> None:
-    targets = model.weights
-    if len(weights) != len(targets):
-        raise ValueError(f"model file {where} holds {len(weights)} weight arrays, but the model has "
-                         f"{len(targets)} ({', '.join(w.name for w in targets) or 'none'})")
-    for i, (target, value) in enumerate(zip(targets, weights)):
-        if tuple(value.shape) != tuple(target.shape):
-            raise ValueError(f"model file {where}: weight_{i:04d} has shape {tuple(value.shape)}, "
-                             f"but {target.name} has shape {tuple(target.shape)}")
-    model.set_weights(weights)
+def _total_weight_elements(file: _ModelFile) -> int:
+    return sum(member.size for member in file.weights)
 
 
-def load_model(path):
+def load_model(path, *, allow_nonfinite: bool = False, allow_non_float: bool = False,
+               validate_metadata: Callable[[dict | None], None] | None = None):
     """The model saved at ``path`` by ``save_model``, with its weights; nothing in the file runs.
 
+    Args:
+        path: the ``.npz`` file.
+        allow_nonfinite: load weights holding NaN or inf (refused by default).
+        allow_non_float: load integer or boolean weight arrays, cast to the layers' float type.
+        validate_metadata: called with the file's metadata dict (or None) before the model is
+            built; raising ValueError (or TypeError, KeyError) refuses the file, e.g. an
+            application checking that its ``sample_rate`` is sane.
     Raises:
         FileNotFoundError: no file at ``path``.
-        ValueError: anything wrong with the file, naming the file and the problem.
+        ModelFileError: (a ValueError) anything wrong with the file, naming the file and the problem.
     """
-    where = f"{os.fspath(path)!r}"
-    document, weights = _read(path)
-    if document["format"] != FORMAT:
-        raise ValueError(f"model file {where} holds only weights (saved by save_weights); build the "
-                         f"model and call model.load_weights({where})")
-    class_name = document.get("class_name", "Sequential")
-    if class_name not in MODELS:
-        raise ValueError(f"model file {where}: unknown model class {class_name!r}; known: {', '.join(sorted(MODELS))}")
-    config = document.get("model")
-    if not isinstance(config, dict) or not isinstance(config.get("layers"), list):
-        raise ValueError(f"model file {where}: the model config must hold a 'layers' list")
-    try:
-        layers = [deserialize_layer(entry) for entry in config["layers"]]
-    except ValueError as error:
-        raise ValueError(f"model file {where}: {error}") from None
-    name = config.get("name")
-    model = MODELS[class_name](layers, name=name if isinstance(name, str) else None)
-    input_shape = document.get("input_shape")
-    if input_shape is not None:
-        if not isinstance(input_shape, list) or not all(n is None or (isinstance(n, int) and n >= 0)
-                                                        for n in input_shape):
-            raise ValueError(f"model file {where}: input_shape must be a list of ints or nulls, "
-                             f"got {short_repr(input_shape)}")
-        if getattr(model, "built_input_shape", None) != tuple(input_shape):
-            try:
-                model.build(tuple(input_shape))
-            except (ValueError, TypeError) as error:
-                raise ValueError(f"model file {where}: the layers cannot be built for input shape "
-                                 f"{tuple(input_shape)}: {error}") from None
-    elif weights:
-        raise ValueError(f"model file {where} holds weights but no input_shape to build the model with")
-    _set_weights(model, weights, where)
+    with _ModelFile(path, allow_non_float) as file:
+        where, document = file.where, file.document
+        if document["format"] != FORMAT:
+            raise ModelFileError(f"model file {where} holds only weights (saved by save_weights); build the "
+                                 f"model and call model.load_weights({where})")
+        _check_metadata(document, validate_metadata, where)
+        model = _build(document, where, _total_weight_elements(file))
+        file.check_against(model)
+        model.set_weights(file.read_weights(model, allow_nonfinite))
     return model
 
 
-def load_weights(model, path) -> None:
+def _build(document: dict, where: str, weight_elements: int):
+    """The model the document describes, built with its allocations held to the file's weights."""
+    class_name = document.get("class_name", "Sequential")
+    if class_name not in MODELS:
+        raise refuse(where, f"unknown model class {short_repr(class_name)}; known: {', '.join(sorted(MODELS))}")
+    config = document.get("model")
+    if not isinstance(config, dict) or not isinstance(config.get("layers"), list):
+        raise refuse(where, "the model config must hold a 'layers' list")
+    input_shape = document.get("input_shape")
+    if input_shape is not None and (not isinstance(input_shape, list) or not all(
+            n is None or (isinstance(n, int) and not isinstance(n, bool) and n >= 0) for n in input_shape)):
+        raise refuse(where, f"input_shape must be a list of ints or nulls, got {short_repr(input_shape)}")
+    try:
+        check_config_numbers(config, "model")
+        check_config_numbers(input_shape, "input_shape")
+        layers = [deserialize_layer(entry) for entry in config["layers"]]
+    except ValueError as error:
+        raise refuse(where, str(error)) from None
+    name = config.get("name")
+    with size_budget(weight_elements):
+        try:
+            model = MODELS[class_name](layers, name=name if isinstance(name, str) else None)
+        except (ValueError, TypeError) as error:
+            raise refuse(where, f"the layers cannot be built: {error}") from None
+        if input_shape is not None:
+            if getattr(model, "built_input_shape", None) != tuple(input_shape):
+                try:
+                    model.build(tuple(input_shape))
+                except (ValueError, TypeError) as error:
+                    raise refuse(where, f"the layers cannot be built for input shape {tuple(input_shape)}: "
+                                        f"{error}") from None
+        elif weight_elements:
+            raise ModelFileError(f"model file {where} holds weights but no input_shape to build the model with")
+    return model
+
+
+def load_weights(model, path, *, allow_nonfinite: bool = False, allow_non_float: bool = False) -> None:
     """Load the weights in ``path`` (from save_weights or save_model) into a built ``model``.
 
+    Args:
+        allow_nonfinite, allow_non_float: as for ``load_model``.
     Raises:
-        ValueError: the model is not built, or the count or a shape differs (naming which).
+        ModelFileError: the model is not built, or the count, a shape or a dtype differs (naming which).
     """
-    where = f"{os.fspath(path)!r}"
-    _, weights = _read(path)
-    if not model.weights and weights:
-        raise ValueError(f"load_weights({where}): the model has no weights yet; build it first "
-                         f"(model.build(input_shape), or call it on a batch)")
-    _set_weights(model, weights, where)
+    with _ModelFile(path, allow_non_float) as file:
+        if not model.weights and file.weights:
+            raise ModelFileError(f"load_weights({file.where}): the model has no weights yet; build it first "
+                                 f"(model.build(input_shape), or call it on a batch)")
+        file.check_against(model)
+        model.set_weights(file.read_weights(model, allow_nonfinite))
 
 
-def read_metadata(path) -> dict | None:
-    """The ``metadata`` dict saved with the model at ``path`` (None if none), without building it."""
-    document, _ = _read(path)
-    return document.get("metadata")
+def read_metadata(path, *, validate_metadata: Callable[[dict | None], None] | None = None) -> dict | None:
+    """The ``metadata`` dict saved with the model at ``path`` (None if none), without building it
+    or reading any weight; ``validate_metadata`` as for ``load_model``."""
+    with _ModelFile(path, allow_non_float=True) as file:  # no weight is read
+        _check_metadata(file.document, validate_metadata, file.where)
+        return file.document.get("metadata")

@@ -1,8 +1,12 @@
+import io
+import sys
+
 import numpy as np
 import pytest
 
 import minidl as dl
 from minidl import layers
+from minidl.batches import class_weight_table, sample_weights
 from minidl.data import Sequence
 
 
@@ -189,3 +193,158 @@ def test_memory_is_freed_over_many_training_steps():
     second, _ = tracemalloc.get_traced_memory()
     tracemalloc.stop()
     assert second - first < 200_000   # bytes: no graph kept alive from step to step
+
+
+# --- argument checks (issue 14): each used to be silently wrong ---------------------------------
+@pytest.mark.parametrize("batch_size", [0, -4, 2.5, True])
+def test_fit_refuses_a_bad_batch_size_naming_it(batch_size):
+    x, y = blobs(16)
+    with pytest.raises(ValueError, match=rf"fit: batch_size must be a positive int, got {batch_size!r}"):
+        small_model().fit(x, y, batch_size=batch_size, verbose=0)   # 0 used to mean 32
+
+
+@pytest.mark.parametrize("where", ["predict", "evaluate"])
+def test_predict_and_evaluate_refuse_a_negative_batch_size(where):
+    x, y = blobs(16)
+    model = small_model()
+    with pytest.raises(ValueError, match=f"{where}: batch_size must be a positive int, got -1"):
+        model.predict(x, batch_size=-1) if where == "predict" else model.evaluate(x, y, batch_size=-1, verbose=0)
+
+
+@pytest.mark.parametrize("epochs", [0, -3, 1.5, None])
+def test_fit_refuses_epochs_that_are_not_a_positive_int(epochs):
+    x, y = blobs(16)
+    model = small_model()
+    before = model.get_weights()
+    with pytest.raises(ValueError, match=r"fit: epochs must be a positive int"):
+        model.fit(x, y, epochs=epochs, verbose=0)                  # 0 and -3 trained nothing, silently
+    for a, b in zip(before, model.get_weights()):
+        np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("class_weight, message", [
+    ({-1: 5.0}, r"class_weight keys must be class indices \(ints >= 0\), got -1"),  # re-weighted class 2
+    ({10 ** 9: 1.0}, r"class_weight names class 1000000000, but the labels have 3 classes"),  # 8 GB table
+    ({0: 1.0, 5: 2.0, 7: 1.0}, r"names classes 5, 7, but the labels have 3 classes \(0 to 2\)"),
+    ({0: -1.0}, r"class_weight\[0\] must be a finite number >= 0, got -1.0"),
+    ({0: float("nan")}, r"class_weight\[0\] must be a finite number >= 0"),
+    ({"a": 1.0}, r"class_weight keys must be class indices"),
+    ({}, r"class_weight must be a non-empty dict"),
+])
+def test_fit_refuses_bad_class_weights_before_training(class_weight, message):
+    x, y = blobs(32)
+    model = small_model()
+    with pytest.raises(ValueError, match=message):
+        model.fit(x, y, epochs=1, class_weight=class_weight, verbose=0)
+    with pytest.raises(ValueError, match=message):
+        model.train_on_batch(x, y, class_weight=class_weight)
+
+
+def test_class_weight_of_an_unbuilt_model_is_checked_against_the_labels():
+    x, y = blobs(32)
+    model = dl.Sequential([layers.Dense(3, activation="softmax")])
+    model.compile(optimizer="sgd", loss="sparse_categorical_crossentropy")
+    with pytest.raises(ValueError, match="names class 3, but the labels have 3 classes"):
+        model.fit(x, y, epochs=1, class_weight={3: 1.0}, verbose=0)
+
+
+def test_class_weight_weights_each_sample_by_its_class():
+    x, y = blobs(60)
+    model = small_model()
+    weights = sample_weights(model, y, None, class_weight_table({2: 3.0, 0: 0.5}, "t"), "t")
+    np.testing.assert_array_equal(weights, np.where(y == 2, 3.0, np.where(y == 0, 0.5, 1.0)))
+    one_hot = np.eye(3, dtype="float32")[y]
+    np.testing.assert_array_equal(sample_weights(model, one_hot, None, class_weight_table(
+        {2: 3.0, 0: 0.5}, "t"), "t"), weights)
+
+
+# --- a NaN step leaves the model as it was (issue 14) ---------------------------------------------
+def _bn_model():
+    model = dl.Sequential([layers.Dense(8, activation="relu", input_shape=(4,)), layers.BatchNormalization(),
+                           layers.Dense(3, activation="softmax")])
+    model.compile(optimizer=dl.optimizers.Adam(0.01), loss="sparse_categorical_crossentropy")
+    return model
+
+
+def test_a_nan_loss_leaves_every_weight_as_before_the_bad_step():
+    x, y = blobs(64)
+    x[40] = np.nan                                  # in the third batch of 16
+    model = _bn_model()
+    two_good_steps = _bn_model()
+    two_good_steps.set_weights(model.get_weights())
+    two_good_steps.fit(x[:32], y[:32], epochs=1, batch_size=16, shuffle=False, verbose=0)
+    with pytest.raises(FloatingPointError, match=r"the loss became nan at epoch 1, batch 3; that step was not "
+                                                 r"applied, the weights are those before it"):
+        model.fit(x, y, epochs=1, batch_size=16, shuffle=False, verbose=0)
+    for a, b in zip(model.get_weights(), two_good_steps.get_weights()):
+        assert np.isfinite(a).all()                 # BatchNormalization's moving statistics too
+        np.testing.assert_array_equal(a, b)
+    assert all(w.grad is None for w in model.trainable_weights)
+    assert model.optimizer.iterations == 2
+
+
+def test_a_nan_gradient_with_a_finite_loss_is_caught_before_the_update():
+    def sqrt_of_zero(y_true, y_pred):    # 0 in value; its gradient is 0 * (1 / 0): NaN
+        return (y_pred - y_pred).sqrt().sum(axis=-1)
+
+    x, y = blobs(32)
+    model = dl.Sequential([layers.Dense(3, input_shape=(4,), name="first"), layers.Dense(3, name="last")])
+    model.compile(optimizer="sgd", loss=sqrt_of_zero)
+    before = model.get_weights()
+    with np.errstate(divide="ignore", invalid="ignore"), \
+            pytest.raises(FloatingPointError, match=r"the gradient of first/kernel \(and 3 more weights\) "
+                                                    r"became NaN or inf, with a finite loss of 0 at epoch 1, batch 1"):
+        model.fit(x, y, epochs=1, batch_size=16, verbose=0)
+    for a, b in zip(before, model.get_weights()):
+        np.testing.assert_array_equal(a, b)     # was all NaN: the update came before the check
+
+
+def test_terminate_on_nan_false_still_carries_on():
+    x, y = blobs(32)
+    x[3] = np.nan
+    model = small_model()
+    model.compile(optimizer="sgd", loss="sparse_categorical_crossentropy", terminate_on_nan=False)
+    history = model.fit(x, y, epochs=1, batch_size=16, shuffle=False, verbose=0)
+    assert np.isnan(history.history["loss"][0])
+
+
+# --- verbose="auto" (issue 14) -------------------------------------------------------------------
+class _Terminal(io.StringIO):
+    def isatty(self):
+        return True
+
+
+def test_verbose_auto_writes_a_line_per_epoch_when_stderr_is_not_a_terminal(monkeypatch):
+    x, y = blobs(64)
+    log = io.StringIO()                     # a CI log or `2> file`: not a terminal
+    monkeypatch.setattr(sys, "stderr", log)
+    small_model().fit(x, y, epochs=2, batch_size=8)
+    lines = log.getvalue().splitlines()
+    assert "\r" not in log.getvalue()       # was a progress bar redrawn with carriage returns
+    assert [line[:15] for line in lines] == ["Epoch 1/2 - los", "Epoch 2/2 - los"]
+
+
+def test_verbose_auto_draws_the_progress_bar_on_a_terminal(monkeypatch):
+    x, y = blobs(64)
+    terminal = _Terminal()
+    monkeypatch.setattr(sys, "stderr", terminal)
+    small_model().fit(x, y, epochs=1, batch_size=8)
+    assert "8/8" in terminal.getvalue() and "Epoch 1/1 - loss" not in terminal.getvalue()
+
+
+def test_verbose_must_be_auto_0_1_or_2():
+    x, y = blobs(16)
+    with pytest.raises(ValueError, match="fit: verbose must be 'auto', 0, 1 or 2, got 3"):
+        small_model().fit(x, y, verbose=3)
+
+
+# --- building is linear in the number of layers (issue 14) ---------------------------------------
+def test_a_deep_sequential_is_built_once_not_once_per_layer(monkeypatch):
+    builds = []
+    original = dl.Sequential.build
+    monkeypatch.setattr(dl.Sequential, "build", lambda self, shape: builds.append(shape) or original(self, shape))
+    model = dl.Sequential([layers.Input((2,))] + [layers.Dense(2) for _ in range(300)])
+    assert len(builds) == 1 and len(model.output_shapes) == 301
+    model.add(layers.Dense(4))                  # one more trial call, not a rebuild of 301 layers
+    assert len(builds) == 1 and model.output_shapes[-1] == (None, 4)
+    assert model.count_params() == 300 * 6 + 12

@@ -7,8 +7,10 @@ import pytest
 import minidl as dl
 from minidl import layers
 from minidl.layers.base import Layer
-from minidl.layers.serialization import (LAYERS, MAX_DEPTH, MODELS, deserialize_layer, is_layer, register_model,
-                                         serialize_layer, short_repr)
+from minidl.layers.serialization import (LAYERS, MAX_CONFIG_INT, MAX_DEPTH, MODELS, check_config_numbers,
+                                         current_size_budget, deserialize_layer, is_layer, output_lower_bound,
+                                         register_model, serialize_layer, short_repr, size_budget,
+                                         weight_lower_bound)
 
 
 def _through_json(entry: dict) -> dict:
@@ -141,3 +143,76 @@ def test_rebuilt_layers_compute_what_the_original_computed():
     rebuilt(x)  # builds the weights
     rebuilt.set_weights(layer.get_weights())
     np.testing.assert_allclose(rebuilt(x).numpy(), expected, rtol=1e-6)
+
+
+# --- the bounds load_model holds a file to (issue 14) --------------------------------------------
+BUILT_ON = [
+    (lambda: layers.Dense(3), (None, 4)),
+    (lambda: layers.Dense(3), (None, 5, 4)),
+    (lambda: layers.Conv1D(4, 3, strides=2, padding="same"), (None, 10, 3)),
+    (lambda: layers.Conv1D(4, 3), (None, 3, 2)),
+    (lambda: layers.Conv2D(2, (3, 1), dilation_rate=(2, 1)), (None, 8, 8, 2)),
+    (lambda: layers.LSTM(5, return_sequences=True), (None, 6, 3)),
+    (lambda: layers.GRU(2), (None, 6, 3)),
+    (lambda: layers.SimpleRNN(4), (None, 1, 3)),
+    (lambda: layers.Bidirectional(layers.LSTM(3, return_sequences=True), merge_mode="sum"), (None, 6, 2)),
+    (lambda: layers.Bidirectional(layers.GRU(3)), (None, 6, 2)),
+    (lambda: layers.TimeDistributed(layers.Dense(2)), (None, 6, 3)),
+    (lambda: layers.ZeroPadding1D((2, 5)), (None, 4, 3)),
+    (lambda: layers.ZeroPadding2D(((1, 0), (3, 2))), (None, 4, 5, 2)),
+    (lambda: layers.ZeroPadding2D(0), (None, 4, 5, 2)),
+    (lambda: layers.BatchNormalization(), (None, 4)),
+    (lambda: layers.MaxPooling1D(2), (None, 6, 3)),
+]
+
+
+@pytest.mark.parametrize("make, input_shape", BUILT_ON)
+def test_the_lower_bounds_never_exceed_what_a_layer_really_builds(make, input_shape):
+    # the budget refuses a file only on these bounds, so a real model must never pass them
+    layer = make()
+    config = layer.get_config()
+    output = layer.compute_output_shape(input_shape)
+    output = output[0] if isinstance(output, list) else output
+    assert weight_lower_bound(config, input_shape) <= layer.count_params()
+    assert output_lower_bound(config, input_shape) <= int(np.prod([1 if n is None else n for n in output]))
+    if isinstance(layer, (layers.Dense, layers.ZeroPadding1D, layers.ZeroPadding2D)):  # exact for these
+        assert output_lower_bound(config, input_shape) == int(np.prod([1 if n is None else n for n in output]))
+
+
+def test_check_config_numbers_names_the_key_path():
+    check_config_numbers({"layers": [{"config": {"units": MAX_CONFIG_INT, "rate": 1e30}}]})
+    with pytest.raises(ValueError, match=r"model.layers\[1\].config.padding\[0\] is 16777217, beyond the bound"):
+        check_config_numbers({"layers": [{}, {"config": {"padding": [MAX_CONFIG_INT + 1, 0]}}]}, "model")
+    deep = [-(10 ** 30)]
+    for _ in range(5000):  # walked without recursion
+        deep = [deep]
+    with pytest.raises(ValueError, match="beyond the bound"):
+        check_config_numbers(deep)
+
+
+def test_size_budget_is_active_only_inside_its_block():
+    assert current_size_budget() is None
+    with size_budget(100) as outer:
+        assert current_size_budget() is outer and outer.weight_elements == 100
+        with size_budget(5) as inner:
+            assert current_size_budget() is inner
+        assert current_size_budget() is outer
+    assert current_size_budget() is None
+
+
+def test_a_model_built_inside_a_budget_is_refused_before_the_layer_that_passes_it():
+    built = []
+
+    class Recorded(layers.Dense):
+        def build(self, input_shape):
+            built.append(self.name)
+            super().build(input_shape)
+
+    try:
+        with size_budget(40), pytest.raises(ValueError, match=r"layer 'big' \(Recorded, units=2000000\) would "
+                                                              r"create at least 10,000,000 weight values"):
+            dl.Sequential([layers.Input((4,)), Recorded(5, name="small"), Recorded(2_000_000, name="big")])
+        assert built == ["small"]
+        dl.Sequential([layers.Input((4,)), Recorded(2_000_000, name="unlimited")])  # no budget, no limit
+    finally:
+        LAYERS.pop("Recorded")
