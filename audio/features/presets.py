@@ -9,6 +9,14 @@
                        window, |FFT|²/512, 26 HTK mels placed on FFT bins, natural log floored
                        at machine epsilon, DCT-II (ortho), lifter 22, log energy in place of C0.
 
+"htk" is named for the HTK-style chain python_speech_features implements, and reproduces that
+library, not HTK's HCopy. HTK itself (its book, "The HTK Book", on HCopy's defaults) differs in
+named ways: a Hamming window where psf's is rectangular; pre-emphasis applied to each frame, not
+to the whole signal; an FFT of the next power of two above the window (256 at 8 kHz) where psf
+takes 512; filters interpolated on the mel axis rather than edges floored to FFT bins; a DCT
+scaled by sqrt(2/N) where psf's is orthonormal; log energy from the frame's samples, not from
+its power spectrum; and no zero-padded last frame.
+
 mfcc_options resolves a preset and the overrides into one frozen MFCCOptions, which the chain
 (audio.features.chain) and StreamingMFCC read and the feature caches hash.
 """
