@@ -35,7 +35,7 @@ import numpy as np
 from tqdm import tqdm
 
 from audio.augment import add_noise
-from audio.cache import cache_key, cache_root, load_stacked, save_stacked
+from audio.cache import DIGEST_INDEX, cache_key, cache_root, file_digests, load_stacked, save_stacked
 from audio.features import mfcc_from_options, mfcc_options
 from audio.fsdd import FSDD, Recording
 from audio.io import load
@@ -217,8 +217,8 @@ class ConnectedDigits:
 
         The cache is ``connected-{preset}-{key}.npz`` in ``cache_dir`` (None:
         ``$MINIDL_CACHE/connected_digits`` or ``~/.cache/minidl/connected_digits``); the key
-        hashes describe(), the resolved MFCC options and the names and sizes of the recordings
-        used. It holds ``features`` (all frames stacked, float32), ``lengths`` and
+        hashes describe(), the resolved MFCC options and the names and SHA-256 digests of the
+        recordings used (audio.cache.file_digests), so changed audio is never served stale. It holds ``features`` (all frames stacked, float32), ``lengths`` and
         ``transcripts`` (audio.cache.save_stacked: written to a temporary file and renamed,
         read with allow_pickle=False).
 
@@ -231,9 +231,10 @@ class ConnectedDigits:
         """
         resolved = mfcc_options(self.sample_rate, n_mfcc, preset, **options)
         used = sorted({name for u in self.utterances for name in u.recordings})
-        key = cache_key({"format": 1, "dataset": self.describe(), "options": asdict(resolved),
-                         "files": [[name, self._paths[name].stat().st_size] for name in used]})
         folder = Path(cache_dir) if cache_dir is not None else cache_root() / "connected_digits"
+        digests = file_digests([self._paths[name] for name in used], folder / DIGEST_INDEX)
+        key = cache_key({"format": 2, "dataset": self.describe(), "options": asdict(resolved),
+                         "files": [[name, digest] for name, digest in zip(used, digests)]})
         cache = folder / f"connected-{preset}-{key}.npz"
         transcripts = self.transcripts()
         stored = load_stacked(cache, transcripts, label_name="transcripts")

@@ -190,3 +190,18 @@ def test_real_fsdd_official_split(tmp_path, monkeypatch):
     signal, transcript = test[0]
     assert len(signal) == sum(test.utterances[0].gaps) + sum(
         len(test.recording(n)) for n in test.utterances[0].recordings)
+
+
+def test_changed_audio_of_the_same_size_is_not_served_from_the_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("MINIDL_CACHE", str(tmp_path / "cache"))
+    folder = write_tone_fsdd(tmp_path / "fsdd")
+    fsdd = FSDD(folder)
+    first = ConnectedDigits(fsdd=fsdd, num_utterances=3, seed=0).features(progress=False)
+    used = ConnectedDigits(fsdd=fsdd, num_utterances=3, seed=0).utterances[0].recordings[0]
+    path = next(r.path for r in fsdd.recordings() if r.name == used)
+    signal, rate = soundfile.read(path, dtype="float32")
+    size = path.stat().st_size
+    soundfile.write(path, (0.5 * signal[::-1]).astype(np.float32), rate, subtype="PCM_16")
+    assert path.stat().st_size == size                     # same size, other audio
+    again = ConnectedDigits(fsdd=FSDD(folder), num_utterances=3, seed=0).features(progress=False)
+    assert not np.array_equal(first[0], again[0])
