@@ -116,7 +116,7 @@ def im2col(x: Array, kernel_size: tuple[int, int], strides: tuple[int, int] = (1
     # Every patch is already in x: col[b, p, q, i, j, c] sits at byte b·s0 + (p·sh + i·dh)·s1 +
     # (q·sw + j·dw)·s2 + c·s3, so one strided view holds col and one copy writes it. One copy, not
     # kh·kw slices: with dw = 1 the (j, c) axes of the view are contiguous in x, so NumPy copies
-    # kw·channels values per inner loop instead of channels (3x fewer loops for a 3x3 kernel).
+    # kw·channels values per inner loop instead of channels (kw times fewer loops).
     s0, s1, s2, s3 = x.strides
     patches = xp.lib.stride_tricks.as_strided(x, (batch, out_h, out_w, kh, kw, channels),
                                               (s0, s1 * sh, s2 * sw, s1 * dh, s2 * dw, s3))
@@ -125,7 +125,8 @@ def im2col(x: Array, kernel_size: tuple[int, int], strides: tuple[int, int] = (1
         raise ValueError(f"im2col: expected out of shape {patches.shape}, got {col.shape}")
     if channels == 1:
         # one channel (a mono spectrogram): the view's inner loops would be only kw values long,
-        # while a slice per kernel offset copies out_w values per loop — 3x faster here
+        # while a slice per kernel offset copies out_w values per loop (faster on the Conv1D/CNN steps
+        # of benchmarks/conv.py)
         for i in range(kh):
             for j in range(kw):
                 col[:, :, :, i, j, :] = patches[:, :, :, i, j, :]
@@ -236,7 +237,7 @@ class Conv2DFunction(Function):
             gW = (self.col.T @ g2).reshape(self.col_shape[3:] + (g2.shape[1],))
         workspace.release(self.col_buffer)
         if len(self.needs_input_grad) == 3 and self.needs_input_grad[2]:
-            # Σ_N g₂ as a product with ones: BLAS runs it several times faster than sum(axis=0)
+            # Σ_N g₂ as a product with ones: BLAS runs it faster than sum(axis=0) (benchmarks/conv.py)
             gb = xp.ones(g2.shape[0], dtype=g2.dtype) @ g2
         workspace.release(masked)
         return (gx, gW) if len(self.needs_input_grad) == 2 else (gx, gW, gb)

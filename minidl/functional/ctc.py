@@ -69,8 +69,8 @@ class CTCLoss(Function):
     α_t, β_t times factors that cancel in the occupancy, since Σ_s α_t(s)β_t(s) = p(l|x) at
     every t:  exp(α_t(s) + β_t(s) + loss) = α̂_t(s)β̂_t(s) / Σ_s' α̂_t(s')β̂_t(s').  The same
     numbers as the ⊕ recursions above, without underflow, but made of multiplications and additions
-    that NumPy vectorises, where ``logaddexp`` costs an exp and a log1p per element (measured
-    here: about 20 times an add); the arithmetic runs in float64 whatever the input dtype.
+    that NumPy vectorises, where ``logaddexp`` costs an exp and a log1p per element
+    (benchmarks/ctc.py times the whole loss); the arithmetic runs in float64 whatever the input dtype.
 
     Vectorised over batch and label positions; the only Python loop is over time. Positions
     beyond a sample's 2S + 1 get y = -∞ (unreachable), and frames beyond its input length are

@@ -63,7 +63,7 @@ class MaxPool2DFunction(_Pool2D):
             xp.greater(entry, y, out=above)
             xp.maximum(y, entry, out=y)
             # argmax = where(above, k, argmax), as max(argmax, k·above): k exceeds every offset
-            # recorded so far; a masked copy (copyto where=) is 20x slower on random masks
+            # recorded so far; a masked copy (copyto where=) is much slower on random masks (benchmarks/conv.py)
             xp.multiply(above, argmax.dtype.type(k), out=claim)
             xp.maximum(argmax, claim, out=argmax)
         self.argmax, self.x_shape, self.padded_shape = argmax, x.shape, padded.shape
