@@ -105,12 +105,13 @@ def augmented_features(signal: np.ndarray, features: FeatureSettings, settings: 
     if features.trim_db is not None:
         signal = trim_silence(signal, features.sample_rate, top_db=features.trim_db)
     if settings.speed is not None:
-        signal = audio_augment.speed_perturb(signal, round(float(rng.uniform(*settings.speed)), 3))
+        # factors and warps on a 1% grid: each distinct one designs a filter (bank) once
+        signal = audio_augment.speed_perturb(signal, round(float(rng.uniform(*settings.speed)), 2))
     if settings.snr_db is not None and np.any(signal):
         signal = audio_augment.add_noise(signal, float(rng.uniform(*settings.snr_db)), rng=rng)
     o = audio_features.mfcc_options(features.sample_rate, features.n_mfcc, features.preset)
     power = audio_features.power_frames(signal, o)
-    alpha = float(rng.uniform(*settings.vtlp)) if settings.vtlp is not None else 1.0
+    alpha = round(float(rng.uniform(*settings.vtlp)), 2) if settings.vtlp is not None else 1.0
     weights = audio_features.mel_filterbank(o.sample_rate, o.n_fft, o.n_mels, o.fmin, o.fmax, o.mel_scale,
                                             o.mel_norm, o.bin_rounded, dtype=power.dtype, vtlp_alpha=alpha)
     logs = audio_features.log_mel(power @ weights.T, o.log, top_db=o.top_db)
