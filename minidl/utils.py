@@ -1,7 +1,12 @@
-"""Small Keras conveniences."""
+"""Small Keras conveniences, and ``plot_graph`` (drawn by minidl/graph.py) where Keras keeps its
+``keras.utils.plot_model``."""
 from __future__ import annotations
 
 import numpy as np
+
+from minidl.graph import plot_graph
+
+__all__ = ["plot_graph", "to_categorical"]
 
 
 def to_categorical(y, num_classes: int | None = None, dtype: str = "float32") -> np.ndarray:
