@@ -16,6 +16,8 @@ from minidl import functional, tensor
 tensor.use_functional(functional)  # Tensor's operators call the ops; minidl/tensor.py says why here
 from minidl import (callbacks, data, initializers, layers, losses, metrics,  # noqa: E402
                     optimizers, regularizers, saving, utils, workspace)
+# dl.trace is the function (`with dl.trace() as t:`); the module is minidl.trace's, as in sys.modules
+from minidl.trace import trace  # noqa: E402
 from minidl import models  # noqa: E402
 from minidl.models import Sequential  # noqa: E402
 from minidl.saving import load_model  # noqa: E402

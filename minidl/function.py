@@ -15,12 +15,20 @@ from __future__ import annotations
 
 import contextlib
 import weakref
-from typing import Iterator
+from typing import Any, Iterator
 
 from minidl.backend import Array
 from minidl.tensor import Tensor, as_tensor
 
 _grad_enabled = [True]
+_tracer = None   # a minidl.trace.Trace while one records, else None: the only cost when none does
+
+
+def set_tracer(tracer: Any) -> None:
+    """Route every Function's forward through ``tracer.forward(function, tensors)`` (None: stop).
+    Used by minidl.trace; tensor.set_tracer does the same for backward."""
+    global _tracer
+    _tracer = tracer
 
 
 @contextlib.contextmanager
@@ -61,7 +69,10 @@ class Function:
         tensors = tuple(as_tensor(x) for x in inputs)
         self.needs_input_grad = tuple(t.requires_grad for t in tensors)
         record = _grad_enabled[0] and any(self.needs_input_grad)
-        ys = self.forward(*(t.data for t in tensors))
+        if _tracer is None:
+            ys = self.forward(*(t.data for t in tensors))
+        else:  # inside `with dl.trace()`: it runs forward, timing it and noting the shapes
+            ys = _tracer.forward(self, tensors)
         single = not isinstance(ys, tuple)
         outputs = tuple(Tensor(y, requires_grad=record) for y in ((ys,) if single else ys))
         if record:

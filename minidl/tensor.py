@@ -20,12 +20,20 @@ from minidl.backend import Array, get_array_module
 # importing it here would make an import cycle. minidl/__init__.py hands the module over with
 # use_functional() as soon as both are loaded, before any Tensor operator can run.
 F: Any = None
+_tracer: Any = None   # a minidl.trace.Trace while one records, else None (see set_tracer)
 
 
 def use_functional(module: Any) -> None:
     """Give Tensor's operators and methods the module of ops they call (minidl.functional)."""
     global F
     F = module
+
+
+def set_tracer(tracer: Any) -> None:
+    """Route each Function's backward through ``tracer.backward(function, grads)`` (None: stop).
+    Used by minidl.trace; function.set_tracer does the same for forward."""
+    global _tracer
+    _tracer = tracer
 
 
 def _to_array(data: Any, dtype: Any = None) -> Array:
@@ -148,7 +156,7 @@ class Tensor:
                 gys.append(None if y is None else grads.pop(id(y), (None, None))[1])
             if all(g is None for g in gys):
                 continue
-            gxs = function.backward(*gys)
+            gxs = function.backward(*gys) if _tracer is None else _tracer.backward(function, gys)
             if not isinstance(gxs, tuple):
                 gxs = (gxs,)
             for x, gx, needed in zip(function.inputs, gxs, function.needs_input_grad):
