@@ -9,11 +9,19 @@
 Each subcommand is a few lines over ``minidl.apps.digits``, ``streaming`` and ``ctc_digits``.
 The training options and the run over held-out speakers (``add_training_options``,
 ``run_training``) are shared with the stories in ``examples/digits_*.py``.
+
+A file the command cannot use - a model file that is damaged, hostile or of another task, an
+audio file that is missing, unreadable or out of bounds - is one line on stderr,
+``minidl-digits: <file>: <what is wrong>``, and exit status 1; ``predict`` goes on with the next
+file and fails at the end, as a batch tool does. Any other exception is a bug and keeps its
+traceback. Numbers on the command line are checked by argparse (exit status 2), and file names
+and labels are escaped (``audio.io.printable``) before they reach the terminal.
 """
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import pathlib
 import sys
 from typing import Callable
@@ -21,9 +29,105 @@ from typing import Callable
 import numpy as np
 
 import audio
+from audio.io import printable
 from minidl.apps import ctc_digits, digits
 from minidl.apps.recipes import RECIPES, RECOMMENDED, recipe
-from minidl.apps.streaming import stream_file
+from minidl.apps.streaming import check_chunk_ms, stream_file
+
+# The project's own errors about a file the command was given: each is one line naming the file.
+# A model file's are ModelFileError (a ValueError) or FileNotFoundError; an audio file's are
+# AudioError (audio.load turns the OSErrors into it; they are listed for any that get past).
+MODEL_ERRORS = (ValueError, FileNotFoundError, PermissionError, IsADirectoryError)
+INPUT_ERRORS = (audio.AudioError, FileNotFoundError, PermissionError, IsADirectoryError)
+
+
+# --- numbers on the command line ------------------------------------------------------------------
+def positive_int(text: str) -> int:
+    """argparse type: a whole number >= 1 (--epochs, --batch-size)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number >= 1, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a whole number >= 1, got {text!r}")
+    return value
+
+
+def non_negative_int(text: str) -> int:
+    """argparse type: a whole number >= 0 (--seed: numpy's generators take no negative seed)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number >= 0, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be a whole number >= 0, got {text!r}")
+    return value
+
+
+def chunk_milliseconds(text: str) -> float:
+    """argparse type: --chunk-ms, milliseconds in streaming's range (check_chunk_ms)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number of milliseconds, got {text!r}") from None
+    try:
+        return check_chunk_ms(value)
+    except ValueError as error:   # "chunk_ms must be ...": argparse names the option itself
+        raise argparse.ArgumentTypeError(str(error).removeprefix("chunk_ms ")) from None
+
+
+# --- one line per file the command cannot use ---------------------------------------------------------
+# How the project's messages start when they name the file first; error_line says the name itself.
+_NAMED_PREFIXES = ("cannot load {}: ", "cannot read model file {}: ", "model file {}: ")
+
+
+def error_line(name: str | os.PathLike | None, error: BaseException | str) -> str:
+    """``minidl-digits: <name>: <what is wrong>``, one line, for a file the command cannot use.
+
+    The name is escaped by audio.io.printable, so a newline in it cannot forge a line; the reason
+    is the error's message without its own mention of the file at the start, its control
+    characters escaped. ``name`` None (a file deep in a data set) gives ``minidl-digits: <message>``.
+    """
+    if isinstance(error, OSError) and error.strerror and not isinstance(error, audio.AudioError):
+        reason = error.strerror[:1].lower() + error.strerror[1:]   # "No such file or directory"
+    else:
+        reason = str(error)
+        if name is not None:
+            spellings = {printable(name), printable(pathlib.Path(name)), repr(os.fspath(name)),
+                         repr(str(pathlib.Path(name)))}
+            for prefix in (p.format(spelling) for p in _NAMED_PREFIXES for spelling in spellings):
+                if reason.startswith(prefix):
+                    reason = reason[len(prefix):]
+                    break
+    reason = "".join(c if c.isprintable() else printable(c) for c in reason)
+    return f"minidl-digits: {reason}" if name is None else f"minidl-digits: {printable(name)}: {reason}"
+
+
+def report(name: str | os.PathLike | None, error: BaseException | str) -> int:
+    """Print error_line to stderr; the exit status, 1."""
+    print(error_line(name, error), file=sys.stderr, flush=True)
+    return 1
+
+
+def load_or_report(load: Callable, path: str):
+    """``load(path)`` (a Recogniser or Transcriber), or None once the reason is printed."""
+    try:
+        return load(path)
+    except MODEL_ERRORS as error:
+        report(path, error)
+        return None
+
+
+def open_fsdd(data: str | None) -> audio.fsdd.FSDD:
+    """FSDD at ``data`` (or by the lookup order).
+
+    Raises:
+        SystemExit: with one line when no copy can be found or fetched.
+    """
+    try:
+        return audio.fsdd.FSDD(data)
+    except FileNotFoundError as error:  # no copy and no download: one clear message, no traceback
+        raise SystemExit(f"minidl-digits: {error}") from None
 
 
 def add_training_options(parser: argparse.ArgumentParser, model: str | None = None,
@@ -43,14 +147,14 @@ def add_training_options(parser: argparse.ArgumentParser, model: str | None = No
                                  f"see minidl/apps/recipes.py); 'none' for the options alone")
     else:
         parser.set_defaults(model=model, recipe="none")
-    parser.add_argument("--epochs", type=int, default=None,
+    parser.add_argument("--epochs", type=positive_int, default=None,
                         help="passes over the training data (default: the model's, digits.DEFAULT_EPOCHS)")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=non_negative_int, default=0)
     parser.add_argument("--split", choices=("official", "speaker"), default="official")
     parser.add_argument("--held-out", default=None,
                         help="speaker held out with --split speaker, or 'all' for each in turn")
     parser.add_argument("--backend", choices=("numpy", "cupy"), default="numpy")
-    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--batch-size", type=positive_int, default=32)
     parser.add_argument("--augment", action="store_true", help="train on augmented copies of each recording (TrainSettings.augmentation: speed, noise, VTLP)")
     parser.add_argument("--out", default=None, help="output folder (default runs/<story>)")
     parser.add_argument("--data", default=None,
@@ -76,15 +180,15 @@ def run_training(args: argparse.Namespace, story: str, train: Callable[..., dict
                          f"trains a {RECIPES[args.recipe][1]['model']}; add --recipe none to choose the model")
     kind = RECIPES[args.recipe][1]["model"] if named else (args.model or "cnn")
     out = pathlib.Path(args.out or f"runs/{story}")
-    epochs = args.epochs or (RECIPES[args.recipe][1]["epochs"] if named else digits.DEFAULT_EPOCHS[kind])
+    if args.epochs is not None:
+        epochs = args.epochs
+    else:
+        epochs = RECIPES[args.recipe][1]["epochs"] if named else digits.DEFAULT_EPOCHS[kind]
     if args.split == "speaker" and not args.held_out:
         raise SystemExit("--split speaker needs --held-out NAME or --held-out all")
     if args.split == "official" and args.held_out:
         raise SystemExit("--held-out applies to --split speaker")
-    try:
-        fsdd = audio.fsdd.FSDD(args.data)
-    except FileNotFoundError as error:  # no copy and no download: one clear message, no traceback
-        raise SystemExit(f"minidl-digits: {error}") from None
+    fsdd = open_fsdd(args.data)
     held_outs = fsdd.speakers() if args.held_out == "all" else [args.held_out]
     results = []
     for held_out in held_outs:
@@ -137,7 +241,8 @@ def parser() -> argparse.ArgumentParser:
     stream = commands.add_parser("stream", help="find digits in a file fed in 100 ms chunks")
     stream.add_argument("model")
     stream.add_argument("file")
-    stream.add_argument("--chunk-ms", type=float, default=100.0)
+    stream.add_argument("--chunk-ms", type=chunk_milliseconds, default=100.0,
+                        help="milliseconds per chunk, from 1 to 60000 (default 100)")
     transcribe = commands.add_parser("transcribe", help="the digit string of a connected-digit file (CTC model)")
     transcribe.add_argument("model")
     transcribe.add_argument("file")
@@ -145,49 +250,79 @@ def parser() -> argparse.ArgumentParser:
 
 
 def evaluate(args: argparse.Namespace) -> int:
-    """Print {model, split, held_out, test_accuracy, files} as one JSON line."""
-    recogniser = digits.Recogniser(args.model)
-    fsdd = audio.fsdd.FSDD(args.data)
-    _, test = fsdd.split(args.split, held_out=args.held_out)
-    report = digits.classification_report(
-        np.array([r.digit for r in test]),
-        recogniser.probabilities(digits.dataset_features(fsdd, test, recogniser.features)))
+    """Print {model, split, held_out, test_accuracy, files} as one JSON line; 1 if the model or a
+    recording cannot be read."""
+    recogniser = load_or_report(digits.Recogniser, args.model)
+    if recogniser is None:
+        return 1
+    fsdd = open_fsdd(args.data)
+    try:
+        _, test = fsdd.split(args.split, held_out=args.held_out)
+    except ValueError as error:   # --held-out missing, unknown, or given with --split official
+        raise SystemExit(f"minidl-digits: {error}") from None
+    problem = None
+    try:
+        features = digits.dataset_features(fsdd, test, recogniser.features)
+    except audio.AudioError as error:   # its message names the recording
+        problem = str(error)
+    if problem is not None:
+        # reported out here: the progress bar closes (its own line ended) once the exception's
+        # frames are gone, so the message gets a line of its own
+        return report(None, problem)
+    scores = digits.classification_report(np.array([r.digit for r in test]),
+                                          recogniser.probabilities(features))
     print(json.dumps({"model": str(args.model), "split": args.split, "held_out": args.held_out,
-                      "test_accuracy": report["accuracy"], "files": len(test)}))
+                      "test_accuracy": scores["accuracy"], "files": len(test)}))
     return 0
 
 
 def predict(args: argparse.Namespace) -> int:
-    """Print PATH<TAB>DIGIT<TAB>PROBABILITY (or JSON) per file; 1 if any file could not be read."""
+    """Print PATH<TAB>DIGIT<TAB>PROBABILITY (or JSON) per file as it is answered; 1 if the model
+    or any file could not be read (the others are still answered)."""
+    recogniser = load_or_report(digits.Recogniser, args.model)
+    if recogniser is None:
+        return 1
     failed = False
-    for result in digits.predict_files(args.model, args.files):
-        if "error" in result:
+    for path in args.files:
+        try:
+            result = recogniser.predict_file(path, max_seconds=digits.MAX_PREDICT_SECONDS)
+        except INPUT_ERRORS as error:
             failed = True
-            print(f"minidl-digits: {result['error']}", file=sys.stderr)
+            report(path, error)
             continue
-        print(json.dumps(result) if args.json else f"{result['path']}\t{result['digit']}\t{result['probability']:.4f}")
+        # json.dumps escapes control characters itself; the tab-separated line needs printable
+        if args.json:
+            line = json.dumps(result)
+        else:
+            line = f"{printable(result['path'])}\t{printable(result['digit'])}\t{result['probability']:.4f}"
+        print(line, flush=True)
     return 1 if failed else 0
 
 
 def stream(args: argparse.Namespace) -> int:
-    """Print each digit as the endpointer finds it; 1 if the file cannot be read."""
-    try:
-        for found in stream_file(args.model, args.file, chunk_ms=args.chunk_ms):
-            print(f"{found['end_s']:7.2f} s  digit {found['digit']}  p={found['probability']:.3f}  "
-                  f"latency {1000 * found['latency_s']:.0f} ms", flush=True)
-    except audio.AudioError as error:
-        print(f"minidl-digits: {error}", file=sys.stderr)
+    """Print each digit as the endpointer finds it; 1 if the model or the file cannot be read."""
+    recogniser = load_or_report(digits.Recogniser, args.model)
+    if recogniser is None:
         return 1
+    try:
+        for found in stream_file(recogniser, args.file, chunk_ms=args.chunk_ms):
+            print(f"{found['end_s']:7.2f} s  digit {printable(found['digit'])}  p={found['probability']:.3f}  "
+                  f"latency {1000 * found['latency_s']:.0f} ms", flush=True)
+    except INPUT_ERRORS as error:
+        return report(args.file, error)
     return 0
 
 
 def transcribe(args: argparse.Namespace) -> int:
-    """Print the digit string of a connected-digit file; 1 if the file cannot be read."""
-    try:
-        print(ctc_digits.transcribe(args.model, args.file))
-    except audio.AudioError as error:
-        print(f"minidl-digits: {error}", file=sys.stderr)
+    """Print the digit string of a connected-digit file; 1 if the model or the file cannot be read."""
+    transcriber = load_or_report(ctc_digits.Transcriber, args.model)
+    if transcriber is None:
         return 1
+    try:
+        text = transcriber.transcribe_file(args.file)
+    except INPUT_ERRORS as error:
+        return report(args.file, error)
+    print(printable(text))
     return 0
 
 
@@ -195,7 +330,10 @@ def main(argv: list[str] | None = None) -> int:
     """The ``minidl-digits`` command; returns its exit status."""
     args = parser().parse_args(argv)
     if args.command == "train":
-        run_training(args, f"digits_{args.model}")
+        try:
+            run_training(args, f"digits_{args.model}")
+        except audio.AudioError as error:   # a damaged recording; its message names it
+            return report(None, error)
         return 0
     handlers = {"evaluate": evaluate, "predict": predict, "stream": stream, "transcribe": transcribe}
     return handlers[args.command](args)

@@ -37,6 +37,7 @@ import audio
 from minidl import backend
 from minidl import functional as F
 from minidl.apps.features import FeatureSettings, finish_features, signal_features
+from minidl.apps.model_metadata import check_model_shapes, check_task, feature_settings_from_metadata
 from minidl.apps.plots import pyplot
 from minidl.decoding import beam_search_decode, greedy_decode
 from minidl.function import no_grad
@@ -367,20 +368,35 @@ def save(model: Sequential, path: str | pathlib.Path, features: FeatureSettings,
                                "labels": ["<blank>"] + [str(d) for d in range(10)]})
 
 
+MAX_TRANSCRIBE_SECONDS = 600.0   # the whole file goes through the network at once
+
+
+def check_metadata(metadata) -> None:
+    """What Transcriber needs of a model file's metadata (``load_model(validate_metadata=)``):
+    task TASK and sane features (keys a file lacks take FEATURES'); else a ValueError naming what
+    is wrong (minidl.apps.model_metadata); load_model adds the file."""
+    check_task(metadata, TASK, "a connected-digit CTC model")
+    feature_settings_from_metadata(metadata.get("features"), FEATURES)
+
+
 class Transcriber:
-    """A saved CTC digit model with its feature settings, ready to read signals or files."""
+    """A saved CTC digit model with its feature settings, ready to read signals or files.
+
+    Raises:
+        FileNotFoundError: no file at ``path``; minidl.saving.ModelFileError (a ValueError, naming
+            the file): not a CTC model ``save`` wrote (check_metadata), or its shapes do not fit.
+    """
 
     def __init__(self, path: str | pathlib.Path, beam_width: int = 8):
-        metadata = read_metadata(path)
-        if not metadata or metadata.get("task") != TASK:
-            raise ValueError(f"{path} is not a connected-digit CTC model (metadata task "
-                             f"{(metadata or {}).get('task')!r}, expected {TASK!r})")
+        metadata = read_metadata(path, validate_metadata=check_metadata)  # before any weight is read
         # Keys a file lacks take this model's defaults (per-utterance CMVN), not the isolated
         # digits' (global): files written when ctc_digits had its own FeatureSettings class
         # read the same either way, as they carry every key.
-        self.features = FeatureSettings.from_dict({**FEATURES.to_dict(), **metadata["features"]})
-        self.model = load_model(path)
+        self.features = feature_settings_from_metadata(metadata["features"], FEATURES)
+        self.model = load_model(path, validate_metadata=check_metadata)
         self.beam_width = beam_width
+        check_model_shapes(self.model, path, (None, None, self.features.n_features),
+                           NUM_CLASSES)
 
     def transcribe_signal(self, signal: np.ndarray) -> str:
         """The digit string of a signal at the model's sample rate (8 kHz)."""
@@ -388,10 +404,14 @@ class Transcriber:
         log_probs = predict_log_probs(self.model, [features])
         return decode(log_probs, self.beam_width)[0]
 
-    def transcribe_file(self, path: str | pathlib.Path) -> str:
-        """The digit string of an audio file (resampled to the model's rate); AudioError if
-        the file cannot be read."""
-        signal, _ = audio.load(path, sample_rate=self.features.sample_rate)
+    def transcribe_file(self, path: str | pathlib.Path,
+                        max_seconds: float | None = MAX_TRANSCRIBE_SECONDS) -> str:
+        """The digit string of an audio file (resampled to the model's rate).
+
+        Raises:
+            audio.AudioError: the file cannot be read, or is longer than ``max_seconds``.
+        """
+        signal, _ = audio.load(path, sample_rate=self.features.sample_rate, max_seconds=max_seconds)
         return self.transcribe_signal(signal)
 
 
@@ -402,9 +422,9 @@ def transcribe(model_path: str | pathlib.Path, wav_path: str | pathlib.Path,
 
 
 __all__ = [
-    "BLANK", "FEATURES", "NUM_CLASSES", "Batch", "ModelSettings", "Transcriber",
-    "batches", "build_model", "dataset_features", "decode", "decode_labels", "encode",
-    "evaluate", "forced_alignment", "log_probabilities", "make_batch", "output_lengths",
-    "predict_log_probs", "save", "score", "train_epoch", "train_step",
-    "transcribe",
+    "BLANK", "FEATURES", "MAX_TRANSCRIBE_SECONDS", "NUM_CLASSES", "Batch", "ModelSettings",
+    "Transcriber", "batches", "build_model", "check_metadata", "dataset_features", "decode",
+    "decode_labels", "encode", "evaluate", "forced_alignment",
+    "log_probabilities", "make_batch", "output_lengths", "predict_log_probs", "save", "score",
+    "train_epoch", "train_step", "transcribe",
 ]

@@ -36,7 +36,9 @@ import audio
 import minidl as dl
 from minidl import layers
 from minidl.apps.augmentation import AugmentSettings, EpochDraws, augmented_copies
-from minidl.apps.features import FeatureSettings, file_features, finish_features, signal_features
+from minidl.apps.features import FeatureSettings, finish_features, signal_features
+from minidl.apps.model_metadata import (check_choice, check_frames, check_labels, check_model_shapes,
+                                        check_task, feature_settings_from_metadata)
 from minidl.apps.plots import plot_confusion, plot_history
 from minidl.callbacks import History
 from minidl.data import Sequence, pad_sequences
@@ -385,24 +387,38 @@ def train(settings: TrainSettings, out: str | pathlib.Path, features: FeatureSet
 # Using a saved model
 # ---------------------------------------------------------------------------------------------
 
+MAX_PREDICT_SECONDS = 600.0   # predict's longest file, far past any digit; stream reads any length
+
+
+def check_metadata(metadata) -> None:
+    """What Recogniser needs of a model file's metadata (``load_model(validate_metadata=)``): task
+    TASK, a model of MODEL_KINDS, sane features, frames for the CNN, 10 printable labels (if any);
+    else a ValueError naming what is wrong (minidl.apps.model_metadata); load_model adds the file."""
+    check_task(metadata, TASK, "a spoken-digit model", "train one with `minidl-digits train`")
+    kind = check_choice(metadata.get("model"), MODEL_KINDS, "model kind")
+    feature_settings_from_metadata(metadata.get("features"))
+    check_frames(metadata.get("frames"), required=kind == "cnn")
+    check_labels(metadata.get("labels", LABELS), len(LABELS))
+
+
 class Recogniser:
     """A saved digit model with its feature settings: ``Recogniser(path).classify(signal)``.
 
     Raises:
-        ValueError: the file is not a minidl model, or not one trained by ``train``.
+        FileNotFoundError: no file at ``path``; minidl.saving.ModelFileError (a ValueError, naming
+            the file): not a model ``train`` wrote (check_metadata), or its shapes do not fit.
     """
 
     def __init__(self, path: str | pathlib.Path):
         self.path = pathlib.Path(path)
-        self.model = dl.load_model(self.path)
-        metadata = read_metadata(self.path) or {}
-        if metadata.get("task") != TASK:
-            raise ValueError(f"{self.path} is not a spoken-digit model (its metadata names task "
-                             f"{metadata.get('task')!r}); train one with `minidl-digits train`")
+        metadata = read_metadata(self.path, validate_metadata=check_metadata)  # before any weight is read
+        self.model = dl.load_model(self.path, validate_metadata=check_metadata)
         self.kind = metadata["model"]
-        self.features = FeatureSettings.from_dict(metadata["features"])
+        self.features = feature_settings_from_metadata(metadata["features"])
         self.frames = metadata.get("frames")
         self.labels = metadata.get("labels", LABELS)
+        check_model_shapes(self.model, self.path, (None, self.frames if self.kind == "cnn" else None,
+                                                   self.features.n_features), len(self.labels))
 
     def probabilities(self, features: list[np.ndarray]) -> np.ndarray:
         """(n, 10) probabilities for n utterances' features, each (frames, n_features)."""
@@ -413,18 +429,22 @@ class Recogniser:
         p = self.probabilities([signal_features(signal, self.features)])[0]
         return self.labels[int(p.argmax())], float(p.max())
 
+    def predict_file(self, path, max_seconds: float | None = MAX_PREDICT_SECONDS) -> dict:
+        """{path, digit, probability} for one audio file; AudioError if it cannot be read or is
+        longer than ``max_seconds`` (refused before it is decoded)."""
+        signal, _ = audio.load(path, sample_rate=self.features.sample_rate, max_seconds=max_seconds)
+        label, probability = self.classify(signal)
+        return {"path": str(path), "digit": label, "probability": round(probability, 4)}
 
-def predict_files(model_path, paths: list[str]) -> list[dict]:
-    """One dict per file: {path, digit, probability} or {path, error}; a bad file spoils no other."""
-    recogniser = Recogniser(model_path)
+
+def predict_files(model, paths: list[str], max_seconds: float | None = MAX_PREDICT_SECONDS) -> list[dict]:
+    """One dict per file: {path, digit, probability} or {path, error}; a bad file spoils no other.
+    ``model`` is a Recogniser or its file; ``max_seconds`` as Recogniser.predict_file."""
+    recogniser = model if isinstance(model, Recogniser) else Recogniser(model)
     results = []
     for path in paths:
         try:
-            features = file_features(path, recogniser.features)
+            results.append(recogniser.predict_file(path, max_seconds))
         except audio.AudioError as error:
             results.append({"path": str(path), "error": str(error)})
-            continue
-        p = recogniser.probabilities([features])[0]
-        results.append({"path": str(path), "digit": recogniser.labels[int(p.argmax())],
-                        "probability": round(float(p.max()), 4)})
     return results

@@ -23,6 +23,10 @@ from minidl.apps.digits import Recogniser
 from minidl.apps.features import finish_features
 
 FLOOR_DB = -100.0   # the noise floor never goes below this: digital silence has no level
+# A chunk is what a microphone hands over at once: under 1 ms is a sample or two (and a decision
+# per chunk costs more than it), over a minute is no longer streaming.
+MIN_CHUNK_MS = 1.0
+MAX_CHUNK_MS = 60_000.0
 
 
 @dataclass(frozen=True)
@@ -92,22 +96,43 @@ def frame_levels(samples: np.ndarray, frame: int) -> np.ndarray:
     return 10 * np.log10(np.mean(blocks.astype(np.float64) ** 2, axis=1) + 1e-10)
 
 
-def stream_file(model_path: str | pathlib.Path, path: str | pathlib.Path, chunk_ms: float = 100.0,
+def check_chunk_ms(chunk_ms: float) -> float:
+    """``chunk_ms`` as a float, if it is a number of milliseconds from MIN_CHUNK_MS to MAX_CHUNK_MS.
+
+    Raises:
+        ValueError: anything else (zero, negative, NaN, infinite, not a number).
+    """
+    valid = (isinstance(chunk_ms, (int, float, np.number)) and not isinstance(chunk_ms, bool)
+             and MIN_CHUNK_MS <= chunk_ms <= MAX_CHUNK_MS)   # NaN compares False: refused too
+    if not valid:
+        raise ValueError(f"chunk_ms must be a number of milliseconds from {MIN_CHUNK_MS:g} to "
+                         f"{MAX_CHUNK_MS:g}, got {chunk_ms!r}")
+    return float(chunk_ms)
+
+
+def stream_file(model: Recogniser | str | pathlib.Path, path: str | pathlib.Path, chunk_ms: float = 100.0,
                 rule: EndpointRule = EndpointRule()) -> Iterator[dict]:
     """Feed a file through StreamingMFCC in chunks; yield one dict per digit found:
     {digit, probability, start_s, end_s, latency_s} where latency is from the end of speech
     (in audio time) to the decision, plus the compute time of the decision.
 
+    Args:
+        model: a Recogniser, or the path of its model file.
+        path: the audio file, of any length (no max_seconds: it is fed in chunks).
+        chunk_ms: milliseconds per chunk, from MIN_CHUNK_MS to MAX_CHUNK_MS.
     Raises:
-        audio.AudioError: the file cannot be read.
+        ValueError: chunk_ms out of range (at the first next()).
+        minidl.saving.ModelFileError, FileNotFoundError: the model file (as Recogniser).
+        audio.AudioError: the audio file cannot be read.
     """
-    recogniser = Recogniser(model_path)
+    chunk_ms = check_chunk_ms(chunk_ms)
+    recogniser = model if isinstance(model, Recogniser) else Recogniser(model)
     settings = recogniser.features
     signal, rate = audio.load(path, sample_rate=settings.sample_rate)
     stream = StreamingMFCC(rate, preset=settings.preset, n_mfcc=settings.n_mfcc)
     endpointer = Endpointer(rule)
     frame = int(round(rate * rule.frame_ms / 1000))
-    chunk = int(round(rate * chunk_ms / 1000))
+    chunk = int(round(rate * chunk_ms / 1000))   # >= 1 sample: rates are >= 1 kHz, chunks >= 1 ms
     mfcc_frames = []
     pending = np.zeros(0, dtype=np.float32)   # samples not yet in a whole 10 ms frame
     for start in range(0, len(signal), chunk):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ast
 import inspect
+import json
 
 import numpy as np
 import pytest
@@ -189,3 +190,49 @@ def test_train_step_and_decoding_on_the_gpu():
     loss = ctc_digits.train_step(model, Adam(1e-2), batch)
     assert np.isfinite(loss)
     assert len(ctc_digits.evaluate(model, features, transcripts, beam_width=2)["beam_strings"]) == 8
+
+
+# --- a saved model's metadata is checked on load (issue 14) -------------------------------------
+
+def copy_with_config(source, target, change) -> None:
+    """Copy the model file ``source`` to ``target`` with ``change(document)`` applied to its JSON."""
+    with np.load(source, allow_pickle=False) as archive:
+        arrays = {name: archive[name] for name in archive.files}
+    document = json.loads(arrays["config"].tobytes().decode("utf-8"))
+    change(document)
+    arrays["config"] = np.frombuffer(json.dumps(document).encode("utf-8"), dtype=np.uint8)
+    np.savez(target, **arrays)
+
+
+def features_changed(**values):
+    return lambda document: document["metadata"]["features"].update(values)
+
+
+@pytest.mark.parametrize("change, reason", [
+    (lambda document: document.update(metadata=None), "not a connected-digit CTC model"),
+    (lambda document: document["metadata"].pop("features"), "features"),
+    (lambda document: document["metadata"].update(features=[]), "features"),
+    (features_changed(sample_rate=10 ** 7), "sample_rate"),
+    (features_changed(sample_rate=1), "sample_rate"),
+    (features_changed(sample_rate="fast"), "sample_rate"),
+    (features_changed(n_mfcc=10 ** 9), "n_mfcc"),
+    (features_changed(n_mfcc=20), "40 features per frame"),
+    (features_changed(preset="mel"), "preset"),
+    (features_changed(delta_order=-1), "delta_order"),
+], ids=["no metadata", "no features", "features a list", "sample_rate 1e7", "sample_rate 1",
+        "sample_rate a string", "n_mfcc 1e9", "n_mfcc not the model's", "unknown preset", "delta_order -1"])
+def test_transcriber_refuses_bad_metadata_naming_the_file(change, reason, tmp_path):
+    ctc_digits.save(build_model(FEATURES.n_features, TINY), tmp_path / "good.npz", FEATURES, TINY)
+    copy_with_config(tmp_path / "good.npz", tmp_path / "hostile.npz", change)
+    with pytest.raises(dl.saving.ModelFileError) as refused:
+        ctc_digits.Transcriber(tmp_path / "hostile.npz")
+    assert repr(str(tmp_path / "hostile.npz")) in str(refused.value) and reason in str(refused.value)
+
+
+def test_transcribe_bounds_the_length_of_a_file(tmp_path):
+    ctc_digits.save(build_model(FEATURES.n_features, TINY), tmp_path / "model.npz", FEATURES, TINY)
+    soundfile.write(tmp_path / "long.wav", np.zeros(3 * 8000, dtype=np.float32), 8000)
+    assert ctc_digits.MAX_TRANSCRIBE_SECONDS == 600
+    transcriber = ctc_digits.Transcriber(tmp_path / "model.npz")
+    with pytest.raises(ctc_digits.audio.AudioError, match="over the limit of 2 s"):
+        transcriber.transcribe_file(tmp_path / "long.wav", max_seconds=2.0)

@@ -119,3 +119,101 @@ def test_adapt_normalization_learns_the_training_frames():
     digits.adapt_normalization(model, frames)
     normalization = next(layer for layer in model.layers if isinstance(layer, layers.Normalization))
     np.testing.assert_allclose(normalization.mean.numpy().ravel(), 3.2, rtol=1e-5)
+
+
+# --- a saved model's metadata is checked on load (issue 14) -------------------------------------
+
+def copy_with_config(source, target, change) -> None:
+    """Copy the model file ``source`` to ``target`` with ``change(document)`` applied to its JSON."""
+    with np.load(source, allow_pickle=False) as archive:
+        arrays = {name: archive[name] for name in archive.files}
+    document = json.loads(arrays["config"].tobytes().decode("utf-8"))
+    change(document)
+    arrays["config"] = np.frombuffer(json.dumps(document).encode("utf-8"), dtype=np.uint8)
+    np.savez(target, **arrays)
+
+
+def metadata(**values):
+    return lambda document: document["metadata"].update(values)
+
+
+def features(**values):
+    return lambda document: document["metadata"]["features"].update(values)
+
+
+def popped(key):
+    return lambda document: document["metadata"].pop(key)
+
+
+BAD_METADATA = {
+    "none": (lambda document: document.update(metadata=None), "not a spoken-digit model"),
+    "a list": (lambda document: document.update(metadata=[1, 2]), "not a spoken-digit model"),
+    "wrong task": (metadata(task="connected-digits-ctc"), "not a spoken-digit model"),
+    "no model kind": (popped("model"), "model kind"),
+    "unknown model kind": (metadata(model="rnn"), "model kind 'rnn'"),
+    "another kind's shape": (metadata(model="lstm"), "input shape"),
+    "no features": (popped("features"), "features"),
+    "features a list": (metadata(features=[]), "features"),
+    "sample_rate 1e7": (features(sample_rate=10 ** 7), "sample_rate"),
+    "sample_rate 1e7 as a float": (features(sample_rate=1e7), "sample_rate"),
+    "sample_rate 1": (features(sample_rate=1), "sample_rate"),
+    "sample_rate 8000.5": (features(sample_rate=8000.5), "sample_rate"),
+    "sample_rate a string": (features(sample_rate="fast"), "sample_rate"),
+    "n_mfcc 1e9": (features(n_mfcc=10 ** 9), "n_mfcc"),
+    "n_mfcc not the model's": (features(n_mfcc=20), "40 features per frame"),
+    "unknown preset": (features(preset="mel"), "preset"),
+    "delta_order 7": (features(delta_order=7), "delta_order"),
+    "unknown normalization": (features(normalization="loud"), "normalization"),
+    "negative trim_db": (features(trim_db=-3), "trim_db"),
+    "frames 0": (metadata(frames=0), "frames"),
+    "frames -5": (metadata(frames=-5), "frames"),
+    "frames 1e9": (metadata(frames=10 ** 9), "frames"),
+    "frames a string": (metadata(frames="x"), "frames"),
+    "frames 2.5": (metadata(frames=2.5), "frames"),
+    "frames true": (metadata(frames=True), "frames"),
+    "frames null for a cnn": (metadata(frames=None), "frames"),
+    "frames not the model's": (metadata(frames=10), "input shape"),
+    "nine labels": (metadata(labels=[str(d) for d in range(9)]), "labels"),
+    "eleven labels": (metadata(labels=[str(d) for d in range(11)]), "labels"),
+    "labels a string": (metadata(labels="0123456789"), "labels"),
+    "labels not strings": (metadata(labels=list(range(10))), "labels"),
+    "an empty label": (metadata(labels=[""] + [str(d) for d in range(1, 10)]), "labels"),
+    "a long label": (metadata(labels=["x" * 1000] + [str(d) for d in range(1, 10)]), "labels"),
+    "an ANSI label": (metadata(labels=["\x1b[31m0"] + [str(d) for d in range(1, 10)]), "labels"),
+    "a newline label": (metadata(labels=["0\nfake"] + [str(d) for d in range(1, 10)]), "labels"),
+}
+
+
+@pytest.mark.parametrize("case", BAD_METADATA)
+def test_recogniser_refuses_bad_metadata_naming_the_file(case, trained_cnn, tmp_path):
+    change, reason = BAD_METADATA[case]
+    path = tmp_path / "hostile.npz"
+    copy_with_config(trained_cnn / "model.npz", path, change)
+    with pytest.raises(dl.saving.ModelFileError) as refused:
+        digits.Recogniser(path)
+    message = str(refused.value)
+    assert repr(str(path)) in message and reason in message
+    assert "\x1b" not in message and "\n" not in message
+
+
+def test_a_model_file_without_labels_reads_the_digits(trained_cnn, tmp_path):
+    copy_with_config(trained_cnn / "model.npz", tmp_path / "old.npz", popped("labels"))
+    assert digits.Recogniser(tmp_path / "old.npz").labels == digits.LABELS
+
+
+def test_predict_files_bounds_the_length_of_a_file(trained_cnn, tmp_path):
+    path = tmp_path / "two_seconds.wav"
+    soundfile.write(path, np.concatenate([tone(4, 0)] * 6), RATE)
+    recogniser = digits.Recogniser(trained_cnn / "model.npz")
+    assert recogniser.predict_file(path)["digit"] == "4"
+    with pytest.raises(audio.AudioError, match="over the limit of 1 s"):
+        recogniser.predict_file(path, max_seconds=1.0)
+    [result] = digits.predict_files(recogniser, [path], max_seconds=1.0)
+    assert set(result) == {"path", "error"}
+
+
+def test_recogniser_refuses_a_model_with_more_outputs_than_labels(tmp_path):
+    model = digits.build_cnn(20, 26, classes=11)
+    digits.save_model(model, tmp_path / "eleven.npz", "cnn", FeatureSettings(), 20)
+    with pytest.raises(dl.saving.ModelFileError, match=r"eleven.npz.*\(None, 11\).*implies 10 "):
+        digits.Recogniser(tmp_path / "eleven.npz")

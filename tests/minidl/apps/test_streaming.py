@@ -6,6 +6,7 @@ import pytest
 import soundfile
 
 import audio
+from minidl.apps.digits import Recogniser
 from minidl.apps.streaming import EndpointRule, Endpointer, frame_levels, stream_file
 from tests.minidl.apps.fake_fsdd import RATE, tone
 
@@ -60,3 +61,17 @@ def test_stream_finds_each_digit_in_a_sequence(trained_cnn, tmp_path):
 def test_stream_of_a_missing_file_is_an_audio_error(trained_cnn, tmp_path):
     with pytest.raises(audio.AudioError):
         list(stream_file(trained_cnn / "model.npz", tmp_path / "missing.wav"))
+
+
+@pytest.mark.parametrize("chunk_ms", [0, -5, 1e-9, float("nan"), float("inf"), 1e9])
+def test_stream_refuses_a_chunk_length_out_of_range(chunk_ms, trained_cnn, tmp_path):
+    soundfile.write(tmp_path / "tone.wav", tone(3, 0), RATE)
+    with pytest.raises(ValueError, match=r"chunk_ms must be a number of milliseconds from 1 to 60000"):
+        list(stream_file(trained_cnn / "model.npz", tmp_path / "tone.wav", chunk_ms=chunk_ms))
+
+
+def test_stream_takes_a_recogniser_already_loaded(trained_cnn, tmp_path):
+    gap = (0.003 * np.random.default_rng(0).normal(size=RATE // 3)).astype(np.float32)
+    soundfile.write(tmp_path / "four.wav", np.concatenate([gap, tone(4, 0, seed=1), gap]), RATE)
+    recogniser = Recogniser(trained_cnn / "model.npz")
+    assert [f["digit"] for f in stream_file(recogniser, tmp_path / "four.wav")] == ["4"]
