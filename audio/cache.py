@@ -302,11 +302,12 @@ def cached_features(paths: list[str | os.PathLike], sample_rate: int, *, n_mfcc:
     described = {"format": 2, "sample_rate": sample_rate, "options": asdict(resolved)}
     if trim_db is not None:
         described["trim_db"] = float(trim_db)   # absent when None: older keys stay valid
+        described["trim_rule"] = 2              # the margin stops at digital silence
 
     def compute(path: Path) -> np.ndarray:
         signal, _ = load(path, sample_rate=sample_rate)
         if trim_db is not None:
-            signal = trim_silence(signal, sample_rate, top_db=trim_db)
+            signal = trim_silence(signal, sample_rate, top_db=trim_db, keep_digital_silence=False)
         return mfcc_from_options(signal, resolved).astype(np.float32, copy=False)
 
     return cached_per_file(paths, f"mfcc-{preset}", described, compute, cache_dir=cache_dir,

@@ -13,7 +13,7 @@ from audio.features import frame_signal
 
 def trim_silence(signal: np.ndarray, sample_rate: int, top_db: float = 30.0,
                  frame_seconds: float = 0.02, hop_seconds: float = 0.01,
-                 margin_seconds: float = 0.02) -> np.ndarray:
+                 margin_seconds: float = 0.02, keep_digital_silence: bool = True) -> np.ndarray:
     """Cut leading and trailing silence by a frame-energy rule (like librosa.effects.trim).
 
     The rule: cut the signal into frames of ``frame_seconds`` every ``hop_seconds``; a frame is
@@ -28,6 +28,10 @@ def trim_silence(signal: np.ndarray, sample_rate: int, top_db: float = 30.0,
         top_db: how far below the peak frame a frame may be and still count as sound.
         frame_seconds, hop_seconds: frame length and step.
         margin_seconds: extra audio kept before the first and after the last sound frame.
+        keep_digital_silence: False stops the margin at the first and last non-zero sample:
+            exact zeros (a file padded digitally) carry no sound, and a feature frame made only
+            of them has the log of nothing for its energy, far from anything a recording
+            holds (features trim this way; audio.connected_digits keeps the margin as it is).
     Returns:
         A view of ``signal``, (kept samples,).
     """
@@ -49,6 +53,9 @@ def trim_silence(signal: np.ndarray, sample_rate: int, top_db: float = 30.0,
     margin = int(round(margin_seconds * sample_rate))
     begin = max(0, hop * loud[0] - margin)
     end = min(len(signal), hop * loud[-1] + frame + margin)
+    if not keep_digital_silence:
+        voiced = np.flatnonzero(signal[begin:end])   # not empty: the peak frame holds sound
+        begin, end = begin + voiced[0], begin + voiced[-1] + 1
     return signal[begin:end]
 
 

@@ -103,7 +103,7 @@ def augmented_features(signal: np.ndarray, features: FeatureSettings, settings: 
     (frames, features.n_features), the same chain as ``signal_features`` with the draws of
     ``settings`` between its stages (with every draw off, the two are equal)."""
     if features.trim_db is not None:
-        signal = trim_silence(signal, features.sample_rate, top_db=features.trim_db)
+        signal = trim_silence(signal, features.sample_rate, top_db=features.trim_db, keep_digital_silence=False)
     if settings.speed is not None:
         # factors and warps on a 1% grid: each distinct one designs a filter (bank) once
         signal = audio_augment.speed_perturb(signal, round(float(rng.uniform(*settings.speed)), 2))
@@ -142,7 +142,7 @@ def augmented_copies(fsdd, recordings, features: FeatureSettings, settings: Augm
             rng = np.random.default_rng([seed, k, zlib.crc32(path.name.encode())])
             signal, _ = audio.load(path, sample_rate=features.sample_rate)
             return augmented_features(signal, features, settings, rng)
-        described = {"format": 1, "features": features.to_dict(), "augment": settings.to_dict(),
+        described = {"format": 2, "features": features.to_dict(), "augment": settings.to_dict(),
                      "seed": seed, "copy": k}
         table = audio.cache.cached_per_file(paths, "augmented", described, compute, progress=progress,
                                             description=f"augmented copy {k + 1}/{settings.copies}")

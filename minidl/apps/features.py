@@ -104,7 +104,7 @@ def finish_features(mfccs: np.ndarray, settings: FeatureSettings) -> np.ndarray:
 def signal_features(signal: np.ndarray, settings: FeatureSettings) -> np.ndarray:
     """Features of one signal at ``settings.sample_rate``: (samples,) -> (frames, n_features)."""
     if settings.trim_db is not None:
-        signal = trim_silence(signal, settings.sample_rate, top_db=settings.trim_db)
+        signal = trim_silence(signal, settings.sample_rate, top_db=settings.trim_db, keep_digital_silence=False)
     mfccs = audio_features.mfcc(signal, settings.sample_rate, settings.n_mfcc, preset=settings.preset)
     return finish_features(mfccs, settings)
 

@@ -39,3 +39,17 @@ def test_trimmed_bounds_are_frame_starts_plus_margin():
 
 def test_still_importable_from_connected_digits():
     assert connected_digits.trim_silence is trim_silence
+
+
+def test_the_margin_can_stop_at_digital_silence():
+    rate = 8000
+    word = (0.3 * np.sin(np.arange(2000) * 0.3)).astype(np.float32)
+    padded = np.concatenate([np.zeros(4000, np.float32), word, np.zeros(4000, np.float32)])
+    kept = trim_silence(padded, rate, top_db=30.0)
+    assert len(kept) > len(word) and not kept[0] and not kept[-1]      # the margin holds zeros
+    tight = trim_silence(padded, rate, top_db=30.0, keep_digital_silence=False)
+    np.testing.assert_array_equal(tight, word[np.flatnonzero(word)[0]:np.flatnonzero(word)[-1] + 1])
+    # a recording with low noise where the zeros were keeps its margin
+    noisy = padded + 1e-4 * np.random.default_rng(0).standard_normal(len(padded)).astype(np.float32)
+    assert len(trim_silence(noisy, rate, top_db=30.0, keep_digital_silence=False)) == len(
+        trim_silence(noisy, rate, top_db=30.0))
