@@ -97,6 +97,11 @@ class AugmentSettings:
         return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in values.items()})
 
 
+#: what ``--augment`` meant before recipes: the clean set plus one copy of each recording with
+#: its speed changed and white noise added (the default of TrainSettings.augmentation)
+SPEED_AND_NOISE_COPY = AugmentSettings(copies=1, clean_fraction=0.0, vtlp=None, epoch_draws=False)
+
+
 def augmented_features(signal: np.ndarray, features: FeatureSettings, settings: AugmentSettings,
                        rng: np.random.Generator) -> np.ndarray:
     """One augmented version of one recording: (samples,) at features.sample_rate ->
@@ -191,4 +196,4 @@ class EpochDraws(Sequence):
         return x, self.labels[chosen]
 
 
-__all__ = ["AugmentSettings", "EpochDraws", "augmented_copies", "augmented_features"]
+__all__ = ["SPEED_AND_NOISE_COPY", "AugmentSettings", "EpochDraws", "augmented_copies", "augmented_features"]

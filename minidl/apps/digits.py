@@ -35,7 +35,7 @@ import numpy as np
 import audio
 import minidl as dl
 from minidl import layers
-from minidl.apps.augmentation import AugmentSettings, EpochDraws, augmented_copies
+from minidl.apps.augmentation import SPEED_AND_NOISE_COPY, AugmentSettings, EpochDraws, augmented_copies
 from minidl.apps.features import FeatureSettings, finish_features, signal_features
 from minidl.apps.model_metadata import (check_choice, check_frames, check_labels, check_model_shapes,
                                         check_task, feature_settings_from_metadata)
@@ -116,7 +116,7 @@ class TrainSettings:
     held_out: str | None = None
     backend: str = "numpy"
     augment: bool = False
-    augmentation: AugmentSettings = dataclasses.field(default_factory=AugmentSettings)
+    augmentation: AugmentSettings = SPEED_AND_NOISE_COPY
 
 
 def training_copies(settings: TrainSettings, features: FeatureSettings, fsdd=None,

@@ -19,16 +19,15 @@ from __future__ import annotations
 
 import dataclasses
 
-from minidl.apps.augmentation import AugmentSettings
+from minidl.apps.augmentation import SPEED_AND_NOISE_COPY
 from minidl.apps.digits import TrainSettings
 from minidl.apps.features import FeatureSettings
 
-_ONE_COPY = AugmentSettings(copies=1, clean_fraction=0.0, vtlp=None, epoch_draws=False)
 
 
 def _steps() -> dict[str, tuple[FeatureSettings, dict]]:
     steps = {}
-    features, train = FeatureSettings(), dict(model="crnn", epochs=15, augment=True, augmentation=_ONE_COPY)
+    features, train = FeatureSettings(), dict(model="crnn", epochs=15, augment=True, augmentation=SPEED_AND_NOISE_COPY)
     steps["baseline"] = (features, dict(train))
     features = dataclasses.replace(features, trim_db=30.0)
     steps["trim"] = (features, dict(train))

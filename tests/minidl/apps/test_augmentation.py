@@ -112,3 +112,11 @@ def test_training_with_augmentation_writes_its_settings(fake_data, tmp_path):
     assert metrics["settings"]["augment"] is True
     assert metrics["settings"]["augmentation"]["copies"] == 1
     assert 0.0 <= metrics["test_accuracy"] <= 1.0
+
+
+def test_augment_alone_still_means_one_speed_and_noise_copy():
+    # what --augment meant before recipes, so the stories and results recorded with it still hold
+    settings = digits.TrainSettings(augment=True).augmentation
+    assert settings == augmentation.SPEED_AND_NOISE_COPY
+    assert (settings.copies, settings.epoch_draws, settings.vtlp, settings.speed, settings.snr_db) == \
+        (1, False, None, (0.9, 1.1), (0.0, 30.0))
