@@ -32,7 +32,7 @@ $(VENV)/.reference: $(VENV)/.test
 venv: $(VENV)/.core
 
 demo: $(VENV)/.core
-	$(BIN)/python examples/digits_cnn.py --split official --epochs 25 --out runs/demo
+	$(BIN)/minidl-digits train --split official --out runs/demo   # the recommended recipe, minidl/apps/recipes.py
 
 spiral: $(VENV)/.core
 	$(BIN)/python examples/spiral.py

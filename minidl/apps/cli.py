@@ -1,7 +1,7 @@
 """The ``minidl-digits`` command: train, evaluate, predict, stream, transcribe.
 
-    minidl-digits train --model cnn --epochs 25 --out runs/demo
-    minidl-digits train --recipe draws --out runs/draws      # a named recipe (minidl/apps/recipes.py)
+    minidl-digits train --out runs/demo                  # the recommended recipe (minidl/apps/recipes.py)
+    minidl-digits train --recipe none --model cnn --epochs 25 --out runs/cnn   # the options alone
     minidl-digits predict runs/demo/model.npz some.wav other.wav     # PATH<TAB>DIGIT<TAB>PROBABILITY
     minidl-digits stream runs/demo/model.npz three_digits.wav        # digits as they are heard
     minidl-digits transcribe runs/connected_digits_ctc/model.npz 4071.wav
@@ -31,7 +31,7 @@ import numpy as np
 import audio
 from audio.io import printable
 from minidl.apps import ctc_digits, digits
-from minidl.apps.recipes import RECIPES, recipe
+from minidl.apps.recipes import RECIPES, RECOMMENDED, recipe
 from minidl.apps.streaming import check_chunk_ms, stream_file
 
 # The project's own errors about a file the command was given: each is one line naming the file.
@@ -228,7 +228,7 @@ def parser() -> argparse.ArgumentParser:
     """The command's options, one subparser per subcommand."""
     command = argparse.ArgumentParser(prog="minidl-digits", description="Spoken-digit recognition with minidl.")
     commands = command.add_subparsers(dest="command", required=True)
-    add_training_options(commands.add_parser("train", help="train a model on FSDD"))
+    add_training_options(commands.add_parser("train", help="train a model on FSDD"), recipe=RECOMMENDED)
     evaluate = commands.add_parser("evaluate", help="accuracy of a saved model on an FSDD split")
     evaluate.add_argument("model")
     evaluate.add_argument("--split", choices=("official", "speaker"), default="official")

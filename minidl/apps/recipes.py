@@ -2,9 +2,10 @@
 
 Each recipe adds one ingredient to the one before it, so ``benchmarks/digits.py --split speaker
 --recipe ...`` measures what each ingredient buys on speakers the model has never heard (the
-README's ablation table). ``RECOMMENDED`` is the recipe chosen (on seed 0, before the table's
-seeds) to be the command's default once its official-split accuracy and training time are
-measured; until then ``minidl-digits train --recipe draws`` asks for it by name.
+README's ablation table). ``RECOMMENDED`` (chosen on seed 0, before the table's seeds) is what
+``minidl-digits train`` and ``make demo`` train: on seeds 1-3 it lifts the held-out-speaker
+mean from 83.0% to 84.6% and the worst speaker from 74.1% to 78.5%, and it scores 100% on the
+official split after 83 s of training on 2 cores (benchmarks/results/digits.json, README).
 
     baseline   the CRNN with the recipe before issue 13: global normalisation, the clean set
                plus one copy of each recording with speed perturbation and noise, 15 epochs

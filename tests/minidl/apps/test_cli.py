@@ -44,11 +44,10 @@ def test_speaker_split_all_writes_a_summary(fake_data, tmp_path):
     assert (tmp_path / "held_out_alice" / "model.npz").is_file()
 
 
-def test_train_runs_a_named_recipe_when_asked(fake_data, tmp_path):
+def test_train_runs_the_recommended_recipe_unless_told_otherwise(fake_data, tmp_path):
     from minidl.apps.augmentation import AugmentSettings
-    from minidl.apps.recipes import RECIPES
-    # until the recommended recipe is measured on the official split, train's default stays the options alone
-    assert cli.parser().parse_args(["train"]).recipe == "none"
+    from minidl.apps.recipes import RECIPES, RECOMMENDED
+    assert cli.parser().parse_args(["train"]).recipe == RECOMMENDED
     cli.main(["train", "--recipe", "baseline", "--epochs", "1", "--data", str(fake_data), "--out", str(tmp_path),
               "--verbose", "0"])
     metrics = json.loads((tmp_path / "metrics.json").read_text())
@@ -59,7 +58,7 @@ def test_train_runs_a_named_recipe_when_asked(fake_data, tmp_path):
 
 
 @pytest.mark.parametrize("options, message", [
-    (["--recipe", "draws", "--model", "cnn"], "--model cnn does not go with --recipe"),
+    (["--model", "cnn"], "--model cnn does not go with --recipe draws"),
     (["--split", "speaker"], "--split speaker needs --held-out NAME or --held-out all"),
     (["--held-out", "alice"], "--held-out applies to --split speaker"),
 ])
