@@ -42,26 +42,22 @@ INPUT_ERRORS = (audio.AudioError, FileNotFoundError, PermissionError, IsADirecto
 
 
 # --- numbers on the command line ------------------------------------------------------------------
-def positive_int(text: str) -> int:
-    """argparse type: a whole number >= 1 (--epochs, --batch-size)."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a whole number >= 1, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a whole number >= 1, got {text!r}")
-    return value
+def whole_number(lowest: int, why: str) -> Callable[[str], int]:
+    """An argparse type: a whole number >= ``lowest``; ``why`` names the options it is for."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            value = None
+        if value is None or value < lowest:
+            raise argparse.ArgumentTypeError(f"must be a whole number >= {lowest}, got {text!r}")
+        return value
+    parse.__doc__ = f"argparse type: a whole number >= {lowest} ({why})."
+    return parse
 
 
-def non_negative_int(text: str) -> int:
-    """argparse type: a whole number >= 0 (--seed: numpy's generators take no negative seed)."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a whole number >= 0, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be a whole number >= 0, got {text!r}")
-    return value
+positive_int = whole_number(1, "--epochs, --batch-size")
+non_negative_int = whole_number(0, "--seed: numpy's generators take no negative seed")
 
 
 def chunk_milliseconds(text: str) -> float:
