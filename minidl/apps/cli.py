@@ -56,6 +56,15 @@ def whole_number(lowest: int, why: str) -> Callable[[str], int]:
     return parse
 
 
+def verbosity(text: str) -> int | str:
+    """argparse type of --verbose: "auto", 0, 1 or 2, as fit takes it."""
+    if text == "auto":
+        return text
+    if text not in ("0", "1", "2"):
+        raise argparse.ArgumentTypeError(f"must be auto, 0, 1 or 2, got {text!r}")
+    return int(text)
+
+
 positive_int = whole_number(1, "--epochs, --batch-size")
 non_negative_int = whole_number(0, "--seed: numpy's generators take no negative seed")
 
@@ -155,7 +164,9 @@ def add_training_options(parser: argparse.ArgumentParser, model: str | None = No
     parser.add_argument("--out", default=None, help="output folder (default runs/<story>)")
     parser.add_argument("--data", default=None,
                         help="FSDD folder (default: $MINIDL_DATA/fsdd, then ~/.cache/minidl/fsdd, then download)")
-    parser.add_argument("--verbose", type=int, default=1)
+    parser.add_argument("--verbose", type=verbosity, default="auto",
+                        help="0 silent, 1 a progress bar, 2 a line per epoch; auto (default): 1 on a "
+                             "terminal, 2 otherwise (a log file gets lines, not carriage returns)")
 
 
 def run_training(args: argparse.Namespace, story: str, train: Callable[..., dict] = digits.train) -> list[dict]:

@@ -436,3 +436,11 @@ def test_predict_and_stream_give_one_answer_for_every_format(trained_cnn, tmp_pa
     for fmt, path in zip(FORMATS, write_formats(sequence, tmp_path / "three_eight")):
         assert cli.main(["stream", model, str(path)]) == 0
         assert re.findall(r"digit (\S+)", capsys.readouterr().out) == ["3", "8"], fmt
+
+
+def test_verbose_defaults_to_auto_and_refuses_other_levels(capsys):
+    assert cli.parser().parse_args(["train"]).verbose == "auto"    # a log file gets one line per epoch
+    assert cli.parser().parse_args(["train", "--verbose", "2"]).verbose == 2
+    with pytest.raises(SystemExit):
+        cli.parser().parse_args(["train", "--verbose", "3"])
+    assert "--verbose" in capsys.readouterr().err

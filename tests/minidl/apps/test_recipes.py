@@ -42,3 +42,14 @@ def test_recipe_applies_overrides_and_refuses_unknown_names():
     assert dataclasses.asdict(settings)["augmentation"] == RECIPES[RECOMMENDED][1]["augmentation"].to_dict()
     with pytest.raises(ValueError, match="unknown recipe 'fast'; choose one of baseline"):
         recipe("fast")
+
+
+def test_make_demo_trains_the_recommended_recipe_on_the_official_split():
+    import pathlib
+
+    from minidl.apps import cli
+    root = pathlib.Path(__file__).resolve().parents[3]
+    demo = next(line for line in (root / "Makefile").read_text().splitlines() if "runs/demo" in line)
+    assert "minidl-digits train --split official" in demo and "--recipe" not in demo
+    assert cli.parser().parse_args(["train"]).recipe == RECOMMENDED
+    assert "minidl-digits train --split official --out runs/demo" in (root / "README.md").read_text()
