@@ -11,7 +11,7 @@ export MINIDL_DATA := $(abspath ../shared/data)
 endif
 endif
 
-.PHONY: demo spiral test test-all venv clean bench
+.PHONY: demo spiral test test-all venv clean bench voices
 
 $(BIN)/activate:
 	$(PYTHON) -m venv $(VENV)
@@ -42,6 +42,17 @@ test: $(VENV)/.test
 
 test-all: $(VENV)/.reference
 	$(BIN)/python -m pytest -q
+
+# Optional: the speech synthesisers behind audio.synthetic's extra training voices (Debian's
+# espeak-ng and flite). `make demo` and `make test` never need them.
+voices:
+	@if command -v espeak-ng >/dev/null 2>&1 && command -v flite >/dev/null 2>&1; then \
+		echo "espeak-ng and flite are installed"; \
+	elif [ "$$(id -u)" = 0 ]; then \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq espeak-ng flite; \
+	else \
+		echo "make voices: needs root; run: sudo apt-get install -y espeak-ng flite"; exit 1; \
+	fi
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache .hypothesis

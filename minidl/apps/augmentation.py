@@ -140,7 +140,10 @@ def augmented_copies(fsdd, recordings, features: FeatureSettings, settings: Augm
     recording are computed once per (seed, settings, features) and cached.
     """
     everything = fsdd.recordings()
-    paths = [r.path for r in everything]
+    known = {r.name for r in everything}
+    # FSDD's files are cached as one set (every fold reuses it); any others (synthetic voices)
+    # as a set of their own, so adding them never recomputes FSDD's copies
+    groups = [everything] + ([others] if (others := [r for r in recordings if r.name not in known]) else [])
     copies = []
     for k in range(settings.copies):
         def compute(path, k=k):
@@ -149,9 +152,12 @@ def augmented_copies(fsdd, recordings, features: FeatureSettings, settings: Augm
             return augmented_features(signal, features, settings, rng)
         described = {"format": 2, "features": features.to_dict(), "augment": settings.to_dict(),
                      "seed": seed, "copy": k}
-        table = audio.cache.cached_per_file(paths, "augmented", described, compute, progress=progress,
-                                            description=f"augmented copy {k + 1}/{settings.copies}")
-        by_name = dict(zip((r.name for r in everything), table))
+        by_name = {}
+        for group in groups:
+            table = audio.cache.cached_per_file([r.path for r in group], "augmented", described, compute,
+                                                progress=progress,
+                                                description=f"augmented copy {k + 1}/{settings.copies}")
+            by_name.update(zip((r.name for r in group), table))
         copies.append([by_name[r.name] for r in recordings])
     return copies
 

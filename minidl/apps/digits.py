@@ -27,21 +27,21 @@ import json
 import pathlib
 import platform
 import time
-from dataclasses import dataclass
-from typing import Sequence as TypingSequence
 
 import numpy as np
 
 import audio
 import minidl as dl
 from minidl import layers
-from minidl.apps.augmentation import SPEED_AND_NOISE_COPY, AugmentSettings, EpochDraws, augmented_copies
-from minidl.apps.features import FeatureSettings, finish_features, signal_features
+from minidl.apps.augmentation import EpochDraws
+# the data side lives in digit_data; its names stay reachable here (digits.TrainSettings, ...)
+from minidl.apps.digit_data import (PaddedBatches, TrainSettings, coverage_length, dataset_features,  # noqa: F401
+                                    fixed_length, load_data, training_copies)
+from minidl.apps.features import FeatureSettings, signal_features
 from minidl.apps.model_metadata import (check_choice, check_frames, check_labels, check_model_shapes,
                                         check_task, feature_settings_from_metadata)
 from minidl.apps.plots import plot_confusion, plot_history
 from minidl.callbacks import History
-from minidl.data import Sequence, pad_sequences
 from minidl.saving import read_metadata
 
 LABELS = [str(d) for d in range(10)]
@@ -50,97 +50,6 @@ TASK = "fsdd-digits"   # the metadata's "task": what Recogniser accepts
 # Epochs per model: the CNN gains about a point from 15 to 25 (benchmarks/digits.py --only minidl:cnn
 # --epochs 15 measures it against the default).
 DEFAULT_EPOCHS = {"cnn": 25, "lstm": 15, "crnn": 15}
-
-
-# ---------------------------------------------------------------------------------------------
-# Data
-# ---------------------------------------------------------------------------------------------
-
-def dataset_features(fsdd, recordings, settings: FeatureSettings, progress: bool = True) -> list[np.ndarray]:
-    """Features of FSDD recordings, each (frames, n_features); the MFCCs come from the feature
-    cache after the first run, the deltas and normalisation are computed each time."""
-    mfccs = fsdd.features(recordings, n_mfcc=settings.n_mfcc, preset=settings.preset, progress=progress,
-                          trim_db=settings.trim_db)
-    return [finish_features(m, settings) for m in mfccs]
-
-
-def coverage_length(lengths: TypingSequence[int], coverage: float = 0.98) -> int:
-    """The smallest frame count that holds at least ``coverage`` of the utterances whole."""
-    return int(np.ceil(np.quantile(np.asarray(lengths), coverage, method="higher")))
-
-
-def fixed_length(features: list[np.ndarray], frames: int) -> np.ndarray:
-    """Pad with zeros or cut at the end: n utterances (frames_i, n_features) -> (n, frames, n_features)."""
-    return pad_sequences(features, maxlen=frames, dtype="float32", padding="post", truncating="post")
-
-
-class PaddedBatches(Sequence):
-    """Batches of variable-length utterances, each padded only to its own longest member.
-
-    Utterances are grouped by length (sorted, then cut into batches, then the batches shuffled
-    each epoch) so little padding is computed; the zero padding becomes a mask in ``Masking``.
-    Item i is (x (batch, longest frames, n_features) float32, labels (batch,)).
-    """
-
-    def __init__(self, features: list[np.ndarray], labels: np.ndarray, batch_size: int = 32,
-                 shuffle: bool = True, seed: int = 0):
-        self.features, self.labels = features, np.asarray(labels)
-        order = np.argsort([len(f) for f in features], kind="stable")
-        self.batches = [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
-        self.shuffle = shuffle
-        self.rng = np.random.default_rng(seed)
-        self.on_epoch_end()
-
-    def __len__(self) -> int:
-        return len(self.batches)
-
-    def __getitem__(self, index: int):
-        chosen = self.batches[self.order[index]]
-        x = pad_sequences([self.features[i] for i in chosen], dtype="float32", padding="post")
-        return x, self.labels[chosen]
-
-    def on_epoch_end(self) -> None:
-        self.order = self.rng.permutation(len(self.batches)) if self.shuffle else np.arange(len(self.batches))
-
-
-@dataclass
-class TrainSettings:
-    """Everything a training run depends on, recorded in metrics.json."""
-
-    model: str = "cnn"
-    epochs: int = 15
-    batch_size: int = 32
-    learning_rate: float = 1e-3
-    seed: int = 0
-    split: str = "official"
-    held_out: str | None = None
-    backend: str = "numpy"
-    augment: bool = False
-    augmentation: AugmentSettings = SPEED_AND_NOISE_COPY
-
-
-def training_copies(settings: TrainSettings, features: FeatureSettings, fsdd=None,
-                    progress: bool = True) -> list[list[np.ndarray]] | None:
-    """The augmented copies of the training recordings (augmented_copies), in load_data's order;
-    None unless ``settings.augment``."""
-    if not settings.augment:
-        return None
-    fsdd = fsdd or audio.fsdd.FSDD()
-    train, _ = fsdd.split(settings.split, held_out=settings.held_out)
-    return augmented_copies(fsdd, train, features, settings.augmentation, settings.seed, progress)
-
-
-def load_data(settings: TrainSettings, features: FeatureSettings, fsdd=None, progress: bool = True):
-    """(train_features, train_labels, test_features, test_labels, test_recordings) for a split.
-
-    Features are lists of (frames, n_features) arrays, labels (n,) ints; ``fsdd`` defaults to
-    ``audio.fsdd.FSDD()`` (its lookup order finds or downloads the recordings).
-    """
-    fsdd = fsdd or audio.fsdd.FSDD()
-    train, test = fsdd.split(settings.split, held_out=settings.held_out)
-    train_x = dataset_features(fsdd, train, features, progress)
-    test_x = dataset_features(fsdd, test, features, progress)
-    return (train_x, np.array([r.digit for r in train]), test_x, np.array([r.digit for r in test]), test)
 
 
 # ---------------------------------------------------------------------------------------------
