@@ -13,13 +13,15 @@
 """
 from __future__ import annotations
 
+import dataclasses
+import warnings
 from dataclasses import dataclass
 from typing import Sequence as TypingSequence
 
 import numpy as np
 
 import audio
-from audio.synthetic import synthetic_digits
+from audio.synthetic import missing_engines, synthetic_digits
 from minidl.apps.augmentation import SPEED_AND_NOISE_COPY, AugmentSettings, augmented_copies
 from minidl.apps.features import FeatureSettings, finish_features
 from minidl.data import Sequence, pad_sequences
@@ -98,6 +100,18 @@ class TrainSettings:
     synthetic_voices: int = 0   # the ten digits in this many synthetic voices join training
 
 
+def with_available_voices(settings: TrainSettings) -> TrainSettings:
+    """``settings`` as this machine can train them: without the synthetic voices, and with a
+    warning that says how to install their engines, when espeak-ng or flite is missing (so the
+    recommended recipe still trains on a machine that has only Python)."""
+    missing = missing_engines() if settings.synthetic_voices else []
+    if missing:
+        warnings.warn(f"{' and '.join(missing)} not installed: training without the {settings.synthetic_voices} "
+                      f"synthetic voices of this recipe (`make voices` installs them)", stacklevel=2)
+        return dataclasses.replace(settings, synthetic_voices=0)
+    return settings
+
+
 def training_recordings(settings: TrainSettings, fsdd) -> list:
     """The recordings a run trains on: the split's training side of FSDD, then the ten digits
     in each of ``settings.synthetic_voices`` synthetic voices (audio.synthetic, made once and
@@ -134,4 +148,4 @@ def load_data(settings: TrainSettings, features: FeatureSettings, fsdd=None, pro
 
 
 __all__ = ["PaddedBatches", "TrainSettings", "coverage_length", "dataset_features", "fixed_length", "load_data",
-           "training_copies", "training_recordings"]
+           "training_copies", "training_recordings", "with_available_voices"]

@@ -36,7 +36,7 @@ from minidl import layers
 from minidl.apps.augmentation import EpochDraws
 # the data side lives in digit_data; its names stay reachable here (digits.TrainSettings, ...)
 from minidl.apps.digit_data import (PaddedBatches, TrainSettings, coverage_length, dataset_features,  # noqa: F401
-                                    fixed_length, load_data, training_copies)
+                                    fixed_length, load_data, training_copies, with_available_voices)
 from minidl.apps.features import FeatureSettings, signal_features
 from minidl.apps.model_metadata import (check_choice, check_frames, check_labels, check_model_shapes,
                                         check_task, feature_settings_from_metadata)
@@ -270,6 +270,7 @@ def train(settings: TrainSettings, out: str | pathlib.Path, features: FeatureSet
     Returns the metrics dict (write_report's).
     """
     features = features or FeatureSettings()
+    settings = with_available_voices(settings)
     dl.backend.use(settings.backend)
     dl.random.seed(settings.seed)
 

@@ -36,6 +36,7 @@ def fake_voices(tmp_path, monkeypatch):
         return made
 
     monkeypatch.setattr(digit_data, "synthetic_digits", synthetic_digits)
+    monkeypatch.setattr(digit_data, "missing_engines", lambda: [])   # the stand-in needs no engine
     return asked
 
 
@@ -75,3 +76,13 @@ def test_a_run_records_how_many_voices_it_trained_on(fake_data, fake_voices, tmp
     settings = digits.TrainSettings(model="crnn", epochs=1, split="speaker", held_out="bob", synthetic_voices=1)
     metrics = digits.train(settings, tmp_path, fsdd=audio.fsdd.FSDD(fake_data), verbose=0, progress=False)
     assert metrics["settings"]["synthetic_voices"] == 1
+
+
+def test_without_the_engines_a_recipe_trains_without_its_voices_and_says_so(monkeypatch):
+    monkeypatch.setattr(digit_data, "missing_engines", lambda: ["espeak-ng"])
+    settings = digit_data.TrainSettings(synthetic_voices=300)
+    with pytest.warns(UserWarning, match="espeak-ng not installed: training without the 300 synthetic voices"):
+        usable = digit_data.with_available_voices(settings)
+    assert usable.synthetic_voices == 0 and settings.synthetic_voices == 300
+    monkeypatch.setattr(digit_data, "missing_engines", lambda: [])
+    assert digit_data.with_available_voices(settings) is settings
