@@ -4,7 +4,7 @@
     python benchmarks/digits.py --split speaker        # cnn, each speaker held out in turn, both libraries
     python benchmarks/digits.py --only minidl:cnn      # one entry
     python benchmarks/digits.py --split speaker --only minidl:crnn --augment   # with augmentation
-    python benchmarks/digits.py --split speaker --recipe baseline trim vtlp draws specaug --seeds 1 2 3 --jobs 2
+    python benchmarks/digits.py --split speaker --recipe baseline trim vtlp draws voices specaug --seeds 1 2 3 --jobs 2
                                                        # the ablation: each recipe, each speaker held out
     python benchmarks/digits.py --noise                # examples/digits_noise.py -> results/noise.json
     python benchmarks/digits.py --ctc                  # examples/connected_digits_ctc.py -> results/connected_digits.json

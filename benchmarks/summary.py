@@ -85,7 +85,7 @@ def digits_section() -> list[str]:
     return out
 
 
-RECIPE_ORDER = ("baseline", "trim", "vtlp", "draws", "specaug")  # minidl.apps.recipes.RECIPES
+RECIPE_ORDER = ("baseline", "trim", "vtlp", "draws", "voices", "specaug")  # minidl.apps.recipes.RECIPES
 
 
 def ablation_section() -> list[str]:
@@ -98,7 +98,7 @@ def ablation_section() -> list[str]:
         by_recipe.setdefault(r["recipe"], {}).setdefault(r["seed"], {})[r["held_out"]] = r["test_accuracy"]
     speakers = sorted({r["held_out"] for r in rows})
     out = ["#### What each ingredient buys on unheard speakers", "",
-           "`python benchmarks/digits.py --split speaker --recipe baseline draws trim vtlp specaug --seeds 1 2 3 "
+           "`python benchmarks/digits.py --split speaker --recipe baseline trim vtlp draws voices specaug --seeds 1 2 3 "
            "--jobs 2` → `benchmarks/results/digits.json`. The CRNN; each recipe adds one ingredient to the one "
            "above it (`minidl/apps/recipes.py`); every speaker is held out in turn, over seeds not used while "
            "choosing the recipe. Mean: over folds and seeds, with the lowest and highest seed's mean beside it; "

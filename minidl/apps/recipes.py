@@ -14,6 +14,9 @@ official split after 83 s of training on 2 cores (benchmarks/results/digits.json
     vtlp       + a VTLP warp of the mel filterbank in that copy
     draws      + 4 copies, each epoch hearing one version of every recording (a quarter of
                them clean), 30 epochs
+    voices     + the ten digits in 300 synthetic voices (espeak-ng and flite, audio.synthetic)
+               on the training side, augmented like the rest; without the engines installed
+               (``make voices``) it trains as "draws", with a warning
     specaug    + SpecAugment masks on the copies' log mels
 """
 from __future__ import annotations
@@ -24,6 +27,10 @@ from minidl.apps.augmentation import SPEED_AND_NOISE_COPY
 from minidl.apps.digits import TrainSettings
 from minidl.apps.features import FeatureSettings
 
+
+
+#: synthetic voices of the "voices" step (audio.synthetic; 10 recordings each)
+SYNTHETIC_VOICES = 300
 
 
 def _steps() -> dict[str, tuple[FeatureSettings, dict]]:
@@ -37,6 +44,8 @@ def _steps() -> dict[str, tuple[FeatureSettings, dict]]:
     train.update(epochs=30, augmentation=dataclasses.replace(train["augmentation"], copies=4, clean_fraction=0.25,
                                                              epoch_draws=True))
     steps["draws"] = (features, dict(train))
+    train.update(synthetic_voices=SYNTHETIC_VOICES)
+    steps["voices"] = (features, dict(train))
     train["augmentation"] = dataclasses.replace(train["augmentation"], spec_augment=True)
     steps["specaug"] = (features, dict(train))
     return steps

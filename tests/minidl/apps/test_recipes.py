@@ -13,17 +13,18 @@ def _differences(before, after):
     changed = {k for k in f0.to_dict() if f0.to_dict()[k] != f1.to_dict()[k]}
     a0, a1 = t0["augmentation"].to_dict(), t1["augmentation"].to_dict()
     changed |= {f"augmentation.{k}" for k in a0 if a0[k] != a1[k]}
-    changed |= {k for k in t0 if k != "augmentation" and t0[k] != t1[k]}
+    changed |= {k for k in {*t0, *t1} if k != "augmentation" and t0.get(k) != t1.get(k)}
     return changed
 
 
 def test_each_step_adds_one_ingredient():
     names = list(RECIPES)
-    assert names == ["baseline", "trim", "vtlp", "draws", "specaug"]
+    assert names == ["baseline", "trim", "vtlp", "draws", "voices", "specaug"]
     steps = {name: _differences(RECIPES[a], RECIPES[name]) for a, name in zip(names, names[1:])}
     assert steps == {"trim": {"trim_db"}, "vtlp": {"augmentation.vtlp"},
                      "draws": {"augmentation.copies", "augmentation.clean_fraction", "augmentation.epoch_draws",
                                "epochs"},
+                     "voices": {"synthetic_voices"},
                      "specaug": {"augmentation.spec_augment"}}
 
 
