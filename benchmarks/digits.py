@@ -6,6 +6,7 @@
     python benchmarks/digits.py --split speaker --only minidl:crnn --augment   # with augmentation
     python benchmarks/digits.py --split speaker --recipe baseline trim vtlp draws voices specaug --seeds 1 2 3 --jobs 2
                                                        # the ablation: each recipe, each speaker held out
+    python benchmarks/digits.py --ensemble voices voices_cmvn --seeds 1 2 3   # the two recipes' models together
     python benchmarks/digits.py --noise                # examples/digits_noise.py -> results/noise.json
     python benchmarks/digits.py --ctc                  # examples/connected_digits_ctc.py -> results/connected_digits.json
 
@@ -140,6 +141,33 @@ def run_recipes(names: list[str], split: str, seeds: list[int], jobs: int) -> No
                     report(future.result())
 
 
+def run_ensemble(names: list[str], seeds: list[int]) -> None:
+    """Every held-out-speaker fold of each seed, scored by the mean of the models that the runs
+    of ``names`` (``--recipe``, same seeds) saved; one record per fold, recipe "A+B"."""
+    import audio  # noqa: PLC0415
+    import minidl  # noqa: PLC0415
+    from audio.fsdd import FSDD  # noqa: PLC0415
+    import numpy as np  # noqa: PLC0415
+    from minidl.apps.ensemble import Ensemble  # noqa: PLC0415
+    fsdd = FSDD()
+    for seed in seeds:
+        for held_out in fsdd.speakers():
+            _, test = fsdd.split("speaker", held_out=held_out)
+            folders = [ROOT / "runs" / "benchmark" / f"recipe_{name}_speaker_{held_out}_{seed}" for name in names]
+            members = [json.loads((folder / "metrics.json").read_text()) for folder in folders]
+            signals = [audio.load(r.path, sample_rate=8000)[0] for r in test]
+            predicted = Ensemble([folder / "model.npz" for folder in folders]).probabilities(signals).argmax(axis=1)
+            accuracy = float(np.mean(predicted == np.array([r.digit for r in test])))
+            record = {"name": "fsdd_digits", "library": "minidl", "model": members[0]["model"],
+                      "recipe": "+".join(names), "split": "speaker", "held_out": held_out,
+                      "epochs": members[0]["settings"]["epochs"], "seed": seed, "version": minidl.__version__,
+                      "test_accuracy": accuracy, "members": {n: m["test_accuracy"] for n, m in zip(names, members)},
+                      "training_seconds": round(sum(m["training_seconds"] for m in members), 2)}
+            save([record])
+            print(f"{record['recipe']} speaker {held_out:9s} seed {seed}: {100 * accuracy:.2f}% "
+                  f"(members {', '.join(f'{100 * a:.1f}%' for a in record['members'].values())})", flush=True)
+
+
 def run_in_subprocess(library, model, split, held_out, epochs, seed, augment=False) -> dict:
     command = [sys.executable, __file__, "--worker", library, model, split, held_out or "-", str(epochs), str(seed),
                "augment" if augment else "plain"]
@@ -200,7 +228,12 @@ def main(argv=None) -> None:
     parser.add_argument("--recipe", nargs="+", default=None,
                         help="named recipes of minidl.apps.recipes (the CRNN), instead of --only")
     parser.add_argument("--jobs", type=int, default=1, help="recipe trainings at a time (threads split between them)")
+    parser.add_argument("--ensemble", nargs="+", default=None,
+                        help="recipes whose saved held-out-speaker models (--recipe runs, same seeds) are "
+                             "scored together, by their mean probabilities")
     args = parser.parse_args(argv)
+    if args.ensemble:
+        return run_ensemble(args.ensemble, args.seeds)
     if args.recipe:
         return run_recipes(args.recipe, args.split, args.seeds, args.jobs)
     if args.noise:

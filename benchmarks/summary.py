@@ -102,7 +102,10 @@ def ablation_section() -> list[str]:
            "--jobs 2` → `benchmarks/results/digits.json`. The CRNN; each recipe adds one ingredient to the one "
            "above it (`minidl/apps/recipes.py`); every speaker is held out in turn, over seeds not used while "
            "choosing the recipe. Mean: over folds and seeds, with the lowest and highest seed's mean beside it; "
-           "worst: the worst speaker's mean over seeds. Two trainings ran at a time, one thread each.", "",
+           "worst: the worst speaker's mean over seeds. Two trainings ran at a time, one thread each. Rows below "
+           "the chain are not steps of it: `voices_cmvn` is `voices` with per-utterance CMVN, and `A+B` scores the "
+           "models of A's and B's runs of the same seed and fold together by their mean probabilities "
+           "(`--ensemble voices voices_cmvn --seeds 1 2 3`, `minidl/apps/ensemble.py`).", "",
            "| recipe | seeds | mean (seed range) | worst speaker | " + " | ".join(speakers) + " |",
            "|---" * (4 + len(speakers)) + "|"]
     for name in sorted(by_recipe, key=lambda n: RECIPE_ORDER.index(n) if n in RECIPE_ORDER else 99):

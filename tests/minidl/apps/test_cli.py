@@ -58,7 +58,7 @@ def test_train_runs_the_recommended_recipe_unless_told_otherwise(fake_data, tmp_
 
 
 @pytest.mark.parametrize("options, message", [
-    (["--model", "cnn"], "--model cnn does not go with --recipe draws"),
+    (["--model", "cnn"], "--model cnn does not go with --recipe voices"),
     (["--split", "speaker"], "--split speaker needs --held-out NAME or --held-out all"),
     (["--held-out", "alice"], "--held-out applies to --split speaker"),
 ])

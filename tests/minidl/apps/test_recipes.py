@@ -5,7 +5,7 @@ import dataclasses
 
 import pytest
 
-from minidl.apps.recipes import RECIPES, RECOMMENDED, recipe
+from minidl.apps.recipes import CHAIN, RECIPES, RECOMMENDED, recipe
 
 
 def _differences(before, after):
@@ -18,8 +18,10 @@ def _differences(before, after):
 
 
 def test_each_step_adds_one_ingredient():
-    names = list(RECIPES)
+    names = list(CHAIN)
     assert names == ["baseline", "trim", "vtlp", "draws", "voices", "specaug"]
+    assert set(RECIPES) == {*CHAIN, "voices_cmvn"}
+    assert _differences(RECIPES["voices"], RECIPES["voices_cmvn"]) == {"normalization"}
     steps = {name: _differences(RECIPES[a], RECIPES[name]) for a, name in zip(names, names[1:])}
     assert steps == {"trim": {"trim_db"}, "vtlp": {"augmentation.vtlp"},
                      "draws": {"augmentation.copies", "augmentation.clean_fraction", "augmentation.epoch_draws",
