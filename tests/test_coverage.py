@@ -78,6 +78,8 @@ GRADIENT_CHECKS: dict[str, tuple[str, ...]] = {
                 "tests/minidl/functional/test_ctc.py::test_gradcheck_through_log_softmax"),
     "LSTMFunction": ("tests/minidl/functional/recurrent/test_lstm.py::test_lstm_gradcheck",),
     "GRUFunction": ("tests/minidl/functional/recurrent/test_gru.py::test_gru_gradcheck",),
+    "GRUResetBeforeFunction": ("tests/minidl/functional/recurrent/test_gru_reset_before.py::"
+                               "test_gru_reset_before_gradcheck",),
     "SimpleRNNFunction": ("tests/minidl/functional/recurrent/test_simple_rnn.py::test_simple_rnn_gradcheck",),
 }
 

@@ -250,20 +250,21 @@ class LSTM(_RNN):
 
 
 class GRU(_RNN):
-    """Gated recurrent unit over a whole sequence in the reset-after form (the reset gate applied
-    after the recurrent product), as Keras' default ``reset_after=True``, cuDNN and PyTorch; not
-    the reset-before form of Cho et al. (2014).
+    """Gated recurrent unit over a whole sequence, by default in the reset-after form (the reset
+    gate applied after the recurrent product), as Keras' default ``reset_after=True``, cuDNN and
+    PyTorch; with ``reset_after=False`` in the reset-before form of Cho et al. (2014).
 
-    The equations, forward and backward, are in ``GRUFunction`` (minidl/functional/recurrent/gru.py).
-    Weights as in Keras, gate blocks z, r, h: kernel (features, 3·units), recurrent_kernel
-    (units, 3·units), bias (2, 3·units), the input bias b and the recurrent bias b'; Keras weights
-    load unchanged.
+    The equations, forward and backward, are in ``GRUFunction`` (minidl/functional/recurrent/gru.py)
+    and ``GRUResetBeforeFunction`` (gru_reset_before.py beside it). Weights as in Keras, gate
+    blocks z, r, h: kernel (features, 3·units), recurrent_kernel (units, 3·units), bias (2, 3·units),
+    the input bias b and the recurrent bias b' (reset after) or (3·units,), b alone (reset before);
+    Keras weights load unchanged.
 
     Args:
         units: int > 0, size of h.
         activation: of ĥ, "tanh"; recurrent_activation: of z and r, "sigmoid".
-        reset_after: must be True (the reset gate applied after the recurrent product);
-            Keras' older reset_after=False GRU is not supported.
+        reset_after: apply the reset gate after the recurrent product (True, Keras' default) or
+            before it (False, Cho et al. 2014).
         use_bias, initializers, dropout, return_sequences, go_backwards,
         zero_output_for_mask: as SimpleRNN. return_state: [output, h].
     Call arguments:
@@ -280,9 +281,8 @@ class GRU(_RNN):
                  recurrent_initializer="orthogonal", bias_initializer="zeros", dropout: float = 0.0,
                  return_sequences: bool = False, return_state: bool = False, go_backwards: bool = False,
                  reset_after: bool = True, zero_output_for_mask: bool = False, **kwargs):
-        if reset_after is not True:
-            raise ValueError(f"GRU: only reset_after=True (Keras' default, the reset gate applied "
-                             f"after the recurrent product) is supported, got reset_after={reset_after!r}")
+        if not isinstance(reset_after, bool):
+            raise ValueError(f"GRU: reset_after must be True or False, got {reset_after!r}")
         super().__init__(units, activation=activation, use_bias=use_bias,
                          kernel_initializer=kernel_initializer, recurrent_initializer=recurrent_initializer,
                          bias_initializer=bias_initializer, dropout=dropout,
@@ -290,13 +290,13 @@ class GRU(_RNN):
                          go_backwards=go_backwards, zero_output_for_mask=zero_output_for_mask, **kwargs)
         self.recurrent_activation_name = recurrent_activation
         self.recurrent_activation = F.get_activation(recurrent_activation)
-        self.reset_after = True
+        self.reset_after = reset_after
 
     def _bias_shape(self) -> tuple:
-        return (2, 3 * self.units)
+        return (2, 3 * self.units) if self.reset_after else (3 * self.units,)
 
     def _run(self, inputs, states, mask):
-        options = {**self._options(), "mask": mask}
+        options = {**self._options(), "mask": mask, "reset_after": self.reset_after}
         if recurrent.can_fuse(self.activation, self.recurrent_activation):
             return recurrent.gru(inputs, *states, self.kernel, self.recurrent_kernel, self.bias,
                              activation=self.activation, recurrent_activation=self.recurrent_activation,

@@ -227,9 +227,26 @@ def test_get_config_holds_exactly_the_constructor_arguments(cls, extra):
     assert cls(**config).get_config() == config
 
 
-def test_gru_reset_after_false_is_refused_clearly():
-    with pytest.raises(ValueError, match=r"GRU: only reset_after=True .* got reset_after=False"):
-        GRU(3, reset_after=False)
+def test_gru_reset_after_must_be_a_bool():
+    with pytest.raises(ValueError, match=r"GRU: reset_after must be True or False, got 'no'"):
+        GRU(3, reset_after="no")
+
+
+def test_gru_reset_before_has_one_bias_and_its_config_round_trips():
+    layer = GRU(4, reset_after=False)
+    layer(Tensor(np.zeros((2, 3, 5), np.float32)))
+    assert [w.shape for w in layer.weights] == [(5, 12), (4, 12), (12,)]
+    config = layer.get_config()
+    assert config["reset_after"] is False and GRU(**config).get_config() == config
+
+
+@pytest.mark.parametrize("options", [dict(return_sequences=True, return_state=True),
+                                     dict(go_backwards=True, return_sequences=True, zero_output_for_mask=True)],
+                         ids=["gru_reset_before-sequences-state", "gru_reset_before-backwards-zero_output"])
+def test_gru_reset_before_layer_gradcheck_float64(options):
+    dl.set_floatx("float64")
+    x = np.random.default_rng(5).normal(size=(3, 4, 2))
+    layer_gradcheck(GRU(3, reset_after=False, bias_initializer="random_normal", **options), x, _mask(3, 4))
 
 
 def test_bad_input_names_layer_expected_and_received():

@@ -4,6 +4,7 @@ CPU with g++."""
 from __future__ import annotations
 
 import ctypes
+import functools
 import importlib
 import itertools
 import shutil
@@ -23,6 +24,8 @@ OPS = {  # name: (fused, reference, state count, gate count, bias shape)
     "simple_rnn": (recurrent.simple_rnn, recurrent.simple_rnn_reference, 1, 1, (UNITS,)),
     "lstm": (recurrent.lstm, recurrent.lstm_reference, 2, 4, (4 * UNITS,)),
     "gru": (recurrent.gru, recurrent.gru_reference, 1, 3, (2, 3 * UNITS)),
+    "gru_reset_before": (functools.partial(recurrent.gru, reset_after=False),
+                         functools.partial(recurrent.gru_reference, reset_after=False), 1, 3, (3 * UNITS,)),
 }
 
 
