@@ -71,8 +71,9 @@ def _weight_slots(layer):
     return [slots[id(w)] for w in layer.weights]
 
 
-def layer_gradcheck(layer, x, mask=None, states=None):
-    """gradcheck of every output with respect to the input, the states and every weight.
+def layer_gradcheck(layer, x, mask=None, states=None, **call_options):
+    """gradcheck of every output with respect to the input, the states and every weight
+    (``call_options`` go to every call of the layer, training=True for instance).
 
     The layer's weight attributes are pointed at gradcheck's tensors for the check, so the
     gradients land where gradcheck reads them; the weights are put back afterwards.
@@ -87,7 +88,7 @@ def layer_gradcheck(layer, x, mask=None, states=None):
         for (owner, attribute), value in zip(slots, values[1 + n_states:]):
             setattr(owner, attribute, value)
         kwargs = {"initial_state": list(values[1:1 + n_states])} if n_states else {}
-        outputs = layer(values[0], mask=mask, **kwargs)
+        outputs = layer(values[0], mask=mask, **kwargs, **call_options)
         outputs = outputs if isinstance(outputs, list) else [outputs]
         return F.concatenate([F.reshape(o, (-1,)) for o in outputs], axis=0)
     try:
@@ -220,7 +221,8 @@ def test_graph_is_freed_after_a_training_step():
 def test_get_config_holds_exactly_the_constructor_arguments(cls, extra):
     args = dict(units=3, activation="relu", use_bias=False, kernel_initializer="he_normal",
                 recurrent_initializer="glorot_uniform", bias_initializer="ones", dropout=0.25,
-                return_sequences=True, return_state=True, go_backwards=True, zero_output_for_mask=True,
+                recurrent_dropout=0.125, return_sequences=True, return_state=True, go_backwards=True,
+                stateful=True, unroll=True, zero_output_for_mask=True,
                 name=f"rnn_{cls.__name__.lower()}", **extra)
     config = cls(**args).get_config()
     assert {key: config[key] for key in args} == args

@@ -38,6 +38,15 @@ def make_inputs(name, batch=3, steps=5, features=4, bias=True, seed=0, dtype=np.
     return [(0.6 * rng.normal(size=shape)).astype(dtype) for shape in shapes]
 
 
+def dropout_masks(name, batch=3, features=4, rate=0.4, seed=5):
+    """Per-gate dropout masks of op ``name`` as Keras draws them, 0 or 1/(1 - rate): input masks
+    (gates, batch, features) and recurrent masks (gates, batch, units), all different."""
+    gates = OPS[name][3]
+    rng = np.random.default_rng(seed)
+    draw = lambda n: (rng.random((gates, batch, n)) >= rate) / (1 - rate)  # noqa: E731
+    return draw(features), draw(UNITS)
+
+
 def ragged_mask(batch=3, steps=5):
     """Right-padded lengths [steps, 2, 1] plus a hole in the middle of the first sequence."""
     lengths = np.array([steps, 2, 1, steps, 3][:batch])
@@ -198,9 +207,10 @@ class HostElementwiseKernel:
             target[...] = buffer
 
 
-def assert_kernel_bodies_match_numpy(name, tmp_path, monkeypatch):
+def assert_kernel_bodies_match_numpy(name, tmp_path, monkeypatch, **options):
     """Run op ``name`` once on NumPy and once on a NumPy dressed as CuPy whose ElementwiseKernel
-    is HostElementwiseKernel, so the CUDA step bodies run (compiled for the CPU); both agree."""
+    is HostElementwiseKernel, so the CUDA step bodies run (compiled for the CPU); both agree.
+    ``options`` go to the op as they are (dropout masks, for instance)."""
     if shutil.which("g++") is None:
         pytest.skip("needs g++ to compile the kernel bodies for the CPU")
     # The package attribute ``lstm`` is the function; the module is reached by its full name.
@@ -218,7 +228,7 @@ def assert_kernel_bodies_match_numpy(name, tmp_path, monkeypatch):
                 monkeypatch.setattr(module, "get_array_module", lambda *a, m=array_module: m)
                 tensors = [Tensor(a.copy(), requires_grad=True) for a in arrays]
                 out = flat(fused(*tensors, mask=ragged_mask() if masked else None, go_backwards=go_backwards,
-                                 zero_output_for_mask=zero_output_for_mask))
+                                 zero_output_for_mask=zero_output_for_mask, **options))
                 out.backward(np.random.default_rng(1).normal(size=out.shape).astype(dtype))
                 results.append([out.data] + [t.grad for t in tensors])
             for got, expected in zip(results[1], results[0]):
