@@ -102,6 +102,9 @@ POOLING = ("tests/minidl/layers/test_pooling.py::test_pooling_layer_matches_kera
            "tests/minidl/layers/test_pooling.py::test_pooling_layers_match_keras_live")
 RECURRENT = ("tests/minidl/layers/test_recurrent.py::test_outputs_equal_keras_fixtures",
              "tests/minidl/layers/test_recurrent.py::test_outputs_equal_live_keras")
+OPTIONS = "tests/minidl/layers/test_recurrent_options.py"
+RECURRENT_OPTIONS = (f"{OPTIONS}::test_dropout_with_injected_masks_equals_live_keras",
+                     f"{OPTIONS}::test_stateful_equals_live_keras_across_calls_and_reset")
 NORMALIZATION = ("tests/minidl/layers/test_normalization.py::test_matches_keras_fixture",
                  "tests/minidl/layers/test_normalization.py::test_matches_keras_live")
 KERAS_VALUE_TESTS: dict[str, tuple[str, ...]] = {
@@ -123,9 +126,9 @@ KERAS_VALUE_TESTS: dict[str, tuple[str, ...]] = {
     "LayerNormalization": NORMALIZATION,
     "Normalization": ("tests/minidl/layers/test_normalization.py::test_normalization_adapt_matches_keras_live",),
     "Masking": ("tests/minidl/layers/test_masking.py::test_matches_live_keras",),
-    "SimpleRNN": RECURRENT,
-    "LSTM": RECURRENT,
-    "GRU": RECURRENT,
+    "SimpleRNN": RECURRENT + RECURRENT_OPTIONS,
+    "LSTM": RECURRENT + RECURRENT_OPTIONS,
+    "GRU": RECURRENT + RECURRENT_OPTIONS,
     "Bidirectional": RECURRENT,
     "TimeDistributed": ("tests/minidl/layers/test_wrappers.py::test_time_distributed_matches_live_keras",),
 }

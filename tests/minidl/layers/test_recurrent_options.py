@@ -113,3 +113,116 @@ def test_recurrent_dropout_draws_fresh_masks_per_call_fixed_over_the_steps():
     assert dropped.any() and (~dropped).any()
     np.testing.assert_allclose(first[:, 5][dropped], first[:, 0][dropped])  # dropped at every step
     np.testing.assert_array_equal(layer(x).numpy(), layer(x, training=False).numpy())  # inference: none
+
+
+# --- stateful, unroll ----------------------------------------------------------------------------
+
+def _chunks(seed=6):
+    """A sequence of 2·STEPS steps and its two halves, float32."""
+    x = np.random.default_rng(seed).normal(size=(BATCH, 2 * STEPS, FEATURES)).astype(np.float32)
+    return x, x[:, :STEPS], x[:, STEPS:]
+
+
+@pytest.mark.parametrize("kind", list(KINDS))
+def test_stateful_layer_continues_each_sample_across_calls_until_reset(kind):
+    name, extra = KINDS[kind]
+    x, first_half, second_half = _chunks()
+    whole = LAYERS[name](UNITS, return_sequences=True, **extra)
+    expected = whole(Tensor(x)).numpy()
+    layer = LAYERS[name](UNITS, return_sequences=True, stateful=True, **extra)
+    assert layer.states is None
+    layer(Tensor(first_half))
+    layer.set_weights(whole.get_weights())
+    layer.reset_states()
+    first = layer(Tensor(first_half)).numpy()
+    second = layer(Tensor(second_half)).numpy()
+    np.testing.assert_allclose(np.concatenate([first, second], axis=1), expected, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(layer.states[0].numpy(), expected[:, -1], rtol=1e-5, atol=1e-6)
+    layer.reset_state()  # Keras 3's name
+    assert all(not state.numpy().any() for state in layer.states)
+    np.testing.assert_allclose(layer(Tensor(first_half)).numpy(), first, atol=1e-7)
+    # not stateful, a call starts from zeros: the second half alone gives other outputs
+    assert not np.allclose(whole(Tensor(second_half)).numpy(), second, atol=1e-3)
+
+
+@pytest.mark.parametrize("name", list(LAYERS))
+def test_stateful_equals_live_keras_across_calls_and_reset(name):
+    keras = pytest.importorskip("keras")
+    x, first_half, second_half = _chunks(seed=8)
+    mask = np.arange(STEPS)[None, :] < np.array([STEPS, 2, 0])[:, None]  # sample 2: all padding
+    args = dict(return_sequences=True, return_state=True, stateful=True)
+    reference = getattr(keras.layers, name)(UNITS, **args)
+    reference(first_half)
+    rng = np.random.default_rng(9)
+    weights = [(0.5 * rng.normal(size=w.shape)).astype(np.float32) for w in reference.get_weights()]
+    reference.set_weights(weights)
+    reference.reset_state()
+    layer = LAYERS[name](UNITS, **args)
+    layer(Tensor(first_half))
+    layer.set_weights(weights)
+    layer.reset_states()
+    for chunk, chunk_mask, reset in ((first_half, None, False), (second_half, mask, False),
+                                     (first_half, mask, True), (second_half, None, False)):
+        if reset:
+            reference.reset_state()
+            layer.reset_states()
+        expected = reference(chunk, **({} if chunk_mask is None else {"mask": chunk_mask}))
+        got = layer(Tensor(chunk), mask=chunk_mask)
+        for ours, theirs in zip(got, expected):
+            np.testing.assert_allclose(ours.numpy(), keras.ops.convert_to_numpy(theirs), rtol=1e-5, atol=1e-5)
+        for ours, theirs in zip(layer.states, reference.states):
+            np.testing.assert_allclose(ours.numpy(), keras.ops.convert_to_numpy(theirs), rtol=1e-5, atol=1e-5)
+
+
+def test_stateful_gradient_stops_at_the_carried_state():
+    """As Keras (states assigned to variables), training on a chunk does not backpropagate into
+    the chunk before it: the gradient is that of a fresh layer started from the carried values."""
+    dl.set_floatx("float64")
+    x, first_half, second_half = _chunks()
+    layer = LSTM(UNITS, stateful=True)
+    layer(Tensor(first_half.astype(np.float64)))
+    carried = [state.numpy().copy() for state in layer.states]
+    assert not any(state.requires_grad for state in layer.states)
+    layer(Tensor(second_half.astype(np.float64))).sum().backward()
+    fresh = LSTM(UNITS)
+    fresh(Tensor(second_half.astype(np.float64)))
+    fresh.set_weights(layer.get_weights())
+    fresh(Tensor(second_half.astype(np.float64)), initial_state=[Tensor(s) for s in carried]).sum().backward()
+    for ours, theirs in zip(layer.weights, fresh.weights):
+        np.testing.assert_allclose(ours.grad, theirs.grad, atol=1e-12)
+
+
+def test_stateful_layer_keeps_its_batch_size():
+    layer = GRU(UNITS, stateful=True, name="streaming")
+    layer(Tensor(np.zeros((3, 2, 4), np.float32)))
+    with pytest.raises(ValueError, match=r"GRU 'streaming' is stateful: it carries states for a batch of 3, "
+                                         r"got an input of shape \(2, 2, 4\)"):
+        layer(Tensor(np.zeros((2, 2, 4), np.float32)))
+    # an initial state given explicitly is used instead, and its final state is carried on
+    out = layer(Tensor(np.zeros((3, 2, 4), np.float32)), initial_state=[np.ones((3, UNITS), np.float32)])
+    np.testing.assert_array_equal(layer.states[0].numpy(), out.numpy())
+
+
+def test_bidirectional_stateful_carries_both_directions_and_resets_both():
+    x, first_half, second_half = _chunks()
+    layer = Bidirectional(LSTM(UNITS, return_sequences=True, stateful=True))
+    assert layer.stateful and layer.backward_layer.stateful and layer.states is None
+    first = layer(Tensor(first_half)).numpy()
+    assert len(layer.states) == 4
+    assert not np.allclose(layer(Tensor(first_half)).numpy(), first, atol=1e-4)  # started from the carried states
+    layer.reset_states()
+    np.testing.assert_allclose(layer(Tensor(first_half)).numpy(), first, atol=1e-7)
+    with pytest.raises(AttributeError, match="reset_states\\(\\) needs a stateful layer"):
+        Bidirectional(LSTM(UNITS)).reset_states()
+
+
+@pytest.mark.parametrize("name", list(LAYERS))
+def test_unroll_is_accepted_and_changes_nothing(name):
+    x = Tensor(_chunks()[0])
+    rolled, unrolled = LAYERS[name](UNITS, return_sequences=True), LAYERS[name](UNITS, return_sequences=True,
+                                                                                  unroll=True)
+    rolled(x)
+    unrolled(x)
+    unrolled.set_weights(rolled.get_weights())
+    np.testing.assert_array_equal(unrolled(x).numpy(), rolled(x).numpy())
+    assert unrolled.get_config()["unroll"] is True
