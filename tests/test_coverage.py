@@ -103,7 +103,9 @@ POOLING = ("tests/minidl/layers/test_pooling.py::test_pooling_layer_matches_kera
 RECURRENT = ("tests/minidl/layers/test_recurrent.py::test_outputs_equal_keras_fixtures",
              "tests/minidl/layers/test_recurrent.py::test_outputs_equal_live_keras")
 OPTIONS = "tests/minidl/layers/test_recurrent_options.py"
-RECURRENT_OPTIONS = (f"{OPTIONS}::test_dropout_with_injected_masks_equals_live_keras",
+RECURRENT_OPTIONS = (f"{OPTIONS}::test_dropout_with_injected_masks_equals_keras_fixture",
+                     f"{OPTIONS}::test_dropout_with_injected_masks_equals_live_keras",
+                     f"{OPTIONS}::test_stateful_equals_keras_fixture_across_calls_and_reset",
                      f"{OPTIONS}::test_stateful_equals_live_keras_across_calls_and_reset")
 NORMALIZATION = ("tests/minidl/layers/test_normalization.py::test_matches_keras_fixture",
                  "tests/minidl/layers/test_normalization.py::test_matches_keras_live")

@@ -10,82 +10,62 @@ from minidl.layers.wrappers import Bidirectional
 from minidl.tensor import Tensor
 from tests.minidl.layers.test_recurrent import layer_gradcheck
 
+from tests.reference.make_recurrent_options_fixtures import (BATCH, DROPOUT_CASES, FEATURES, FILE, KINDS,
+                                                             MASK_KEYS, STATEFUL_ARGS, STATEFUL_CALLS, STEPS,
+                                                             UNITS, draw_masks, dropout_inputs, keras_dropout_run,
+                                                             keras_stateful_run, stateful_inputs)
+
 LAYERS = {"SimpleRNN": SimpleRNN, "LSTM": LSTM, "GRU": GRU}
-GATES = {"SimpleRNN": 1, "LSTM": 4, "GRU": 3}
-BATCH, STEPS, FEATURES, UNITS = 3, 5, 4, 3
-
-KINDS = {"simple_rnn": ("SimpleRNN", {}), "lstm": ("LSTM", {}), "gru": ("GRU", {}),
-         "gru_reset_before": ("GRU", {"reset_after": False})}
-OPTIONS = {  # id: (constructor arguments, masked)
-    "both": (dict(dropout=0.3, recurrent_dropout=0.4), False),
-    "recurrent_only": (dict(recurrent_dropout=0.4, return_sequences=True), False),
-    "input_only": (dict(dropout=0.3, return_sequences=True), False),
-    "both-masked-backwards": (dict(dropout=0.3, recurrent_dropout=0.4, return_sequences=True,
-                                   go_backwards=True, return_state=True), True),
-}
-DROPOUT_CASES = {f"{kind}-{option}": (name, {**extra, **args}, masked)
-                 for kind, (name, extra) in KINDS.items() for option, (args, masked) in OPTIONS.items()}
 
 
-def draw_masks(name, args, seed=0):
-    """Masks as Keras draws them for these arguments (0 or 1/(1 - rate)): minidl's dict of them."""
-    rng = np.random.default_rng(seed)
-
-    def draw(shape, rate):
-        return ((rng.random(shape) >= rate) / (1 - rate)).astype(np.float32)
-    dropout, recurrent_dropout = args.get("dropout", 0.0), args.get("recurrent_dropout", 0.0)
-    if not recurrent_dropout:
-        return {"shared_input_mask": draw((BATCH, 1, FEATURES), dropout)}
-    masks = {"recurrent_masks": draw((GATES[name], BATCH, UNITS), recurrent_dropout)}
-    if dropout:
-        masks["input_masks"] = draw((GATES[name], BATCH, FEATURES), dropout)
-    return masks
+def _stored(prefix: str) -> dict:
+    with np.load(FILE, allow_pickle=False) as data:
+        return {key.split("/", 1)[1]: data[key] for key in data.files if key.startswith(prefix + "/")}
 
 
-def inject_into_keras(layer, masks):
-    """Set the Keras cell's cached masks, which its next call uses instead of drawing (Keras
-    draws them through DropoutRNNCell.get_dropout_mask only while the cache is empty)."""
-    import keras  # noqa: PLC0415 (the test is skipped without it)
-    cell, to_tensor = layer.cell, keras.ops.convert_to_tensor
-    if "shared_input_mask" in masks:
-        cell._dropout_mask = to_tensor(masks["shared_input_mask"][:, 0])
-        return
-    per_gate = getattr(cell, "dropout_mask_count", None) is not None  # SimpleRNN: one mask, no list
-    for attribute, key in (("_dropout_mask", "input_masks"), ("_recurrent_dropout_mask", "recurrent_masks")):
-        if key in masks:
-            value = [to_tensor(m) for m in masks[key]] if per_gate else to_tensor(masks[key][0])
-            setattr(cell, attribute, value)
+def _numbered(stored: dict, prefix: str) -> list:
+    return [stored[f"{prefix}{k}"] for k in range(sum(key.startswith(prefix) and key[len(prefix):].isdigit()
+                                                       for key in stored))]
 
 
-@pytest.mark.parametrize("case", list(DROPOUT_CASES))
-def test_dropout_with_injected_masks_equals_live_keras(case, monkeypatch):
-    keras = pytest.importorskip("keras")
-    name, args, masked = DROPOUT_CASES[case]
-    rng = np.random.default_rng(3)
-    x = rng.normal(size=(BATCH, STEPS, FEATURES)).astype(np.float32)
-    mask = (np.arange(STEPS)[None, :] < np.array([STEPS, 3, 1])[:, None]) if masked else None
-    reference = getattr(keras.layers, name)(UNITS, **args)
-    reference(x)
-    weights = [(0.5 * rng.normal(size=w.shape)).astype(np.float32) for w in reference.get_weights()]
-    reference.set_weights(weights)
-    masks = draw_masks(name, args)
-    inject_into_keras(reference, masks)
-    expected = reference(x, training=True, **({} if mask is None else {"mask": mask}))
-    expected = [keras.ops.convert_to_numpy(y) for y in (expected if isinstance(expected, (list, tuple))
-                                                      else [expected])]
+# --- dropout and recurrent_dropout -------------------------------------------------------------------
+
+def minidl_dropout_run(case, x, mask, masks, weights, monkeypatch) -> list:
+    """The minidl layer of a dropout case with ``weights``, in training, given ``masks``."""
+    name, args, _ = DROPOUT_CASES[case]
     layer = LAYERS[name](UNITS, **args)
     layer(Tensor(x))
     layer.set_weights(weights)
     monkeypatch.setattr(layer, "_draw_dropout_masks", lambda inputs: dict(masks))
-    got = layer(Tensor(x), training=True, mask=mask)
-    got = [y.numpy() for y in (got if isinstance(got, list) else [got])]
-    assert len(got) == len(expected)
-    for ours, theirs in zip(got, expected):
-        np.testing.assert_allclose(ours, theirs, rtol=1e-5, atol=1e-5)
+    outputs = layer(Tensor(x), training=True, mask=mask)
     # the masks mattered: in inference (no masks) the first output differs
     inference = layer(Tensor(x), mask=mask)
     inference = inference[0] if isinstance(inference, list) else inference
-    assert np.abs(inference.numpy() - got[0]).max() > 1e-2
+    outputs = [y.numpy() for y in (outputs if isinstance(outputs, list) else [outputs])]
+    assert np.abs(inference.numpy() - outputs[0]).max() > 1e-2
+    return outputs
+
+
+def _assert_all_close(got, expected):
+    assert len(got) == len(expected)
+    for ours, theirs in zip(got, expected):
+        np.testing.assert_allclose(ours, theirs, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("case", list(DROPOUT_CASES))
+def test_dropout_with_injected_masks_equals_keras_fixture(case, monkeypatch):
+    stored = _stored(case)
+    masks = {key: stored[key] for key in MASK_KEYS if key in stored}
+    got = minidl_dropout_run(case, stored["x"], stored.get("mask"), masks, _numbered(stored, "w"), monkeypatch)
+    _assert_all_close(got, _numbered(stored, "y"))
+
+
+@pytest.mark.parametrize("case", list(DROPOUT_CASES))
+def test_dropout_with_injected_masks_equals_live_keras(case, monkeypatch):
+    pytest.importorskip("keras")
+    x, mask, masks = dropout_inputs(case, seed=13)
+    weights, expected = keras_dropout_run(case, x, mask, masks, seed=14)
+    _assert_all_close(minidl_dropout_run(case, x, mask, masks, weights, monkeypatch), expected)
 
 
 @pytest.mark.parametrize("kind", list(KINDS))
@@ -145,33 +125,42 @@ def test_stateful_layer_continues_each_sample_across_calls_until_reset(kind):
     assert not np.allclose(whole(Tensor(second_half)).numpy(), second, atol=1e-3)
 
 
-@pytest.mark.parametrize("name", list(LAYERS))
-def test_stateful_equals_live_keras_across_calls_and_reset(name):
-    keras = pytest.importorskip("keras")
-    x, first_half, second_half = _chunks(seed=8)
-    mask = np.arange(STEPS)[None, :] < np.array([STEPS, 2, 0])[:, None]  # sample 2: all padding
-    args = dict(return_sequences=True, return_state=True, stateful=True)
-    reference = getattr(keras.layers, name)(UNITS, **args)
-    reference(first_half)
-    rng = np.random.default_rng(9)
-    weights = [(0.5 * rng.normal(size=w.shape)).astype(np.float32) for w in reference.get_weights()]
-    reference.set_weights(weights)
-    reference.reset_state()
-    layer = LAYERS[name](UNITS, **args)
-    layer(Tensor(first_half))
+def minidl_stateful_run(name, chunks, mask, weights) -> list:
+    """minidl's stateful layer fed STATEFUL_CALLS, as keras_stateful_run: [(outputs, states)]."""
+    layer = LAYERS[name](**STATEFUL_ARGS)
+    layer(Tensor(chunks[0]))
     layer.set_weights(weights)
     layer.reset_states()
-    for chunk, chunk_mask, reset in ((first_half, None, False), (second_half, mask, False),
-                                     (first_half, mask, True), (second_half, None, False)):
+    results = []
+    for chunk, masked, reset in STATEFUL_CALLS:
         if reset:
-            reference.reset_state()
             layer.reset_states()
-        expected = reference(chunk, **({} if chunk_mask is None else {"mask": chunk_mask}))
-        got = layer(Tensor(chunk), mask=chunk_mask)
-        for ours, theirs in zip(got, expected):
-            np.testing.assert_allclose(ours.numpy(), keras.ops.convert_to_numpy(theirs), rtol=1e-5, atol=1e-5)
-        for ours, theirs in zip(layer.states, reference.states):
-            np.testing.assert_allclose(ours.numpy(), keras.ops.convert_to_numpy(theirs), rtol=1e-5, atol=1e-5)
+        outputs = layer(Tensor(chunks[chunk]), mask=mask if masked else None)
+        results.append(([y.numpy() for y in outputs], [state.numpy() for state in layer.states]))
+    return results
+
+
+def _assert_same_calls(got, expected):
+    assert len(got) == len(expected)
+    for (outputs, states), (want_outputs, want_states) in zip(got, expected):
+        _assert_all_close(outputs, want_outputs)
+        _assert_all_close(states, want_states)
+
+
+@pytest.mark.parametrize("name", list(LAYERS))
+def test_stateful_equals_keras_fixture_across_calls_and_reset(name):
+    stored = _stored(f"stateful_{name}")
+    expected = [(_numbered(stored, f"y{call}_"), _numbered(stored, f"s{call}_")) for call in range(len(STATEFUL_CALLS))]
+    got = minidl_stateful_run(name, _numbered(stored, "c"), stored["mask"], _numbered(stored, "w"))
+    _assert_same_calls(got, expected)
+
+
+@pytest.mark.parametrize("name", list(LAYERS))
+def test_stateful_equals_live_keras_across_calls_and_reset(name):
+    pytest.importorskip("keras")
+    chunks, mask = stateful_inputs(seed=18)
+    weights, expected = keras_stateful_run(name, chunks, mask, seed=19)
+    _assert_same_calls(minidl_stateful_run(name, chunks, mask, weights), expected)
 
 
 def test_stateful_gradient_stops_at_the_carried_state():
