@@ -58,7 +58,9 @@ def project_inputs_dropped(xp, XT: Array, W: Array, masks: Array, out: Array) ->
     dropped = xp.empty_like(XT)
     for gate, mask in enumerate(masks):
         xp.multiply(XT, mask, out=dropped)
-        xp.matmul(W[:, block(gate, width)].T, dropped, out=out[:, block(gate, width)])
+        # into a fresh array, then copied: out[:, block] is not contiguous, which NumPy's matmul
+        # takes as out= but CuPy's need not
+        out[:, block(gate, width)] = xp.matmul(W[:, block(gate, width)].T, dropped)
     return out
 
 

@@ -125,8 +125,9 @@ def device_cases(name):
             for masked, backwards in itertools.product([False, True], [False, True])]
 
 
-def assert_cupy_matches_numpy(name, masked, go_backwards):
-    """On a GPU: the CuPy path (its CUDA steps included) gives NumPy's values and gradients."""
+def assert_cupy_matches_numpy(name, masked, go_backwards, **options):
+    """On a GPU: the CuPy path (its CUDA steps included) gives NumPy's values and gradients;
+    ``options`` (NumPy arrays, such as dropout masks) go to the op as they are."""
     import cupy  # noqa: PLC0415 (only where a GPU is; the test is marked cupy)
     fused = OPS[name][0]
     mask = ragged_mask() if masked else None
@@ -136,7 +137,7 @@ def assert_cupy_matches_numpy(name, masked, go_backwards):
         for module in (np, cupy):
             tensors = [Tensor(module.asarray(a), requires_grad=True) for a in arrays]
             out = flat(fused(*tensors, mask=None if mask is None else module.asarray(mask),
-                             go_backwards=go_backwards))
+                             go_backwards=go_backwards, **options))
             out.backward(module.asarray(np.random.default_rng(1).normal(size=out.shape).astype(dtype)))
             to_numpy = (lambda a: a.get()) if module is cupy else np.asarray
             results.append([to_numpy(out.data)] + [to_numpy(t.grad) for t in tensors])

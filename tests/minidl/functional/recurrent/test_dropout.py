@@ -7,7 +7,8 @@ import pytest
 
 from minidl.gradcheck import gradcheck
 from minidl.tensor import Tensor
-from tests.minidl.functional.recurrent._helpers import (OPS, UNITS, assert_fused_equals_reference,
+from tests.minidl.functional.recurrent._helpers import (OPS, UNITS, assert_cupy_matches_numpy,
+                                                        assert_fused_equals_reference,
                                                         assert_kernel_bodies_match_numpy, dropout_masks, flat,
                                                         make_inputs, ragged_mask)
 
@@ -83,3 +84,10 @@ def test_cuda_steps_with_dropout_masks_compiled_for_the_cpu_match_numpy(name, tm
     input_masks, recurrent_masks = dropout_masks(name)
     assert_kernel_bodies_match_numpy(name, tmp_path, monkeypatch, input_masks=input_masks,
                                      recurrent_masks=recurrent_masks)
+
+
+@pytest.mark.cupy
+@pytest.mark.parametrize("name", list(OPS))
+def test_dropout_masks_cupy_matches_numpy(name):
+    input_masks, recurrent_masks = dropout_masks(name)
+    assert_cupy_matches_numpy(name, True, False, input_masks=input_masks, recurrent_masks=recurrent_masks)
