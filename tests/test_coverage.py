@@ -78,6 +78,8 @@ GRADIENT_CHECKS: dict[str, tuple[str, ...]] = {
                 "tests/minidl/functional/test_ctc.py::test_gradcheck_through_log_softmax"),
     "LSTMFunction": ("tests/minidl/functional/recurrent/test_lstm.py::test_lstm_gradcheck",),
     "GRUFunction": ("tests/minidl/functional/recurrent/test_gru.py::test_gru_gradcheck",),
+    "GRUResetBeforeFunction": ("tests/minidl/functional/recurrent/test_gru_reset_before.py::"
+                               "test_gru_reset_before_gradcheck",),
     "SimpleRNNFunction": ("tests/minidl/functional/recurrent/test_simple_rnn.py::test_simple_rnn_gradcheck",),
 }
 
@@ -100,6 +102,11 @@ POOLING = ("tests/minidl/layers/test_pooling.py::test_pooling_layer_matches_kera
            "tests/minidl/layers/test_pooling.py::test_pooling_layers_match_keras_live")
 RECURRENT = ("tests/minidl/layers/test_recurrent.py::test_outputs_equal_keras_fixtures",
              "tests/minidl/layers/test_recurrent.py::test_outputs_equal_live_keras")
+OPTIONS = "tests/minidl/layers/test_recurrent_options.py"
+RECURRENT_OPTIONS = (f"{OPTIONS}::test_dropout_with_injected_masks_equals_keras_fixture",
+                     f"{OPTIONS}::test_dropout_with_injected_masks_equals_live_keras",
+                     f"{OPTIONS}::test_stateful_equals_keras_fixture_across_calls_and_reset",
+                     f"{OPTIONS}::test_stateful_equals_live_keras_across_calls_and_reset")
 NORMALIZATION = ("tests/minidl/layers/test_normalization.py::test_matches_keras_fixture",
                  "tests/minidl/layers/test_normalization.py::test_matches_keras_live")
 KERAS_VALUE_TESTS: dict[str, tuple[str, ...]] = {
@@ -121,9 +128,9 @@ KERAS_VALUE_TESTS: dict[str, tuple[str, ...]] = {
     "LayerNormalization": NORMALIZATION,
     "Normalization": ("tests/minidl/layers/test_normalization.py::test_normalization_adapt_matches_keras_live",),
     "Masking": ("tests/minidl/layers/test_masking.py::test_matches_live_keras",),
-    "SimpleRNN": RECURRENT,
-    "LSTM": RECURRENT,
-    "GRU": RECURRENT,
+    "SimpleRNN": RECURRENT + RECURRENT_OPTIONS,
+    "LSTM": RECURRENT + RECURRENT_OPTIONS,
+    "GRU": RECURRENT + RECURRENT_OPTIONS,
     "Bidirectional": RECURRENT,
     "TimeDistributed": ("tests/minidl/layers/test_wrappers.py::test_time_distributed_matches_live_keras",),
 }

@@ -46,6 +46,10 @@ class Bidirectional(Layer):
         by the backward states.
     Output shape: the layer's, with the last axis doubled for "concat"; with return_state,
         [output, *forward_states, *backward_states].
+
+    A stateful layer makes both directions stateful: each carries its own final states to the
+    next call (the backward direction's are those after the first step of the sequence), and
+    ``reset_states()`` zeroes both.
     """
 
     def __init__(self, layer, merge_mode: str | None = "concat", backward_layer=None, **kwargs):
@@ -66,7 +70,7 @@ class Bidirectional(Layer):
         if self.forward_layer.go_backwards == self.backward_layer.go_backwards:
             raise ValueError("Bidirectional: the forward and backward layers must differ in go_backwards, "
                              f"got {self.forward_layer.go_backwards} for both")
-        for attribute in ("return_sequences", "return_state"):
+        for attribute in ("return_sequences", "return_state", "stateful"):
             if getattr(self.forward_layer, attribute) != getattr(self.backward_layer, attribute):
                 raise ValueError(f"Bidirectional: the forward and backward layers must agree in "
                                  f"{attribute}, got {getattr(self.forward_layer, attribute)} and "
@@ -122,6 +126,30 @@ class Bidirectional(Layer):
 
     def compute_mask(self, inputs: Tensor, mask):
         return mask if self.return_sequences else None
+
+    @property
+    def stateful(self) -> bool:
+        """Whether both directions carry their states from call to call (the wrapped layer's)."""
+        return self.forward_layer.stateful
+
+    @property
+    def states(self) -> list | None:
+        """The carried states, the forward direction's then the backward's (None before a call)."""
+        if self.forward_layer.states is None or self.backward_layer.states is None:
+            return None
+        return self.forward_layer.states + self.backward_layer.states
+
+    def reset_states(self) -> None:
+        """Zero the carried states of both directions, as Keras' Bidirectional.reset_state."""
+        if not self.stateful:
+            raise AttributeError(f"Bidirectional '{self.name}': reset_states() needs a stateful layer "
+                                 f"(stateful=True), got stateful=False")
+        self.forward_layer.reset_states()
+        self.backward_layer.reset_states()
+
+    def reset_state(self) -> None:
+        """Keras 3's name for ``reset_states``."""
+        self.reset_states()
 
     def get_config(self) -> dict:
         return {**super().get_config(), "layer": serialize_layer(self.forward_layer),

@@ -1,6 +1,6 @@
 """Regenerate tests/reference/fixtures/recurrent_*.npz from Keras 3 (torch backend).
 
-    KERAS_BACKEND=torch python -m tests.reference.make_recurrent_fixtures
+    KERAS_BACKEND=torch python -m tests.reference.make_recurrent_fixtures [file ...]
 
 Each case builds one Keras recurrent layer (SimpleRNN, LSTM, GRU; alone, behind Masking, or
 inside Bidirectional) from CASES, gives it random weights (biases included, so they are
@@ -51,6 +51,7 @@ CASES: dict[str, dict[str, dict]] = {
                              "relu": dict(layer="SimpleRNN", args=dict(units=UNITS, activation="relu"))},
     "recurrent_lstm": _cases("LSTM", {}),
     "recurrent_gru": _cases("GRU", {}),
+    "recurrent_gru_reset_before": _cases("GRU", {"reset_after": False}),
     "recurrent_bidirectional": {
         **{f"{layer.lower()}_{mode}": dict(layer=layer, args=dict(units=UNITS, return_sequences=True),
                                            merge_mode=mode, mask="ragged")
@@ -113,10 +114,14 @@ def keras_run(case: dict, x: np.ndarray, mask, states, seed: int = 0):
     return weights, [keras.ops.convert_to_numpy(y) for y in outputs]
 
 
-def main() -> None:
+def main(files=None) -> None:
+    """Write the fixture files named in ``files`` (all of CASES by default), e.g.
+    ``python -m tests.reference.make_recurrent_fixtures recurrent_gru_reset_before``."""
     os.environ.setdefault("KERAS_BACKEND", "torch")
     FIXTURES.mkdir(exist_ok=True)
     for file, cases in CASES.items():
+        if files and file not in files:
+            continue
         arrays = {}
         for name, case in cases.items():
             x, mask, states = case_inputs(case)
@@ -135,4 +140,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    import sys
+    main(sys.argv[1:])

@@ -18,12 +18,15 @@ which the tests hold the fused op to and the layers fall back on for other activ
                    of the reference cells, the transposed layout inside
     simple_rnn.py  SimpleRNNFunction, simple_rnn; simple_rnn_cell, simple_rnn_reference
     lstm.py        LSTMFunction, lstm; lstm_cell, lstm_reference
-    gru.py         GRUFunction, gru; gru_cell, gru_reference
+    gru.py         GRUFunction (reset after), gru (both forms); gru_cell, gru_reference
+    gru_reset_before.py  GRUResetBeforeFunction: Cho et al.'s reset-before GRU (reset_after=False)
+    _dropout.py    per-gate dropout masks fixed over the steps (recurrent_dropout; Gal &
+                   Ghahramani 2016): the products per gate that replace the fused one
 
 Layouts are Keras' (gate blocks along the last axis): SimpleRNN kernel (features, units);
 LSTM kernel (features, 4u), recurrent_kernel (u, 4u), bias (4u,), gates i, f, c, o; GRU with
 ``reset_after=True``: kernel (features, 3u), recurrent_kernel (u, 3u), bias (2, 3u) (input
-bias, recurrent bias), gates z, r, h. Inputs and outputs are batch-major (batch, steps, ...).
+bias, recurrent bias), gates z, r, h; with ``reset_after=False`` bias (3u,). Inputs and outputs are batch-major (batch, steps, ...).
 
 The functions ``simple_rnn``, ``lstm`` and ``gru`` take the names of their modules as
 attributes of this package; ``importlib.import_module("minidl.functional.recurrent.lstm")``
@@ -31,6 +34,7 @@ reaches the module itself.
 """
 from minidl.functional.recurrent._common import FUSED_ACTIVATIONS, RecurrentFunction, can_fuse
 from minidl.functional.recurrent.gru import GRUFunction, gru, gru_cell, gru_reference
+from minidl.functional.recurrent.gru_reset_before import GRUResetBeforeFunction
 from minidl.functional.recurrent.lstm import LSTMFunction, lstm, lstm_cell, lstm_reference
 from minidl.functional.recurrent.simple_rnn import (SimpleRNNFunction, simple_rnn, simple_rnn_cell,
                                                     simple_rnn_reference)
@@ -38,4 +42,4 @@ from minidl.functional.recurrent.simple_rnn import (SimpleRNNFunction, simple_rn
 __all__ = ["FUSED_ACTIVATIONS", "RecurrentFunction", "can_fuse",
            "SimpleRNNFunction", "simple_rnn", "simple_rnn_cell", "simple_rnn_reference",
            "LSTMFunction", "lstm", "lstm_cell", "lstm_reference",
-           "GRUFunction", "gru", "gru_cell", "gru_reference"]
+           "GRUFunction", "GRUResetBeforeFunction", "gru", "gru_cell", "gru_reference"]

@@ -26,6 +26,7 @@ import minidl.functional as F
 from minidl import workspace
 from minidl.backend import Array
 from minidl.function import Function
+from minidl.functional.recurrent._dropout import block, dropped_side_by_side, project_inputs_dropped
 from minidl.tensor import Tensor, as_tensor
 
 # Activations the fused ops differentiate by hand, each from its output y alone.
@@ -101,11 +102,15 @@ def time_major(x: Array, go_backwards: bool) -> Array:
     return x[::-1] if go_backwards else x
 
 
-def project_inputs(xp, x: Array, W: Array, go_backwards: bool) -> tuple[Array, Array]:
+def project_inputs(xp, x: Array, W: Array, go_backwards: bool,
+                   input_masks: Array | None = None) -> tuple[Array, Array]:
     """Xᵀ (steps, features, batch) in processing order, and Wᵀ·x_tᵀ for every step (steps, G,
-    batch), a workspace buffer: one batched GEMM."""
+    batch), a workspace buffer: one batched GEMM; with per-gate dropout masks (G, features,
+    batch), one per gate block (see _dropout.py)."""
     XT = xp.ascontiguousarray(time_major(x, go_backwards))
     projected = workspace.empty(xp, (XT.shape[0], W.shape[1], XT.shape[2]), x.dtype)
+    if input_masks is not None:
+        return XT, project_inputs_dropped(xp, XT, W, input_masks, projected)
     return XT, xp.matmul(W.T, XT, out=projected)
 
 
@@ -133,14 +138,20 @@ class RecurrentFunction(Function):
     Inside, every per-step array is transposed, (units or gates·units, batch); see the module
     docstring. Subclasses set ``kernel_position``, the input index of the kernel W (the
     recurrent kernel U follows it).
+
+    ``input_masks`` and ``recurrent_masks`` are the per-gate dropout masks in the loops' layout
+    (G, features or units, batch), in the gate order of the stored blocks, or None: one fused
+    product then (see _dropout.py).
     """
 
     kernel_position: int
 
-    def __init__(self, mask: Array | None, go_backwards: bool, zero_output_for_mask: bool):
+    def __init__(self, mask: Array | None, go_backwards: bool, zero_output_for_mask: bool,
+                 input_masks: Array | None = None, recurrent_masks: Array | None = None):
         self.mask = mask
         self.go_backwards = go_backwards
         self.zero_output_for_mask = zero_output_for_mask
+        self.input_masks, self.recurrent_masks = input_masks, recurrent_masks
 
     def _keep(self, xp) -> Array | None:
         """The mask as (steps, 1, batch) bool in processing order, or None; its negation goes to
@@ -198,24 +209,45 @@ class RecurrentFunction(Function):
 
     def _input_grads(self, xp, XT: Array, grad_z_side_by_side: Array, W: Array) -> tuple:
         """∂X = ∂Z·Wᵀ as (batch, steps, features) and ∂W = Xᵀ·∂Z: one GEMM each over all steps,
-        from ∂Z, every step's ∂z side by side (see ``side_by_side``)."""
+        from ∂Z, every step's ∂z side by side (see ``side_by_side``); with input dropout masks,
+        one GEMM each per gate, ∂X = Σ_g (∂Z_g·W_gᵀ) ⊙ m_g and ∂W_g = (X ⊙ m_g)ᵀ·∂Z_g."""
         steps, batch = XT.shape[0], XT.shape[2]
+        masks = self.input_masks
+        gates = 1 if masks is None else masks.shape[0]
+        width = W.shape[1] // gates
         gx = gW = None
         if self.needs_input_grad[0]:
-            gx = (W @ grad_z_side_by_side).reshape(-1, steps, batch)
+            if masks is None:
+                gx = W @ grad_z_side_by_side
+            else:
+                gx = sum(dropped_side_by_side(W[:, block(g, width)] @ grad_z_side_by_side[block(g, width)],
+                                              masks[g]) for g in range(gates))
+            gx = gx.reshape(-1, steps, batch)
             gx = xp.ascontiguousarray((gx[:, ::-1] if self.go_backwards else gx).transpose(2, 1, 0))
         if self.needs_input_grad[self.kernel_position]:
-            gW = XT.transpose(1, 0, 2).reshape(-1, steps * batch) @ grad_z_side_by_side.T
+            XT_side_by_side = XT.transpose(1, 0, 2).reshape(-1, steps * batch)
+            if masks is None:
+                gW = XT_side_by_side @ grad_z_side_by_side.T
+            else:
+                gW = xp.concatenate([dropped_side_by_side(XT_side_by_side, masks[g])
+                                     @ grad_z_side_by_side[block(g, width)].T for g in range(gates)], axis=1)
         return gx, gW
 
-    def _recurrent_grad(self, xp, H: Array, grad_z_side_by_side: Array) -> Array | None:
-        """∂U = H_prevᵀ·∂Z (units, G): one GEMM over all steps."""
+    def _recurrent_grad(self, xp, H: Array, grad_z_side_by_side: Array, masks="own") -> Array | None:
+        """∂U = H_prevᵀ·∂Z (units, G): one GEMM over all steps; with recurrent dropout masks
+        (``self.recurrent_masks`` unless others are given), ∂U_g = (H_prev ⊙ n_g)ᵀ·∂Z_g."""
         if not self.needs_input_grad[self.kernel_position + 1]:
             return None
+        masks = self.recurrent_masks if isinstance(masks, str) else masks
         H_prev = side_by_side(xp, H[:-1])
         # ∂Uᵀ = ∂Z·H_prev rather than H_prevᵀ·∂Zᵀ: the faster order on the LSTM step of
         # benchmarks/recurrent.py
-        gU = (grad_z_side_by_side @ H_prev.T).T
+        if masks is None:
+            gU = (grad_z_side_by_side @ H_prev.T).T
+        else:
+            width = grad_z_side_by_side.shape[0] // masks.shape[0]
+            gU = xp.concatenate([(grad_z_side_by_side[block(g, width)] @ dropped_side_by_side(H_prev, m).T).T
+                                 for g, m in enumerate(masks)], axis=1)
         workspace.release(H_prev)
         return gU
 

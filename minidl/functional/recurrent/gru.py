@@ -1,5 +1,6 @@
-"""GRU (reset-after form): the fused op over a whole sequence, its CUDA steps, and its reference
-cell in primitive ops."""
+"""GRU: the fused op of the reset-after form over a whole sequence, its CUDA steps, the public
+``gru`` for both forms (the reset-before form's op is in gru_reset_before.py), and the reference
+cell of both in primitive ops."""
 from __future__ import annotations
 
 import minidl.functional as F
@@ -8,6 +9,8 @@ from minidl.backend import get_array_module
 from minidl.functional.recurrent._common import (RecurrentFunction, activate, check_shapes, cuda_step,
                                                  derivative, fused_activation, mask_array, project_inputs,
                                                  side_by_side, state_in, unroll)
+from minidl.functional.recurrent._dropout import gate_products, masks_data, masks_in, recurrent_product, state_grad
+from minidl.functional.recurrent.gru_reset_before import GRUResetBeforeFunction
 from minidl.tensor import Tensor, as_tensor
 
 
@@ -15,7 +18,7 @@ class GRUFunction(RecurrentFunction):
     """Gated recurrent unit over a whole sequence, in the reset-after form that cuDNN and PyTorch
     run (Keras' default ``reset_after=True``): the reset gate scales the recurrent product h·U_h.
     Cho et al. (2014) reset before the product, ĥ = tanh(x_t·W_h + (r ⊙ h)·U_h + b_h): Keras'
-    ``reset_after=False``, which minidl does not implement.
+    ``reset_after=False``, GRUResetBeforeFunction (gru_reset_before.py).
 
     Forward, Keras' gate order z, r, h, input bias b and recurrent bias b' (the rows of the
     (2, 3u) bias), at each step t:
@@ -27,6 +30,7 @@ class GRUFunction(RecurrentFunction):
 
     (σ is ``recurrent_activation``, tanh is ``activation``.) The input part p = x_t·W + b of all
     steps is one GEMM; the recurrent part q = h·U + b' of all three gates is one GEMM per step.
+    With dropout masks (_dropout.py) each gate's products use its own dropped x_t and h, as Keras.
 
     Backward (BPTT; ∂h_t from the output of step t and from step t + 1):
 
@@ -46,8 +50,8 @@ class GRUFunction(RecurrentFunction):
     kernel_position = 2
 
     def __init__(self, activation: str, recurrent_activation: str, mask=None, go_backwards=False,
-                 zero_output_for_mask=False):
-        super().__init__(mask, go_backwards, zero_output_for_mask)
+                 zero_output_for_mask=False, input_masks=None, recurrent_masks=None):
+        super().__init__(mask, go_backwards, zero_output_for_mask, input_masks, recurrent_masks)
         self.activation, self.recurrent_activation = activation, recurrent_activation
 
     # On CuPy with tanh and sigmoid, one kernel does the whole NumPy step of forward() below
@@ -71,7 +75,7 @@ class GRUFunction(RecurrentFunction):
         xp = get_array_module(x)
         steps, batch, units = x.shape[1], x.shape[0], U.shape[0]
         keep = self._keep(xp)
-        XT, A = project_inputs(xp, x, W, self.go_backwards)  # input part, then gates z, r, ĥ in place
+        XT, A = project_inputs(xp, x, W, self.go_backwards, self.input_masks)  # input part, then gates z, r, ĥ in place
         if b is not None:
             A += b[0][:, None]
         Q = workspace.empty_like(A)  # recurrent part h·U + b', kept for backward (q_h)
@@ -86,7 +90,7 @@ class GRUFunction(RecurrentFunction):
             recurrent_bias = b[1] if b is not None else xp.zeros(3 * units, dtype=x.dtype)
         for t in range(steps):
             a, q, h = A[t], Q[t], H[t + 1]
-            xp.matmul(UT, H[t], out=q)  # (h_{t-1}·U)ᵀ = Uᵀ·h_{t-1}ᵀ
+            recurrent_product(xp, UT, H[t], q, self.recurrent_masks, scratch)  # (h_{t-1}·U)ᵀ = Uᵀ·h_{t-1}ᵀ
             if cuda_forward_step is not None:  # the whole step below, and q += b'
                 cuda_forward_step(H[t], True if keep is None else keep[t], units, batch, recurrent_bias,
                                   h, a, q)
@@ -144,7 +148,7 @@ class GRUFunction(RecurrentFunction):
             a, q, dp, dq = A[t], Q[t], grad_p[t], grad_q[t]
             if cuda_backward_step is not None:  # the step below up to the GEMM
                 cuda_backward_step(H[t], gh, True if keep is None else keep[t], gh.size, a, q, direct, dp, dq)
-                xp.matmul(U, dq, out=gh)
+                state_grad(xp, U, dq, gh, self.recurrent_masks, scratch)
                 gh += direct
                 continue
             z, r, hh = a[:units], a[units:2 * units], a[2 * units:]
@@ -167,7 +171,7 @@ class GRUFunction(RecurrentFunction):
                 dq *= keep[t]
                 xp.copyto(direct, gh, where=self.drop[t])
             # q = h_{t-1}·U + b':  ∂h_{t-1}ᵀ = (∂h ⊙ z)ᵀ + U·∂q_tᵀ
-            xp.matmul(U, dq, out=gh)
+            state_grad(xp, U, dq, gh, self.recurrent_masks, scratch)
             gh += direct
         workspace.release(A, Q)
         grad_p_side_by_side, grad_q_side_by_side = side_by_side(xp, grad_p), side_by_side(xp, grad_q)
@@ -183,15 +187,20 @@ class GRUFunction(RecurrentFunction):
 
 
 def gru(x, h0, kernel, recurrent_kernel, bias=None, *, mask=None, go_backwards: bool = False,
-        zero_output_for_mask: bool = False, activation="tanh",
-        recurrent_activation="sigmoid") -> tuple[Tensor, Tensor]:
-    """A GRU over a sequence, Keras' ``reset_after=True``, gates z, r, h; see GRUFunction.
+        zero_output_for_mask: bool = False, activation="tanh", recurrent_activation="sigmoid",
+        reset_after: bool = True, input_masks=None, recurrent_masks=None) -> tuple[Tensor, Tensor]:
+    """A GRU over a sequence, gates z, r, h; see GRUFunction (reset after, Keras' default) and
+    GRUResetBeforeFunction (``reset_after=False``, Cho et al. 2014).
 
     Args:
         x: (batch, steps, features). h0: (batch, units). kernel: (features, 3·units).
-        recurrent_kernel: (units, 3·units). bias: (2, 3·units) (input bias, recurrent bias) or None.
+        recurrent_kernel: (units, 3·units). bias: (2, 3·units) (input bias, recurrent bias)
+            with reset_after, (3·units,) without; or None.
         mask, go_backwards, zero_output_for_mask: as simple_rnn.
         activation: of the candidate ĥ; recurrent_activation: of z and r.
+        reset_after: apply the reset gate after the recurrent product (True) or before it.
+        input_masks: optional dropout masks (3, batch, features), one per gate z, r, h, the same
+            at every step; recurrent_masks: likewise (3, batch, units) for h (see _dropout.py).
     Returns:
         (outputs (batch, steps, units), h (batch, units)).
     Raises:
@@ -199,14 +208,18 @@ def gru(x, h0, kernel, recurrent_kernel, bias=None, *, mask=None, go_backwards: 
             gru_reference for those).
     """
     x, h0, kernel, recurrent_kernel = (as_tensor(a) for a in (x, h0, kernel, recurrent_kernel))
-    batch, units = x.shape[0], recurrent_kernel.shape[0]
+    batch, features, units = x.shape[0], x.shape[-1], recurrent_kernel.shape[0]
     check_shapes("gru", x, {"h0": (h0, (batch, units))},
-                 {"kernel": (kernel, (x.shape[-1], 3 * units)),
+                 {"kernel": (kernel, (features, 3 * units)),
                   "recurrent_kernel": (recurrent_kernel, (units, 3 * units)),
-                  "bias": (bias, (2, 3 * units))}, mask)
-    fn = GRUFunction(fused_activation("gru", "activation", activation),
-                     fused_activation("gru", "recurrent_activation", recurrent_activation),
-                     mask_array(mask), go_backwards, zero_output_for_mask)
+                  "bias": (bias, (2, 3 * units) if reset_after else (3 * units,))}, mask)
+    xp = get_array_module(x.data)
+    cls = GRUFunction if reset_after else GRUResetBeforeFunction
+    fn = cls(fused_activation("gru", "activation", activation),
+             fused_activation("gru", "recurrent_activation", recurrent_activation),
+             mask_array(mask), go_backwards, zero_output_for_mask,
+             masks_in(xp, input_masks, "gru", "input_masks", (3, batch, features), x.dtype),
+             masks_in(xp, recurrent_masks, "gru", "recurrent_masks", (3, batch, units), x.dtype))
     args = (x, h0, kernel, recurrent_kernel) + (() if bias is None else (bias,))
     return fn.apply(*args)
 
@@ -214,30 +227,44 @@ def gru(x, h0, kernel, recurrent_kernel, bias=None, *, mask=None, go_backwards: 
 # --- the reference cell: the same equations in primitive ops, which autograd differentiates -------
 
 def gru_cell(x_t, h, kernel, recurrent_kernel, bias=None, activation=F.tanh,
-             recurrent_activation=F.sigmoid) -> Tensor:
-    """One step of GRUFunction's equations (reset after), gates z, r, h, bias (2, 3u); returns h_t.
+             recurrent_activation=F.sigmoid, reset_after: bool = True, input_masks=None,
+             recurrent_masks=None) -> Tensor:
+    """One step of GRUFunction's equations (reset after; bias (2, 3u)) or GRUResetBeforeFunction's
+    (reset before; bias (3u,)), gates z, r, h; returns h_t.
 
-    x_t (batch, features), h (batch, units); kernel, recurrent_kernel and bias as ``gru``.
+    x_t (batch, features), h (batch, units); the other arguments as ``gru``. With masks, each
+    gate's products come from its own dropped copy of x_t and of h, as Keras computes them.
     """
     units = h.shape[-1]
-    p = F.matmul(x_t, kernel)
-    q = F.matmul(h, recurrent_kernel)
+    p = gate_products(x_t, kernel, input_masks)
+    if reset_after:
+        q = gate_products(h, recurrent_kernel, recurrent_masks)
+        if bias is not None:
+            p, q = p + bias[0], q + bias[1]
+        z = recurrent_activation(p[:, :units] + q[:, :units])
+        r = recurrent_activation(p[:, units:2 * units] + q[:, units:2 * units])
+        hh = activation(p[:, 2 * units:] + r * q[:, 2 * units:])
+        return z * h + (1 - z) * hh
     if bias is not None:
-        p, q = p + bias[0], q + bias[1]
+        p = p + bias
+    q = gate_products(h, recurrent_kernel[:, :2 * units], None if recurrent_masks is None else recurrent_masks[:2])
     z = recurrent_activation(p[:, :units] + q[:, :units])
-    r = recurrent_activation(p[:, units:2 * units] + q[:, units:2 * units])
-    hh = activation(p[:, 2 * units:] + r * q[:, 2 * units:])
+    r = recurrent_activation(p[:, units:2 * units] + q[:, units:])
+    h_h = h if recurrent_masks is None else h * recurrent_masks[2]
+    hh = activation(p[:, 2 * units:] + F.matmul(r * h_h, recurrent_kernel[:, 2 * units:]))
     return z * h + (1 - z) * hh
 
 
 def gru_reference(x, h0, kernel, recurrent_kernel, bias=None, *, mask=None, go_backwards=False,
-                  zero_output_for_mask=False, activation="tanh",
-                  recurrent_activation="sigmoid") -> tuple[Tensor, Tensor]:
+                  zero_output_for_mask=False, activation="tanh", recurrent_activation="sigmoid",
+                  reset_after: bool = True, input_masks=None, recurrent_masks=None) -> tuple[Tensor, Tensor]:
     """Same arguments and results as ``gru``, any activations; unrolled in primitive ops."""
     act, recurrent = F.get_activation(activation), F.get_activation(recurrent_activation)
+    input_masks, recurrent_masks = masks_data(input_masks), masks_data(recurrent_masks)
 
     def step(x_t, h):
-        h = gru_cell(x_t, h, kernel, recurrent_kernel, bias, act, recurrent)
+        h = gru_cell(x_t, h, kernel, recurrent_kernel, bias, act, recurrent, reset_after, input_masks,
+                     recurrent_masks)
         return h, [h]
     outputs, (h,) = unroll(step, x, [as_tensor(h0)], mask, go_backwards, zero_output_for_mask)
     return outputs, h

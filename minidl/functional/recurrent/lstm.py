@@ -7,6 +7,7 @@ from minidl.backend import Array, get_array_module
 from minidl.functional.recurrent._common import (RecurrentFunction, activate, check_shapes, cuda_step,
                                                  derivative, fused_activation, mask_array, project_inputs,
                                                  side_by_side, state_in, unroll)
+from minidl.functional.recurrent._dropout import gate_products, masks_data, masks_in, recurrent_product, state_grad
 from minidl.tensor import Tensor, as_tensor
 
 
@@ -37,6 +38,8 @@ class LSTMFunction(RecurrentFunction):
     order i, f, c, o; inside, the gate buffers are stored i, f, o, c, so that the three σ gates
     are one contiguous block (``_swap_c_o`` on the weights, and back on their gradients). The four
     pre-activations come from one GEMM per step, h·U, added to the input projection of all steps.
+    With dropout masks (_dropout.py; given i, f, c, o, stored i, f, o, c like the gates) each
+    gate's products use its own dropped x_t and h, as Keras.
 
     Backward (BPTT; ∂h_t, ∂c_t arrive from the output of step t and from step t + 1):
 
@@ -55,8 +58,8 @@ class LSTMFunction(RecurrentFunction):
     kernel_position = 3
 
     def __init__(self, activation: str, recurrent_activation: str, mask=None, go_backwards=False,
-                 zero_output_for_mask=False):
-        super().__init__(mask, go_backwards, zero_output_for_mask)
+                 zero_output_for_mask=False, input_masks=None, recurrent_masks=None):
+        super().__init__(mask, go_backwards, zero_output_for_mask, input_masks, recurrent_masks)
         self.activation, self.recurrent_activation = activation, recurrent_activation
 
     # On CuPy with tanh and sigmoid, one kernel does the whole NumPy step of forward() below
@@ -97,7 +100,7 @@ class LSTMFunction(RecurrentFunction):
             if b is not None:
                 b_step = b.copy()
                 b_step[:3 * units] *= 0.5
-        XT, A = project_inputs(xp, x, W_step, self.go_backwards)  # A: pre-activations, then gates, in place
+        XT, A = project_inputs(xp, x, W_step, self.go_backwards, self.input_masks)  # A: pre-activations, then gates, in place
         if b is not None:
             A += b_step[:, None]
         UT_step = xp.ascontiguousarray(U_step.T)
@@ -110,7 +113,7 @@ class LSTMFunction(RecurrentFunction):
         gates = A.reshape(steps, 4, units, batch)  # gates[t] unpacks into the i, f, o, c blocks
         for t in range(steps):
             a = A[t]
-            xp.matmul(UT_step, H[t], out=recurrent)  # (h_{t-1}·U)ᵀ = Uᵀ·h_{t-1}ᵀ
+            recurrent_product(xp, UT_step, H[t], recurrent, self.recurrent_masks, scratch)  # Uᵀ·h_{t-1}ᵀ
             if cuda_forward_step is not None:  # the whole step below, and a += h·U
                 cuda_forward_step(C[t], H[t], True if keep is None else keep[t], units * batch, recurrent,
                                   C[t + 1], TC[t], H[t + 1], a)
@@ -185,7 +188,7 @@ class LSTMFunction(RecurrentFunction):
             if cuda_backward_step is not None:  # the step below up to the GEMM
                 cuda_backward_step(C[t], TC[t], gh, True if keep is None else keep[t], gh.size, a,
                                    gc, passed_h, dz)
-                xp.matmul(U, dz, out=gh)
+                state_grad(xp, U, dz, gh, self.recurrent_masks, scratch)
                 gh += passed_h
                 continue
             if keep is not None:  # a masked step hands ∂h_t, ∂c_t straight to step t - 1
@@ -217,7 +220,7 @@ class LSTMFunction(RecurrentFunction):
                                              gate_slopes[:3 * units])
                 dg *= derivative(xp, self.activation, g, scratch)
             # z = x_t·W + h_{t-1}·U + b:  ∂h_{t-1}ᵀ = U·∂z_tᵀ
-            xp.matmul(U, dz, out=gh)
+            state_grad(xp, U, dz, gh, self.recurrent_masks, scratch)
             if keep is not None:
                 gh += passed_h
                 gc += passed_c
@@ -236,8 +239,8 @@ class LSTMFunction(RecurrentFunction):
 
 
 def lstm(x, h0, c0, kernel, recurrent_kernel, bias=None, *, mask=None, go_backwards: bool = False,
-         zero_output_for_mask: bool = False, activation="tanh",
-         recurrent_activation="sigmoid") -> tuple[Tensor, Tensor, Tensor]:
+         zero_output_for_mask: bool = False, activation="tanh", recurrent_activation="sigmoid",
+         input_masks=None, recurrent_masks=None) -> tuple[Tensor, Tensor, Tensor]:
     """An LSTM over a sequence, Keras' gate order i, f, c, o; see LSTMFunction for the math.
 
     Args:
@@ -245,6 +248,8 @@ def lstm(x, h0, c0, kernel, recurrent_kernel, bias=None, *, mask=None, go_backwa
         recurrent_kernel: (units, 4·units). bias: (4·units,) or None.
         mask, go_backwards, zero_output_for_mask: as simple_rnn.
         activation: of the candidate g and of c_t in h_t; recurrent_activation: of i, f, o.
+        input_masks: optional dropout masks (4, batch, features), one per gate i, f, c, o, the
+            same at every step; recurrent_masks: likewise (4, batch, units) for h (_dropout.py).
     Returns:
         (outputs (batch, steps, units), h (batch, units), c (batch, units)).
     Raises:
@@ -257,9 +262,15 @@ def lstm(x, h0, c0, kernel, recurrent_kernel, bias=None, *, mask=None, go_backwa
                  {"kernel": (kernel, (x.shape[-1], 4 * units)),
                   "recurrent_kernel": (recurrent_kernel, (units, 4 * units)),
                   "bias": (bias, (4 * units,))}, mask)
+    xp = get_array_module(x.data)
+    stored_order = [0, 1, 3, 2]  # Keras' i, f, c, o -> the stored i, f, o, c
+    masks = [masks_in(xp, given, "lstm", name, (4, batch, n), x.dtype)
+             for given, name, n in ((input_masks, "input_masks", x.shape[-1]),
+                                    (recurrent_masks, "recurrent_masks", units))]
+    masks = [None if m is None else xp.ascontiguousarray(m[stored_order]) for m in masks]
     fn = LSTMFunction(fused_activation("lstm", "activation", activation),
                       fused_activation("lstm", "recurrent_activation", recurrent_activation),
-                      mask_array(mask), go_backwards, zero_output_for_mask)
+                      mask_array(mask), go_backwards, zero_output_for_mask, *masks)
     args = (x, h0, c0, kernel, recurrent_kernel) + (() if bias is None else (bias,))
     return fn.apply(*args)
 
@@ -267,13 +278,14 @@ def lstm(x, h0, c0, kernel, recurrent_kernel, bias=None, *, mask=None, go_backwa
 # --- the reference cell: the same equations in primitive ops, which autograd differentiates -------
 
 def lstm_cell(x_t, h, c, kernel, recurrent_kernel, bias=None, activation=F.tanh,
-              recurrent_activation=F.sigmoid) -> tuple[Tensor, Tensor]:
+              recurrent_activation=F.sigmoid, input_masks=None, recurrent_masks=None) -> tuple[Tensor, Tensor]:
     """One step of LSTMFunction's equations, Keras' gate order i, f, c, o; returns (h_t, c_t).
 
-    x_t (batch, features), h and c (batch, units); kernel, recurrent_kernel and bias as ``lstm``.
+    x_t (batch, features), h and c (batch, units); the other arguments as ``lstm``. With masks,
+    each gate's products come from its own dropped copy of x_t and of h, as Keras computes them.
     """
     units = h.shape[-1]
-    z = F.matmul(x_t, kernel) + F.matmul(h, recurrent_kernel)
+    z = gate_products(x_t, kernel, input_masks) + gate_products(h, recurrent_kernel, recurrent_masks)
     if bias is not None:
         z = z + bias
     i = recurrent_activation(z[:, :units])
@@ -285,13 +297,15 @@ def lstm_cell(x_t, h, c, kernel, recurrent_kernel, bias=None, activation=F.tanh,
 
 
 def lstm_reference(x, h0, c0, kernel, recurrent_kernel, bias=None, *, mask=None, go_backwards=False,
-                   zero_output_for_mask=False, activation="tanh",
-                   recurrent_activation="sigmoid") -> tuple[Tensor, Tensor, Tensor]:
+                   zero_output_for_mask=False, activation="tanh", recurrent_activation="sigmoid",
+                   input_masks=None, recurrent_masks=None) -> tuple[Tensor, Tensor, Tensor]:
     """Same arguments and results as ``lstm``, any activations; unrolled in primitive ops."""
     act, recurrent = F.get_activation(activation), F.get_activation(recurrent_activation)
+    input_masks, recurrent_masks = masks_data(input_masks), masks_data(recurrent_masks)
 
     def step(x_t, h, c):
-        h, c = lstm_cell(x_t, h, c, kernel, recurrent_kernel, bias, act, recurrent)
+        h, c = lstm_cell(x_t, h, c, kernel, recurrent_kernel, bias, act, recurrent, input_masks,
+                         recurrent_masks)
         return h, [h, c]
     outputs, (h, c) = unroll(step, x, [as_tensor(h0), as_tensor(c0)], mask, go_backwards,
                              zero_output_for_mask)

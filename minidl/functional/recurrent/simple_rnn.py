@@ -11,6 +11,7 @@ from minidl.backend import get_array_module
 from minidl.functional.recurrent._common import (RecurrentFunction, activate, check_shapes, derivative,
                                                  fused_activation, mask_array, project_inputs,
                                                  side_by_side, state_in, unroll)
+from minidl.functional.recurrent._dropout import gate_products, masks_data, masks_in, recurrent_product, state_grad
 from minidl.tensor import Tensor, as_tensor
 
 
@@ -29,29 +30,34 @@ class SimpleRNNFunction(RecurrentFunction):
         ∂W = Σ_t x_tᵀ·∂z_t,  ∂U = Σ_t h_{t-1}ᵀ·∂z_t,  ∂b = Σ_t Σ_batch ∂z_t,  ∂x_t = ∂z_t·Wᵀ
                                                    (one GEMM each, over all steps at once)
 
+    With dropout masks m (input) and n (recurrent), fixed over the steps (_dropout.py), z_t is
+    (x_t ⊙ m)·W + (h_{t-1} ⊙ n)·U + b, and ∂x_t, ∂h_{t-1} are multiplied by m, n once more.
+
     Inputs: x (batch, steps, features), h0 (batch, u), W (features, u), U (u, u), b (u,) or
     absent. Outputs: y (batch, steps, u) and the last state h (batch, u).
     """
 
     kernel_position = 2
 
-    def __init__(self, activation: str, mask=None, go_backwards=False, zero_output_for_mask=False):
-        super().__init__(mask, go_backwards, zero_output_for_mask)
+    def __init__(self, activation: str, mask=None, go_backwards=False, zero_output_for_mask=False,
+                 input_masks=None, recurrent_masks=None):
+        super().__init__(mask, go_backwards, zero_output_for_mask, input_masks, recurrent_masks)
         self.activation = activation
 
     def forward(self, x, h0, W, U, b=None):
         xp = get_array_module(x)
         steps = x.shape[1]
         keep = self._keep(xp)
-        XT, Z = project_inputs(xp, x, W, self.go_backwards)
+        XT, Z = project_inputs(xp, x, W, self.go_backwards, self.input_masks)
         if b is not None:
             Z += b[:, None]
         H = xp.empty((steps + 1,) + h0.shape[::-1], dtype=x.dtype)  # hᵀ of every step, h0 first
         H[0] = h0.T
         UT = xp.ascontiguousarray(U.T)
+        scratch = xp.empty_like(H[0])
         for t in range(steps):
             h = H[t + 1]
-            xp.matmul(UT, H[t], out=h)  # (h_{t-1}·U)ᵀ = Uᵀ·h_{t-1}ᵀ
+            recurrent_product(xp, UT, H[t], h, self.recurrent_masks, scratch)  # (h_{t-1}·U)ᵀ = Uᵀ·h_{t-1}ᵀ
             h += Z[t]
             activate(xp, self.activation, h)
             if keep is not None:  # masked rows carry h_{t-1} through
@@ -68,7 +74,7 @@ class SimpleRNNFunction(RecurrentFunction):
         add_output_grad = self._output_grad(xp, gy, keep)
         gh = xp.zeros_like(H[0]) if gh_last is None else state_in(gh_last)
         grad_z = workspace.empty_like(H[1:])  # ∂z_tᵀ of every step
-        passed = xp.empty_like(gh)
+        passed, scratch = xp.empty_like(gh), xp.empty_like(gh)
         for t in range(steps - 1, -1, -1):
             add_output_grad(t, gh)
             dz = grad_z[t]
@@ -78,7 +84,7 @@ class SimpleRNNFunction(RecurrentFunction):
             # h_t = act(z_t)
             xp.multiply(gh, derivative(xp, self.activation, H[t + 1], dz), out=dz)
             # z_t = x_t·W + h_{t-1}·U + b:  ∂h_{t-1}ᵀ = U·∂z_tᵀ
-            xp.matmul(U, dz, out=gh)
+            state_grad(xp, U, dz, gh, self.recurrent_masks, scratch)
             if keep is not None:
                 gh += passed
         grad_z_side_by_side = side_by_side(xp, grad_z)
@@ -92,7 +98,8 @@ class SimpleRNNFunction(RecurrentFunction):
 
 
 def simple_rnn(x, h0, kernel, recurrent_kernel, bias=None, *, mask=None, go_backwards: bool = False,
-               zero_output_for_mask: bool = False, activation="tanh") -> tuple[Tensor, Tensor]:
+               zero_output_for_mask: bool = False, activation="tanh", input_masks=None,
+               recurrent_masks=None) -> tuple[Tensor, Tensor]:
     """h_t = act(x_t·W + h_{t-1}·U + b) over a sequence; see SimpleRNNFunction for the math.
 
     Args:
@@ -102,6 +109,8 @@ def simple_rnn(x, h0, kernel, recurrent_kernel, bias=None, *, mask=None, go_back
         go_backwards: process the steps last to first (outputs in that order, as Keras).
         zero_output_for_mask: zero outputs at masked steps instead of repeating the last one.
         activation: "tanh", "sigmoid", "relu" or "linear".
+        input_masks: optional dropout mask (1, batch, features) on x_t, the same at every step;
+            recurrent_masks: likewise (1, batch, units) on h_{t-1} (see _dropout.py).
     Returns:
         (outputs (batch, steps, units), h (batch, units)).
     Raises:
@@ -114,26 +123,35 @@ def simple_rnn(x, h0, kernel, recurrent_kernel, bias=None, *, mask=None, go_back
                  {"kernel": (kernel, (x.shape[-1], units)),
                   "recurrent_kernel": (recurrent_kernel, (units, units)), "bias": (bias, (units,))}, mask)
     name = fused_activation("simple_rnn", "activation", activation)
-    fn = SimpleRNNFunction(name, mask_array(mask), go_backwards, zero_output_for_mask)
+    xp = get_array_module(x.data)
+    fn = SimpleRNNFunction(name, mask_array(mask), go_backwards, zero_output_for_mask,
+                           masks_in(xp, input_masks, "simple_rnn", "input_masks", (1, batch, x.shape[-1]),
+                                    x.dtype),
+                           masks_in(xp, recurrent_masks, "simple_rnn", "recurrent_masks", (1, batch, units),
+                                    x.dtype))
     args = (x, h0, kernel, recurrent_kernel) + (() if bias is None else (bias,))
     return fn.apply(*args)
 
 
 # --- the reference cell: the same recurrence in primitive ops, which autograd differentiates --------
 
-def simple_rnn_cell(x_t, h, kernel, recurrent_kernel, bias=None, activation=F.tanh) -> Tensor:
-    """h_t = act(x_t·W + h·U + b); x_t (batch, features), h (batch, units) -> (batch, units)."""
-    z = F.matmul(x_t, kernel) + F.matmul(h, recurrent_kernel)
+def simple_rnn_cell(x_t, h, kernel, recurrent_kernel, bias=None, activation=F.tanh, input_masks=None,
+                    recurrent_masks=None) -> Tensor:
+    """h_t = act(x_t·W + h·U + b), with masks act((x_t ⊙ m)·W + (h ⊙ n)·U + b); x_t (batch,
+    features), h (batch, units) -> (batch, units); masks as ``simple_rnn``."""
+    z = gate_products(x_t, kernel, input_masks) + gate_products(h, recurrent_kernel, recurrent_masks)
     return activation(z if bias is None else z + bias)
 
 
 def simple_rnn_reference(x, h0, kernel, recurrent_kernel, bias=None, *, mask=None, go_backwards=False,
-                         zero_output_for_mask=False, activation="tanh") -> tuple[Tensor, Tensor]:
+                         zero_output_for_mask=False, activation="tanh", input_masks=None,
+                         recurrent_masks=None) -> tuple[Tensor, Tensor]:
     """Same arguments and results as ``simple_rnn``, any activation; unrolled in primitive ops."""
     act = F.get_activation(activation)
+    input_masks, recurrent_masks = masks_data(input_masks), masks_data(recurrent_masks)
 
     def step(x_t, h):
-        h = simple_rnn_cell(x_t, h, kernel, recurrent_kernel, bias, act)
+        h = simple_rnn_cell(x_t, h, kernel, recurrent_kernel, bias, act, input_masks, recurrent_masks)
         return h, [h]
     outputs, (h,) = unroll(step, x, [as_tensor(h0)], mask, go_backwards, zero_output_for_mask)
     return outputs, h

@@ -71,8 +71,9 @@ def _weight_slots(layer):
     return [slots[id(w)] for w in layer.weights]
 
 
-def layer_gradcheck(layer, x, mask=None, states=None):
-    """gradcheck of every output with respect to the input, the states and every weight.
+def layer_gradcheck(layer, x, mask=None, states=None, **call_options):
+    """gradcheck of every output with respect to the input, the states and every weight
+    (``call_options`` go to every call of the layer, training=True for instance).
 
     The layer's weight attributes are pointed at gradcheck's tensors for the check, so the
     gradients land where gradcheck reads them; the weights are put back afterwards.
@@ -87,7 +88,7 @@ def layer_gradcheck(layer, x, mask=None, states=None):
         for (owner, attribute), value in zip(slots, values[1 + n_states:]):
             setattr(owner, attribute, value)
         kwargs = {"initial_state": list(values[1:1 + n_states])} if n_states else {}
-        outputs = layer(values[0], mask=mask, **kwargs)
+        outputs = layer(values[0], mask=mask, **kwargs, **call_options)
         outputs = outputs if isinstance(outputs, list) else [outputs]
         return F.concatenate([F.reshape(o, (-1,)) for o in outputs], axis=0)
     try:
@@ -220,16 +221,34 @@ def test_graph_is_freed_after_a_training_step():
 def test_get_config_holds_exactly_the_constructor_arguments(cls, extra):
     args = dict(units=3, activation="relu", use_bias=False, kernel_initializer="he_normal",
                 recurrent_initializer="glorot_uniform", bias_initializer="ones", dropout=0.25,
-                return_sequences=True, return_state=True, go_backwards=True, zero_output_for_mask=True,
+                recurrent_dropout=0.125, return_sequences=True, return_state=True, go_backwards=True,
+                stateful=True, unroll=True, zero_output_for_mask=True,
                 name=f"rnn_{cls.__name__.lower()}", **extra)
     config = cls(**args).get_config()
     assert {key: config[key] for key in args} == args
     assert cls(**config).get_config() == config
 
 
-def test_gru_reset_after_false_is_refused_clearly():
-    with pytest.raises(ValueError, match=r"GRU: only reset_after=True .* got reset_after=False"):
-        GRU(3, reset_after=False)
+def test_gru_reset_after_must_be_a_bool():
+    with pytest.raises(ValueError, match=r"GRU: reset_after must be True or False, got 'no'"):
+        GRU(3, reset_after="no")
+
+
+def test_gru_reset_before_has_one_bias_and_its_config_round_trips():
+    layer = GRU(4, reset_after=False)
+    layer(Tensor(np.zeros((2, 3, 5), np.float32)))
+    assert [w.shape for w in layer.weights] == [(5, 12), (4, 12), (12,)]
+    config = layer.get_config()
+    assert config["reset_after"] is False and GRU(**config).get_config() == config
+
+
+@pytest.mark.parametrize("options", [dict(return_sequences=True, return_state=True),
+                                     dict(go_backwards=True, return_sequences=True, zero_output_for_mask=True)],
+                         ids=["gru_reset_before-sequences-state", "gru_reset_before-backwards-zero_output"])
+def test_gru_reset_before_layer_gradcheck_float64(options):
+    dl.set_floatx("float64")
+    x = np.random.default_rng(5).normal(size=(3, 4, 2))
+    layer_gradcheck(GRU(3, reset_after=False, bias_initializer="random_normal", **options), x, _mask(3, 4))
 
 
 def test_bad_input_names_layer_expected_and_received():

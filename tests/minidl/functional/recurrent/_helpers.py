@@ -4,6 +4,7 @@ CPU with g++."""
 from __future__ import annotations
 
 import ctypes
+import functools
 import importlib
 import itertools
 import shutil
@@ -23,6 +24,8 @@ OPS = {  # name: (fused, reference, state count, gate count, bias shape)
     "simple_rnn": (recurrent.simple_rnn, recurrent.simple_rnn_reference, 1, 1, (UNITS,)),
     "lstm": (recurrent.lstm, recurrent.lstm_reference, 2, 4, (4 * UNITS,)),
     "gru": (recurrent.gru, recurrent.gru_reference, 1, 3, (2, 3 * UNITS)),
+    "gru_reset_before": (functools.partial(recurrent.gru, reset_after=False),
+                         functools.partial(recurrent.gru_reference, reset_after=False), 1, 3, (3 * UNITS,)),
 }
 
 
@@ -33,6 +36,15 @@ def make_inputs(name, batch=3, steps=5, features=4, bias=True, seed=0, dtype=np.
     shapes = [(batch, steps, features)] + [(batch, UNITS)] * states
     shapes += [(features, gates * UNITS), (UNITS, gates * UNITS)] + ([bias_shape] if bias else [])
     return [(0.6 * rng.normal(size=shape)).astype(dtype) for shape in shapes]
+
+
+def dropout_masks(name, batch=3, features=4, rate=0.4, seed=5):
+    """Per-gate dropout masks of op ``name`` as Keras draws them, 0 or 1/(1 - rate): input masks
+    (gates, batch, features) and recurrent masks (gates, batch, units), all different."""
+    gates = OPS[name][3]
+    rng = np.random.default_rng(seed)
+    draw = lambda n: (rng.random((gates, batch, n)) >= rate) / (1 - rate)  # noqa: E731
+    return draw(features), draw(UNITS)
 
 
 def ragged_mask(batch=3, steps=5):
@@ -113,8 +125,9 @@ def device_cases(name):
             for masked, backwards in itertools.product([False, True], [False, True])]
 
 
-def assert_cupy_matches_numpy(name, masked, go_backwards):
-    """On a GPU: the CuPy path (its CUDA steps included) gives NumPy's values and gradients."""
+def assert_cupy_matches_numpy(name, masked, go_backwards, **options):
+    """On a GPU: the CuPy path (its CUDA steps included) gives NumPy's values and gradients;
+    ``options`` (NumPy arrays, such as dropout masks) go to the op as they are."""
     import cupy  # noqa: PLC0415 (only where a GPU is; the test is marked cupy)
     fused = OPS[name][0]
     mask = ragged_mask() if masked else None
@@ -124,7 +137,7 @@ def assert_cupy_matches_numpy(name, masked, go_backwards):
         for module in (np, cupy):
             tensors = [Tensor(module.asarray(a), requires_grad=True) for a in arrays]
             out = flat(fused(*tensors, mask=None if mask is None else module.asarray(mask),
-                             go_backwards=go_backwards))
+                             go_backwards=go_backwards, **options))
             out.backward(module.asarray(np.random.default_rng(1).normal(size=out.shape).astype(dtype)))
             to_numpy = (lambda a: a.get()) if module is cupy else np.asarray
             results.append([to_numpy(out.data)] + [to_numpy(t.grad) for t in tensors])
@@ -195,9 +208,10 @@ class HostElementwiseKernel:
             target[...] = buffer
 
 
-def assert_kernel_bodies_match_numpy(name, tmp_path, monkeypatch):
+def assert_kernel_bodies_match_numpy(name, tmp_path, monkeypatch, **options):
     """Run op ``name`` once on NumPy and once on a NumPy dressed as CuPy whose ElementwiseKernel
-    is HostElementwiseKernel, so the CUDA step bodies run (compiled for the CPU); both agree."""
+    is HostElementwiseKernel, so the CUDA step bodies run (compiled for the CPU); both agree.
+    ``options`` go to the op as they are (dropout masks, for instance)."""
     if shutil.which("g++") is None:
         pytest.skip("needs g++ to compile the kernel bodies for the CPU")
     # The package attribute ``lstm`` is the function; the module is reached by its full name.
@@ -215,7 +229,7 @@ def assert_kernel_bodies_match_numpy(name, tmp_path, monkeypatch):
                 monkeypatch.setattr(module, "get_array_module", lambda *a, m=array_module: m)
                 tensors = [Tensor(a.copy(), requires_grad=True) for a in arrays]
                 out = flat(fused(*tensors, mask=ragged_mask() if masked else None, go_backwards=go_backwards,
-                                 zero_output_for_mask=zero_output_for_mask))
+                                 zero_output_for_mask=zero_output_for_mask, **options))
                 out.backward(np.random.default_rng(1).normal(size=out.shape).astype(dtype))
                 results.append([out.data] + [t.grad for t in tensors])
             for got, expected in zip(results[1], results[0]):
