@@ -81,6 +81,9 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3, help="processes per library, taking turns")
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--dtype", default="float32", choices=["float32", "float64", "both"])
+    parser.add_argument("--threads", type=int, default=None,
+                        help="threads for both libraries (OMP/OpenBLAS/MKL); default: each library's own. "
+                             "On a loaded machine torch's OpenMP threads wait on each other; 1 is the fair figure")
     parser.add_argument("--worker", nargs=2, metavar=("LIBRARY", "DTYPE"), help=argparse.SUPPRESS)
     parser.add_argument("--output", default=RESULTS)
     args = parser.parse_args()
@@ -90,8 +93,11 @@ def main() -> None:
 
     records = []
     for dtype in (["float32", "float64"] if args.dtype == "both" else [args.dtype]):
+        env = dict(os.environ)
+        if args.threads:
+            env.update({name: str(args.threads) for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")})
         runs = take_turns(os.path.abspath(__file__), ["minidl", "torch"], dtype, args.rounds,
-                          ["--repeats", str(args.repeats), "--warmup", str(args.warmup)], dict(os.environ))
+                          ["--repeats", str(args.repeats), "--warmup", str(args.warmup)], env)
         for library, out in runs.items():
             if "error" in out:
                 print(f"{library} {dtype}: failed\n{out['error']}", file=sys.stderr)
@@ -105,7 +111,8 @@ def main() -> None:
                                                       f"{os.cpu_count()} cores)",
                 "dtype": dtype, "reduction": "mean",
                 "shapes": {"batch": BATCH, "frames": FRAMES, "classes": CLASSES, "target_length": TARGET_LENGTH},
-                "repeats": len(seconds), "rounds": args.rounds, "median_seconds": float(np.median(seconds)),
+                "repeats": len(seconds), "rounds": args.rounds, "threads": args.threads or "default",
+                "median_seconds": float(np.median(seconds)),
                 "min_seconds": float(np.min(seconds)), "load_average_1min": round(os.getloadavg()[0], 2), **out})
             print(f"{library:7s} {dtype}: min {records[-1]['min_seconds'] * 1e3:8.2f} ms  "
                   f"median {records[-1]['median_seconds'] * 1e3:8.2f} ms", file=sys.stderr)
