@@ -20,8 +20,8 @@ dropped (freed as usual), so training on many sequence lengths cannot grow it wi
 The pool covers the scratch arrays of a few ops; the outputs and gradients of a step are freed
 as usual, and what glibc does with them depends on the history of the process: in one process
 it keeps them, in another (the same CNN step through ``Sequential.train_on_batch``) it shrinks
-the heap after every step and faults the pages back in on the next, about 3,000 page faults and
-a 60-90% longer step here. So at import this module asks glibc to keep ``TOP_PAD_BYTES`` of
+the heap after every step and faults the pages back in on the next, about 3,500 page faults per
+step here (and, in one run, a 60-90% longer step; in a run at higher load, no clear difference). So at import this module asks glibc to keep ``TOP_PAD_BYTES`` of
 freed memory at the top of the heap (``mallopt(M_TOP_PAD)``, Linux/glibc only); untouched pages
 cost no resident memory, and peak RSS grew 7% (84 -> 90 MiB) in that measurement. Set the
 environment variable MINIDL_MALLOC_TOP_PAD to a number of bytes to change it, 0 to leave glibc's
