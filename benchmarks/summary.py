@@ -160,7 +160,9 @@ SPEED = [  # (file, record name, extra match, what)
 
 def environment_lines() -> list[str]:
     """One sentence on what the speed runs computed with, from the records' ``environment``."""
-    rows = [r for name in ("conv", "recurrent", "ctc") for r in records(name) if isinstance(r.get("environment"), dict)]
+    files = [name for name in ("conv", "recurrent", "ctc")
+             if any(isinstance(r.get("environment"), dict) for r in records(name))]
+    rows = [r for name in files for r in records(name) if isinstance(r.get("environment"), dict)]
     if not rows:
         return []
     blas = next((r["environment"]["blas"] for r in rows if r.get("library") == "minidl"
@@ -177,7 +179,7 @@ def environment_lines() -> list[str]:
         parts.append(f"PyTorch {torch['num_threads']} {torch['backend']} threads")
     text = "; ".join(parts) + ("; OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE were not set" if unset else
                                 "; OPENBLAS_CORETYPE or OPENBLAS_L2_SIZE was set (see the records)")
-    return ["", f"{text}. 1-minute load average as the processes ended: {min(loads):.1f} to {max(loads):.1f} "
+    return ["", f"In {', '.join(f'`{name}.json`' for name in files)}: {text}. 1-minute load average as the processes ended: {min(loads):.1f} to {max(loads):.1f} "
                 "(2 cores; other work shared the machine)."]
 
 
