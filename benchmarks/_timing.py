@@ -57,7 +57,10 @@ def take_turns(script: str, libraries: list[str], model: str, rounds: int, optio
     """Run ``script --worker LIBRARY MODEL *options`` once per library per round, the libraries
     taking turns, so that a burst of load from other processes on a shared machine falls on all
     of them alike. Returns library -> the worker's last JSON line, with "times" and "cpu_times"
-    gathered over all rounds and the "peak_rss_bytes" of the largest; or {"error": stderr}."""
+    gathered over all rounds, the "peak_rss_bytes" of the largest and "load_averages", the 1-minute
+    load average as each of its processes ended; or {"error": stderr}."""
+    import os  # noqa: PLC0415
+
     runs: dict[str, dict] = {}
     for _ in range(rounds):
         for library in libraries:
@@ -71,7 +74,37 @@ def take_turns(script: str, libraries: list[str], model: str, rounds: int, optio
             for key in ("times", "cpu_times"):
                 if key in out:
                     out[key] = previous.get(key, []) + out[key]
+            out["load_averages"] = previous.get("load_averages", []) + [round(os.getloadavg()[0], 2)]
             if "peak_rss_bytes" in out:
                 out["peak_rss_bytes"] = max(previous.get("peak_rss_bytes", 0), out["peak_rss_bytes"])
             runs[library] = out
     return runs
+
+
+def environment() -> dict:
+    """What this process computes with: NumPy's BLAS (build, kernel, threads, via threadpoolctl),
+    torch's thread pools if torch is imported, the OPENBLAS_* variables that change which kernel
+    OpenBLAS picks or how it blocks (set on some of these machines, and they slow a current
+    NumPy), and the load average when the worker ends (other work on the machine skews times)."""
+    import os  # noqa: PLC0415
+
+    out: dict = {"load_average": [round(x, 2) for x in os.getloadavg()],
+                 "cpus": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
+                 "env": {name: os.environ.get(name) for name in
+                         ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE", "OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS",
+                          "MKL_NUM_THREADS", "MALLOC_TRIM_THRESHOLD_", "MALLOC_MMAP_THRESHOLD_")}}
+    try:
+        import threadpoolctl  # noqa: PLC0415
+        out["blas"] = [{key: pool.get(key) for key in ("internal_api", "version", "architecture",
+                                                        "threading_layer", "num_threads", "prefix")}
+                       for pool in threadpoolctl.threadpool_info()]
+    except ImportError:
+        out["blas"] = "threadpoolctl not installed"
+    if "torch" in sys.modules:
+        torch = sys.modules["torch"]
+        info = torch.__config__.parallel_info()
+        out["torch"] = {"num_threads": torch.get_num_threads(), "interop_threads": torch.get_num_interop_threads(),
+                        "backend": next((line.split(":", 1)[1].strip() for line in info.splitlines()
+                                         if "parallel backend" in line), None),
+                        "mkldnn": bool(torch.backends.mkldnn.is_available())}
+    return out

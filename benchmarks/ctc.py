@@ -5,10 +5,12 @@ targets of 7 labels, reduction "mean". Each worker builds the same inputs from o
 makes log_probs a leaf that requires a gradient (in the layout its library takes: minidl
 (batch, time, classes), torch (time, batch, classes)), warms up, then times ``repeats`` runs
 of loss = ctc_loss(...); loss.backward(). NumPy's OpenBLAS threads spin after a call and slow
-torch down in a shared process, hence one subprocess per library.
+torch down in a shared process, hence one subprocess per library; the libraries take turns
+over ``--rounds`` processes each (benchmarks/_timing.py's take_turns), and the record gives the
+minimum and the median over all of them.
 
     .venv/bin/python benchmarks/ctc.py            # writes benchmarks/results/ctc.json
-    .venv/bin/python benchmarks/ctc.py --repeats 50 --dtype float64
+    .venv/bin/python benchmarks/ctc.py --repeats 50 --rounds 5 --dtype float64
 """
 from __future__ import annotations
 
@@ -17,12 +19,11 @@ import json
 import os
 import platform
 import resource
-import subprocess
 import sys
 
 import numpy as np
 
-from _timing import time_steps  # benchmarks/ is the script's folder, first on sys.path
+from _timing import environment, take_turns, time_steps  # benchmarks/ is the script's folder, first on sys.path
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RESULTS = os.path.join(ROOT, "benchmarks", "results", "ctc.json")
@@ -69,45 +70,57 @@ def torch_step(dtype: str):
 def worker(library: str, dtype: str, repeats: int, warmup: int) -> dict:
     step, version, detail = {"minidl": minidl_step, "torch": torch_step}[library](dtype)
     seconds = time_steps(step, repeats, warmup)[0]
-    return {
-        "name": "ctc_loss_forward_backward", "library": library, "version": version,
-        "detail": detail, "device": f"cpu ({platform.processor() or platform.machine()}, "
-                                    f"{os.cpu_count()} cores)",
-        "dtype": dtype, "reduction": "mean",
-        "shapes": {"batch": BATCH, "frames": FRAMES, "classes": CLASSES,
-                   "target_length": TARGET_LENGTH},
-        "repeats": repeats, "median_seconds": float(np.median(seconds)),
-        "min_seconds": float(np.min(seconds)),
-        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-    }
+    return {"version": version, "detail": detail, "times": seconds,
+            "peak_rss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
+            "environment": environment()}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeats", type=int, default=30)
+    parser.add_argument("--repeats", type=int, default=30, help="timed runs per process")
+    parser.add_argument("--rounds", type=int, default=3, help="processes per library, taking turns")
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--dtype", default="float32", choices=["float32", "float64", "both"])
-    parser.add_argument("--worker", choices=["minidl", "torch"], help=argparse.SUPPRESS)
+    parser.add_argument("--threads", type=int, default=None,
+                        help="threads for both libraries (OMP/OpenBLAS/MKL); default: each library's own. "
+                             "On a loaded machine torch's OpenMP threads wait on each other; 1 is the fair figure")
+    parser.add_argument("--worker", nargs=2, metavar=("LIBRARY", "DTYPE"), help=argparse.SUPPRESS)
     parser.add_argument("--output", default=RESULTS)
     args = parser.parse_args()
     if args.worker:
-        print(json.dumps(worker(args.worker, args.dtype, args.repeats, args.warmup)))
+        print(json.dumps(worker(args.worker[0], args.worker[1], args.repeats, args.warmup)))
         return
 
     records = []
     for dtype in (["float32", "float64"] if args.dtype == "both" else [args.dtype]):
-        for library in ("minidl", "torch"):
-            command = [sys.executable, os.path.abspath(__file__), "--worker", library,
-                       "--dtype", dtype, "--repeats", str(args.repeats), "--warmup", str(args.warmup)]
-            done = subprocess.run(command, capture_output=True, text=True, cwd=ROOT)
-            if done.returncode != 0:
-                print(f"{library} {dtype}: failed\n{done.stderr}", file=sys.stderr)
+        env = dict(os.environ)
+        if args.threads:
+            env.update({name: str(args.threads) for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")})
+        runs = take_turns(os.path.abspath(__file__), ["minidl", "torch"], dtype, args.rounds,
+                          ["--repeats", str(args.repeats), "--warmup", str(args.warmup)], env)
+        for library, out in runs.items():
+            if "error" in out:
+                print(f"{library} {dtype}: failed\n{out['error']}", file=sys.stderr)
+                records.append({"name": "ctc_loss_forward_backward", "library": library, "dtype": dtype,
+                                "error": out["error"]})
                 continue
-            records.append(json.loads(done.stdout.strip().splitlines()[-1]))
-            print(f"{library:7s} {dtype}: median {records[-1]['median_seconds'] * 1e3:8.2f} ms")
-        times = {r["library"]: r["median_seconds"] for r in records if r["dtype"] == dtype}
+            seconds = out.pop("times")
+            records.append({
+                "name": "ctc_loss_forward_backward", "library": library, "version": out.pop("version"),
+                "detail": out.pop("detail"), "device": f"cpu ({platform.processor() or platform.machine()}, "
+                                                      f"{os.cpu_count()} cores)",
+                "dtype": dtype, "reduction": "mean",
+                "shapes": {"batch": BATCH, "frames": FRAMES, "classes": CLASSES, "target_length": TARGET_LENGTH},
+                "repeats": len(seconds), "rounds": args.rounds, "threads": args.threads or "default",
+                "median_seconds": float(np.median(seconds)),
+                "min_seconds": float(np.min(seconds)), "load_average_1min": round(os.getloadavg()[0], 2), **out})
+            print(f"{library:7s} {dtype}: min {records[-1]['min_seconds'] * 1e3:8.2f} ms  "
+                  f"median {records[-1]['median_seconds'] * 1e3:8.2f} ms", file=sys.stderr)
+        times = {r["library"]: r for r in records if r["dtype"] == dtype and "error" not in r}
         if len(times) == 2:
-            print(f"minidl / torch ({dtype}): {times['minidl'] / times['torch']:.2f}x")
+            print(f"minidl / torch ({dtype}): min {times['minidl']['min_seconds'] / times['torch']['min_seconds']:.2f}x"
+                  f"  (median {times['minidl']['median_seconds'] / times['torch']['median_seconds']:.2f}x)",
+                  file=sys.stderr)
     os.makedirs(os.path.dirname(args.output), exist_ok=True)
     with open(args.output + ".tmp", "w") as file:
         json.dump(records, file, indent=2)

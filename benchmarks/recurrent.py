@@ -31,7 +31,7 @@ import statistics
 import sys
 from pathlib import Path
 
-from _timing import minidl_train_step, take_turns, time_steps  # benchmarks/ is the script's folder, first on sys.path
+from _timing import environment, minidl_train_step, take_turns, time_steps  # benchmarks/ is the script's folder, first on sys.path
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results" / "recurrent.json"
@@ -114,6 +114,7 @@ WORKERS = {"minidl": run_minidl, "torch": run_torch, "keras": run_keras}
 def worker(library: str, model: str, repeats: int, device: str) -> None:
     out = WORKERS[library](model, repeats, device)
     out["peak_rss_bytes"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    out["environment"] = environment()
     print(json.dumps(out))
 
 

@@ -161,6 +161,31 @@ SPEED = [  # (file, record name, extra match, what)
 ]
 
 
+def environment_lines() -> list[str]:
+    """One sentence on what the speed runs computed with, from the records' ``environment``."""
+    files = [name for name in ("conv", "recurrent", "ctc")
+             if any(isinstance(r.get("environment"), dict) for r in records(name))]
+    rows = [r for name in files for r in records(name) if isinstance(r.get("environment"), dict)]
+    if not rows:
+        return []
+    blas = next((r["environment"]["blas"] for r in rows if r.get("library") == "minidl"
+                 and isinstance(r["environment"].get("blas"), list) and r["environment"]["blas"]), None)
+    torch = next((r["environment"]["torch"] for r in rows if r.get("library") == "torch" and r["environment"].get("torch")), None)
+    loads = [x for r in rows for x in r.get("load_averages", [])] or [r["environment"]["load_average"][0] for r in rows]
+    unset = all(not r["environment"]["env"].get(k) for r in rows for k in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE"))
+    parts = []
+    if blas:
+        b = blas[0]
+        parts.append(f"NumPy ran {b['internal_api']} {b['version']} ({b['architecture']} kernel, "
+                     f"{b['num_threads']} {b['threading_layer']} threads)")
+    if torch:
+        parts.append(f"PyTorch {torch['num_threads']} {torch['backend']} threads")
+    text = "; ".join(parts) + ("; OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE were not set" if unset else
+                                "; OPENBLAS_CORETYPE or OPENBLAS_L2_SIZE was set (see the records)")
+    return ["", f"In {', '.join(f'`{name}.json`' for name in files)}: {text}. 1-minute load average as the processes ended: {min(loads):.1f} to {max(loads):.1f} "
+                "(2 cores; other work shared the machine)."]
+
+
 def speed_section() -> list[str]:
     out = ["### Speed (CPU, 2 cores)", "",
            "Each library in its own process, same machine, same run, rounds interleaved. These machines are "
@@ -180,7 +205,10 @@ def speed_section() -> list[str]:
         both = {lib: f"{ms(low[lib])} / {ms(mid[lib])}" if mid[lib] else "–" for lib in got}
         ratio = (f"{low['minidl'] / low['torch']:.2f}× ({mid['minidl'] / mid['torch']:.2f}×)"
                  if low["minidl"] and low["torch"] and mid["torch"] else "–")
-        out.append(f"| {what} | {both['minidl']} | {both['torch']} | {both['keras']} | {ratio} |")
+        threads = got["minidl"].get("threads")
+        label = what if threads in (None, "default") else f"{what} ({threads} thread{'s' if str(threads) != '1' else ''} each)"
+        out.append(f"| {label} | {both['minidl']} | {both['torch']} | {both['keras']} | {ratio} |")
+    out += environment_lines()
     long = {lib: pick(records("recurrent"), name="recurrent/lstm_1000", library=lib) for lib in ("minidl", "torch", "keras")}
     if all(r and r.get("peak_rss_bytes") for r in long.values()):
         mib = {lib: f"{r['peak_rss_bytes'] / 2**20:,.0f} MiB" for lib, r in long.items()}

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from minidl import workspace
 from minidl.backend import Array, get_array_module, to_numpy
 from minidl.function import Function
 from minidl.tensor import Tensor, as_tensor
@@ -63,18 +64,32 @@ class CTCLoss(Function):
     (the rescaling of Rabiner, 1989, that Graves et al. use for CTC): with p_t(s) = exp(y_t(l'_s)),
 
         α̂_t(s) = p_t(s) · [α̂_{t-1}(s) + α̂_{t-1}(s-1) + skip(s) · α̂_{t-1}(s-2)] / c_t,
-        c_t = Σ_s (the bracket times p_t(s)),   so   log p(l|x) = Σ_{t<T} log c_t + log[α̂_{T-1}(2S) + α̂_{T-1}(2S-1)],
 
-    and β̂ likewise, divided by its own sum at each frame. Each frame's α̂_t and β̂_t are the true
-    α_t, β_t times factors that cancel in the occupancy, since Σ_s α_t(s)β_t(s) = p(l|x) at
-    every t:  exp(α_t(s) + β_t(s) + loss) = α̂_t(s)β̂_t(s) / Σ_s' α̂_t(s')β̂_t(s').  The same
-    numbers as the ⊕ recursions above, without underflow, but made of multiplications and additions
-    that NumPy vectorises, where ``logaddexp`` costs an exp and a log1p per element
-    (benchmarks/ctc.py times the whole loss); the arithmetic runs in float64 whatever the input dtype.
+    where c_t is α̂'s sum over s every K-th frame (and the last) and 1 on the others, so that
+    log p(l|x) = Σ_{t<T} log c_t + log[α̂_{T-1}(2S) + α̂_{T-1}(2S-1)]. A frame shrinks the sum by
+    at most its smallest p (each position keeps its own path) and grows it at most 3 times its
+    largest, so K = ⌊230 / max(-min y, max y + log 3)⌋ frames (at least 1) keep it within e^±230:
+    any product of an α̂ and a β̂ stays far inside float64's range.
+
+    β needs no recursion of its own: written for β'_t(s) = p_t(s)·β_t(s), it is the α recursion
+    run backwards in time over the reversed extended labels (a skip from s + 2 to s is allowed
+    exactly when skip(s + 2) is). So each sample's frames are reversed (over its own T frames)
+    and its labels in order, and these B rows are stacked under the B forward rows: one loop
+    over time runs both recursions, each step a few ufuncs on one contiguous buffer (in
+    benchmarks/results/ctc.json, from two loops of seven calls on strided 2-D views per frame,
+    2.5× PyTorch's time, to the figure there now). A reversed row is stored right-aligned, so that
+    reversing the whole row puts every position back where the forward row has it. The
+    occupancy then needs α before its frame's emission (the bracket above) times β':
+
+        exp(α_t(s) + β_t(s) + loss) = [α̂ bracket]_t(s) β̂'_t(s) / Σ_s' [α̂ bracket]_t(s') β̂'_t(s'),
+
+    since the factors of both rescalings cancel in the ratio. The recursion runs in float64;
+    p = exp(y) is taken in y's dtype (NumPy's float32 exp is vectorised, its float64 exp is not).
 
     Vectorised over batch and label positions; the only Python loop is over time. Positions
-    beyond a sample's 2S + 1 get y = -∞ (unreachable), and frames beyond its input length are
-    never read by the loss, so one recursion serves the whole padded batch.
+    beyond a sample's 2S + 1, two guard positions in front of every row (read as s - 1 and s - 2
+    of its first positions) and frames beyond its input length get p = 0, so one recursion serves
+    the whole padded batch.
 
     Shapes: log_probs (batch, time, classes) float; targets (batch, max_target_length) int,
     padded; input_lengths, target_lengths (batch,) int. Output () or (batch,), log_probs' dtype.
@@ -89,61 +104,107 @@ class CTCLoss(Function):
         self.reduction = reduction
         self.zero_infinity = zero_infinity
 
+    def _extended(self, xp, targets: Array, positions: int) -> tuple[Array, Array]:
+        """l' (batch, 2S+1) with blanks on padding, and skip(s) as float64 0/1."""
+        batch = targets.shape[0]
+        extended = xp.full((batch, positions), self.blank, dtype=np.int64)
+        extended[:, 1::2] = targets[:, :positions // 2]
+        valid = xp.arange(positions)[None, :] <= 2 * xp.asarray(self.target_lengths)[:, None]
+        extended = xp.where(valid, extended, self.blank)                  # padding -> safe index
+        skip = xp.zeros((batch, positions), dtype=np.float64)
+        skip[:, 2:] = (extended[:, 2:] != self.blank) & (extended[:, 2:] != extended[:, :-2])
+        return extended, skip
+
     def forward(self, log_probs: Array) -> Array:
         xp = get_array_module(log_probs)
         batch, time, classes = log_probs.shape
         dtype = log_probs.dtype
-        negative_inf = dtype.type(-np.inf)
         max_target = int(self.target_lengths.max()) if batch else 0
         positions = 2 * max_target + 1
+        width, rows = positions + 2, 2 * batch     # two guards per row; forward rows, then reversed
+        stride = rows * width
         target_lengths = xp.asarray(self.target_lengths)
+        input_lengths = xp.asarray(self.input_lengths)
 
-        # Extended labels l' (batch, 2S+1): blanks at even positions, targets at odd ones.
-        extended = xp.full((batch, positions), self.blank, dtype=np.int64)
-        extended[:, 1::2] = self.targets[:, :max_target]
-        position = xp.arange(positions)
-        valid = position[None, :] <= 2 * target_lengths[:, None]          # s ≤ 2S_b
-        extended = xp.where(valid, extended, self.blank)                  # padding -> safe index
-        # skip(s): l'_s is a label and differs from l'_{s-2}
-        skip = xp.zeros((batch, positions), dtype=bool)
-        skip[:, 2:] = (extended[:, 2:] != self.blank) & (extended[:, 2:] != extended[:, :-2])
+        # Forward rows: l' from position 0. Reversed rows: l' of the reversed targets, shifted
+        # right by 2(S_max - S_b) so that each ends at the last position (right-aligned).
+        label = xp.arange(max_target)[None, :]
+        reversed_targets = xp.take_along_axis(self.targets[:, :max_target],
+                                              xp.maximum(target_lengths[:, None] - 1 - label, 0), axis=1)
+        extended, skip = self._extended(xp, self.targets, positions)
+        extended_reversed, skip_reversed = self._extended(xp, reversed_targets, positions)
+        valid = xp.arange(positions)[None, :] <= 2 * target_lengths[:, None]
+        shift = (positions - 1 - 2 * target_lengths)[:, None]
+        aligned = (xp.arange(positions)[None, :] - shift) % positions     # right-aligned -> left
+        column = xp.full((rows, width), classes, dtype=np.int64)          # class `classes`: p = 0
+        column[:batch, 2:] = xp.where(valid, extended, classes)
+        column[batch:, 2:] = xp.where(xp.take_along_axis(valid, aligned, axis=1),
+                                      xp.take_along_axis(extended_reversed, aligned, axis=1), classes)
+        skip_flat = xp.zeros((rows, width), dtype=np.float64)
+        skip_flat[:batch, 2:] = skip
+        skip_flat[batch:, 2:] = xp.take_along_axis(skip_reversed, aligned, axis=1) * \
+            xp.take_along_axis(valid, aligned, axis=1)
+        skip_flat = skip_flat.reshape(-1)
+        gather = (xp.arange(rows)[:, None] * (classes + 1) + column).reshape(-1)  # within a frame
 
-        # y_t(l'_s), time-major (time, batch, 2S+1) so each step reads one contiguous block.
-        emitted = xp.take_along_axis(log_probs, extended[:, None, :], axis=2)
-        emitted = xp.where(valid[:, None, :], emitted, negative_inf)
-        emitted = xp.ascontiguousarray(emitted.transpose(1, 0, 2))
+        # p = exp(y) per (frame, row, class), with a class of zeros, and frames past a sample's
+        # length (and the reversed rows' frames, T_b - 1 - t) taken from a frame of zeros.
+        probabilities = xp.zeros((batch * time + 1, classes + 1), dtype=np.float64)
+        probabilities[:-1, :classes] = xp.exp(log_probs.reshape(batch * time, classes))
+        frame = xp.arange(time)[:, None]
+        sample = xp.arange(batch)[None, :]
+        live = frame < input_lengths[None, :]
+        source = xp.concatenate([xp.where(live, sample * time + frame, batch * time),
+                                 xp.where(live, sample * time + input_lengths[None, :] - 1 - frame,
+                                          batch * time)], axis=1)                     # (time, rows)
+        by_frame = xp.take(probabilities, source.reshape(-1), axis=0).reshape(time, -1)
 
-        # Rescaled α with two zero columns in front, so α̂_{t-1}(s-1), α̂_{t-1}(s-2) are views.
-        work = np.float64
-        emission = xp.exp(emitted.astype(work))            # p_t(s); 0 where unreachable
-        skip_mask = skip.astype(work)
-        alpha = xp.zeros((time, batch, positions + 2), dtype=work)
-        scale = xp.ones((time, batch), dtype=work)          # c_t
-        start = xp.zeros((batch, positions + 2), dtype=work)
-        start[:, 2] = 1  # a virtual α_{-1}: all paths start in the first blank's predecessor
-        scratch = xp.empty((batch, positions), dtype=work)
-        tiny = np.finfo(work).tiny
-        previous = start
+        # Rescale every `interval` frames (see Computation); NaN or ±∞ in y: every frame.
+        with np.errstate(invalid="ignore"):
+            spread = max(-float(log_probs.min()), float(log_probs.max()) + float(np.log(3.0)), 1e-300)
+        interval = int(min(max(230.0 / spread, 1.0), time)) if np.isfinite(spread) else 1
+
+        # The recursion on one flat buffer: row t+1 of `history` is frame t (row 0 a virtual
+        # frame -1 holding 1 at every row's first position, the last row zeros), with 2 zeros
+        # in front so that the s - 1 and s - 2 views of row 0 exist; `bracket` keeps α̂ before
+        # the emission.
+        # Both come from the workspace pool and go back after backward: fresh arrays of this
+        # size cost a page fault per 4 KiB on every call (benchmarks/results/steady.json).
+        history = workspace.empty(xp, (2 + (time + 2) * stride,), np.float64)
+        history[:2 + stride] = 0.0                    # the lead, and the virtual frame -1
+        history[2 + (time + 1) * stride:] = 0.0       # the zero row
+        first = xp.concatenate([xp.zeros(batch, dtype=np.int64), shift[:, 0]])
+        history[2 + xp.arange(rows) * width + 2 + first] = 1.0
+        bracket = workspace.empty(xp, (time, stride), np.float64)
+        emission = xp.empty(stride, dtype=np.float64)
+        scratch = xp.empty(stride, dtype=np.float64)
+        ones = xp.ones(width, dtype=np.float64)
+        log_scale = xp.zeros((time, rows), dtype=np.float64)
+        tiny = np.finfo(np.float64).tiny
         for t in range(time):
-            current = alpha[t, :, 2:]
-            xp.add(previous[:, 2:], previous[:, 1:-1], out=current)
-            xp.multiply(previous[:, :-2], skip_mask, out=scratch)
-            current += scratch
-            current *= emission[t]
-            total = current.sum(axis=1, out=scale[t])
-            xp.maximum(total, tiny, out=total)   # no path left: α̂ stays 0 and p(l|x) = 0
-            current /= total[:, None]
-            previous = alpha[t]
-        alpha = alpha[:, :, 2:]
+            start = 2 + t * stride
+            xp.add(history[start:start + stride], history[start - 1:start - 1 + stride], out=bracket[t])
+            xp.multiply(history[start - 2:start - 2 + stride], skip_flat, out=scratch)
+            bracket[t] += scratch
+            xp.take(by_frame[t], gather, out=emission)
+            current = history[start + stride:start + 2 * stride]
+            xp.multiply(bracket[t], emission, out=current)
+            if t % interval == interval - 1 or t == time - 1:
+                current = current.reshape(rows, width)
+                total = current @ ones
+                xp.maximum(total, tiny, out=total)   # no path left: α̂ stays 0 and p(l|x) = 0
+                log_scale[t] = xp.log(total)
+                current *= (1.0 / total)[:, None]
 
         # log p(l|x) = Σ_{t<T} log c_t + log[α̂_{T-1}(2S) + α̂_{T-1}(2S-1)], at each sample's T, S.
-        input_lengths = xp.asarray(self.input_lengths)
-        rows = xp.arange(batch)
         last = xp.maximum(input_lengths - 1, 0)
-        end = alpha[last, rows, 2 * target_lengths] + xp.where(
-            target_lengths > 0, alpha[last, rows, xp.maximum(2 * target_lengths - 1, 0)], 0.0)
+        final = history[2 + stride:2 + (time + 1) * stride].reshape(time, rows, width)[last, xp.arange(batch)]
+        end_index = 2 + 2 * target_lengths
+        end = xp.take_along_axis(final, end_index[:, None], axis=1)[:, 0] + xp.where(
+            target_lengths > 0, xp.take_along_axis(final, (end_index - 1)[:, None], axis=1)[:, 0], 0.0)
+        scales = xp.where(frame <= last[None, :], log_scale[:, :batch], 0.0).sum(axis=0)
         with np.errstate(divide="ignore"):  # log 0 = -∞: an impossible target
-            log_likelihood = xp.cumsum(xp.log(scale), axis=0)[last, rows] + xp.log(end)
+            log_likelihood = scales + xp.log(end)
         # An empty input produces only the empty labelling, with probability 1.
         log_likelihood = xp.where(input_lengths == 0, xp.where(target_lengths == 0, 0.0, -np.inf),
                                   log_likelihood).astype(dtype)
@@ -153,8 +214,9 @@ class CTCLoss(Function):
             losses = xp.where(self.infinite, dtype.type(0), losses)
 
         self.shape, self.dtype = log_probs.shape, dtype
-        self.alpha, self.emission, self.extended = alpha, emission, extended
-        self.skip_mask = skip_mask
+        self.history, self.bracket, self.extended = history, bracket, extended
+        if not self.will_backward():
+            workspace.release(history, bracket)
         if self.reduction == "none":
             return losses
         if self.reduction == "sum":
@@ -166,57 +228,35 @@ class CTCLoss(Function):
         xp = get_array_module(gy)
         batch, time, classes = self.shape
         dtype = self.dtype
-        positions = self.alpha.shape[2]
-
-        # Rescaled β̂, with two zero columns behind, so β̂_{t+1}(s+1), β̂_{t+1}(s+2) are views.
-        # A sample's β̂ starts (1 at its two end positions) at its own last frame T_b - 1; the
-        # frames after it are never read.
-        work = np.float64
-        beta = xp.zeros((time, batch, positions + 2), dtype=work)
-        end_start = xp.zeros((batch, positions), dtype=work)
-        rows = xp.arange(batch)
+        positions = self.extended.shape[1]
+        width, rows = positions + 2, 2 * batch
         target_lengths = xp.asarray(self.target_lengths)
-        end_start[rows, 2 * target_lengths] = 1
-        has_label = target_lengths > 0
-        end_start[rows[has_label], 2 * target_lengths[has_label] - 1] = 1
-        skip_next = xp.zeros((batch, positions + 2), dtype=work)
-        skip_next[:, :positions] = self.skip_mask  # skip_next[s + 2] = skip(s + 2)
-        ends = {}
-        for t in np.unique(self.input_lengths[self.input_lengths > 0] - 1):
-            ends[int(t)] = xp.asarray(self.input_lengths - 1 == t)[:, None]
-        step = xp.zeros((batch, positions + 2), dtype=work)  # p_{t+1} · β̂_{t+1}
-        scratch = xp.empty((batch, positions), dtype=work)
-        total = xp.empty((batch,), dtype=work)
-        tiny = np.finfo(work).tiny
-        for t in range(time - 1, -1, -1):
-            current = beta[t, :, :positions]
-            if t < time - 1:
-                xp.multiply(self.emission[t + 1], beta[t + 1, :, :positions], out=step[:, :positions])
-                xp.add(step[:, :positions], step[:, 1:positions + 1], out=current)
-                xp.multiply(step[:, 2:], skip_next[:, 2:], out=scratch)
-                current += scratch
-                current.sum(axis=1, out=total)
-                xp.maximum(total, tiny, out=total)
-                current /= total[:, None]
-            if t in ends:
-                xp.copyto(current, end_start, where=ends[t])
-        beta = beta[:, :, :positions]
+        input_lengths = xp.asarray(self.input_lengths)
 
-        # Occupancy exp(α_t(s) + β_t(s) - log p) = α̂_t(s)β̂_t(s) / Σ_s' α̂_t(s')β̂_t(s'), as
-        # (batch, time, 2S+1). An impossible target makes the sum 0 and the occupancy 0/0 = NaN
-        # within the sample's frames (torch gives NaN there too), or 0 under zero_infinity.
-        product = self.alpha * beta
+        # β̂' of sample b at frame t is its reversed row at frame T_b - 1 - t (history row
+        # T_b - t), read backwards; frames past the input read the last row, all zeros.
+        frame = xp.arange(time)[None, :]
+        source_row = xp.where(frame < input_lengths[:, None], input_lengths[:, None] - frame, time + 1)
+        source = source_row * rows + batch + xp.arange(batch)[:, None]                 # (batch, time)
+        frames = self.history[2:].reshape(time + 2, rows, width).reshape(-1, width)
+        beta = xp.take(frames, source.reshape(-1), axis=0)[:, :1:-1].reshape(batch, time, positions)
+        alpha = self.bracket.reshape(time, rows, width)[:, :batch, 2:].transpose(1, 0, 2)
+
+        # Occupancy exp(α_t(s) + β_t(s) - log p), as (batch, time, 2S+1). An impossible target
+        # makes the sum 0 and the occupancy 0/0 = NaN within the sample's frames (torch gives
+        # NaN there too), or 0 under zero_infinity.
+        product = alpha * beta
         norm = product.sum(axis=2, keepdims=True)
         with np.errstate(invalid="ignore", divide="ignore"):  # the 0/0 just described
-            occupancy = (product / norm).transpose(1, 0, 2)
+            occupancy = product / norm
         if self.zero_infinity:
             occupancy = xp.where(self.infinite[:, None, None], 0.0, occupancy)
         # Σ over the positions s that carry class k: one batched product with a one-hot matrix
         # (no scatter-add), (batch, time, 2S+1) @ (batch, 2S+1, classes).
-        one_hot = (self.extended[:, :, None] == xp.arange(classes)[None, None, :]).astype(work)
+        one_hot = (self.extended[:, :, None] == xp.arange(classes)[None, None, :]).astype(np.float64)
         gx = -(occupancy @ one_hot).astype(dtype)
-        frames = xp.arange(time)[None, :, None] < xp.asarray(self.input_lengths)[:, None, None]
-        gx = xp.where(frames, gx, dtype.type(0))  # exactly 0 past the input, even for NaN rows
+        gx = xp.where((frame < input_lengths[:, None])[:, :, None], gx, dtype.type(0))  # 0 past the input, even for NaN rows
+        workspace.release(self.history, self.bracket)
 
         if self.reduction == "none":
             weight = gy

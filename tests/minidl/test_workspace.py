@@ -89,3 +89,38 @@ def test_two_live_calls_and_reused_buffers_keep_every_gradient_exact(fused, refe
         expected = backward(reference(*reference_tensors), reference_tensors)
         for g, e in zip(got_call, expected):
             np.testing.assert_allclose(g, e, rtol=1e-10, atol=1e-10)
+
+
+def test_heap_top_pad_is_set_on_glibc_and_the_environment_can_change_it(monkeypatch):
+    """At import minidl keeps freed memory at the top of glibc's heap; MINIDL_MALLOC_TOP_PAD
+    overrides the size, and a value that is not a byte count is refused by name."""
+    import platform
+    if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
+        assert workspace.keep_heap_top(workspace.TOP_PAD_BYTES) is False
+        return
+    assert workspace.keep_heap_top(workspace.TOP_PAD_BYTES) is True
+    monkeypatch.setenv("MINIDL_MALLOC_TOP_PAD", "1048576")
+    assert workspace.top_pad_from_environment() == 1048576
+    monkeypatch.setenv("MINIDL_MALLOC_TOP_PAD", "64MB")
+    with pytest.raises(ValueError, match=r"MINIDL_MALLOC_TOP_PAD must be a whole number of bytes.*'64MB'"):
+        workspace.top_pad_from_environment()
+    monkeypatch.delenv("MINIDL_MALLOC_TOP_PAD")
+    assert workspace.top_pad_from_environment() == workspace.TOP_PAD_BYTES
+
+
+def test_ctc_gives_its_recursion_buffers_back_after_backward():
+    """ctc_loss's recursion buffers come from the pool and return to it: held bytes grow by
+    them after backward, and without a graph (no_grad) forward hands them back at once."""
+    from minidl.functional.ctc import ctc_loss
+    rng = np.random.default_rng(0)
+    log_probs = rng.normal(size=(2, 6, 4))
+    workspace.clear()
+    x = Tensor(log_probs, requires_grad=True)
+    loss = ctc_loss(x, [[1, 2], [3, 0]], [6, 5], [2, 1])
+    assert workspace.held_bytes() == 0
+    loss.backward()
+    held = workspace.held_bytes()
+    assert held > 0
+    with no_grad():
+        ctc_loss(Tensor(log_probs), [[1, 2], [3, 0]], [6, 5], [2, 1])
+    assert workspace.held_bytes() == held
