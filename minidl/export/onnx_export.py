@@ -18,6 +18,7 @@ The layout conversions (gate orders, channels, ε) are in onnx_layers.py and onn
 """
 from __future__ import annotations
 
+import json
 import os
 
 import numpy as np
@@ -66,7 +67,8 @@ def _dims(shape: tuple, names: tuple) -> list:
     return [names[i] if n is None and i < len(names) else n for i, n in enumerate(shape)]
 
 
-def build_graph(model, opset: int = MIN_OPSET, mask_input: bool = False, final_activation: str | None = None):
+def build_graph(model, opset: int = MIN_OPSET, mask_input: bool = False, final_activation: str | None = None,
+                metadata: dict | None = None):
     """The ONNX ModelProto of ``model``, checked by ``onnx.checker``; see ``export_onnx``."""
     if not isinstance(opset, int) or not MIN_OPSET <= opset <= MAX_OPSET:
         raise ExportError(f"dl.export.onnx: opset must be an int from {MIN_OPSET} (LayerNormalization's "
@@ -104,6 +106,8 @@ def build_graph(model, opset: int = MIN_OPSET, mask_input: bool = False, final_a
                               opset_imports=[helper.make_opsetid("", opset)], producer_name="minidl",
                               doc_string="Exported by minidl (dl.export.onnx). Masked batches must be "
                                          "right-padded.")
+    if metadata is not None:  # e.g. the feature settings a recogniser needs, readable without minidl
+        helper.set_model_props(proto, {"minidl": json.dumps(metadata)})
     # ONNX Runtime reads files by IR version; pin the one that goes with the opset, not the newest
     proto.ir_version = min(proto.ir_version, 8 if opset <= 18 else 9)
     onnx.checker.check_model(proto, full_check=True)
@@ -111,7 +115,7 @@ def build_graph(model, opset: int = MIN_OPSET, mask_input: bool = False, final_a
 
 
 def export_onnx(model, path: str | os.PathLike | None = None, opset: int = MIN_OPSET, mask_input: bool = False,
-                final_activation: str | None = None):
+                final_activation: str | None = None, metadata: dict | None = None):
     """Write ``model`` as an ONNX file (and return the ModelProto).
 
     Args:
@@ -123,13 +127,15 @@ def export_onnx(model, path: str | os.PathLike | None = None, opset: int = MIN_O
             layer, for models called with ``mask=`` (the CTC model).
         final_activation: a Keras activation applied to the output, e.g. "softmax" to serve the
             CTC model's per-frame posteriors.
+        metadata: a JSON-able dict stored as the model property "minidl" (``session.get_modelmeta()
+            .custom_metadata_map["minidl"]`` in ONNX Runtime).
     Returns:
         The onnx.ModelProto, already through ``onnx.checker.check_model``.
     Raises:
         ExportError (a ValueError): an unsupported model, layer or option.
         ImportError: the onnx package is not installed.
     """
-    proto = build_graph(model, opset, mask_input, final_activation)
+    proto = build_graph(model, opset, mask_input, final_activation, metadata)
     if path is not None:
         onnx_module().save_model(proto, os.fspath(path))
     return proto
