@@ -23,7 +23,8 @@ import os
 
 import numpy as np
 
-from minidl.export.onnx_graph import MAX_OPSET, MIN_OPSET, ExportError, GraphBuilder, Value, onnx_module
+from minidl.export.errors import ExportError
+from minidl.export.onnx_graph import MAX_OPSET, MIN_OPSET, GraphBuilder, Value, onnx_module
 from minidl.export.onnx_layers import CONVERTERS as LAYER_CONVERTERS
 from minidl.export.onnx_layers import activation
 from minidl.export.onnx_recurrent import CONVERTERS as RECURRENT_CONVERTERS

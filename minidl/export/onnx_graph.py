@@ -19,6 +19,10 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
+from minidl.export.errors import ExportError
+
+__all__ = ["ExportError", "GraphBuilder", "Value", "onnx_module"]
+
 # Opsets this exporter writes. 17 is the first with LayerNormalization; from 18 on the Reduce*
 # ops take their axes as an input instead of an attribute (``GraphBuilder.reduce`` writes both).
 MIN_OPSET = 17
@@ -56,10 +60,6 @@ class Value:
 
     def with_(self, **changes) -> "Value":
         return replace(self, **changes)
-
-
-class ExportError(ValueError):
-    """A model, a layer or an option that cannot be written as ONNX; the message names which and why."""
 
 
 class GraphBuilder:

@@ -26,7 +26,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from minidl.export.onnx_graph import ExportError, GraphBuilder, Value
+from minidl.export.errors import ExportError
+from minidl.export.onnx_graph import GraphBuilder, Value
 
 # Keras' SELU constants (Klambauer et al., 2017)
 SELU_ALPHA, SELU_SCALE = 1.6732632423543772, 1.0507009873554805

@@ -31,7 +31,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from minidl.export.onnx_graph import ExportError, GraphBuilder, Value
+from minidl.export.errors import ExportError
+from minidl.export.onnx_graph import GraphBuilder, Value
 
 ONNX_ACTIVATIONS = {"tanh": "Tanh", "sigmoid": "Sigmoid", "relu": "Relu"}
 LSTM_KERAS_TO_ONNX = (0, 3, 1, 2)  # ONNX block k is Keras block LSTM_KERAS_TO_ONNX[k]: i, o, f, c
