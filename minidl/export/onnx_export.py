@@ -75,7 +75,10 @@ def build_graph(model, opset: int = MIN_OPSET, mask_input: bool = False, final_a
         raise ExportError(f"dl.export.onnx: opset must be an int from {MIN_OPSET} (LayerNormalization's "
                           f"first) to {MAX_OPSET}, got {opset!r}")
     layers = _sequential_layers(model)
-    graph = GraphBuilder(opset)
+    record = getattr(model, "quantization", None)   # set by dl.quantize and dl.quantize.load
+    weights = model.weights
+    graph = GraphBuilder(opset, {id(weights[i]): scales for i, scales in record["weights"].items()}
+                         if record else None)
     onnx, helper = graph.onnx, graph.helper
     input_shape = tuple(model.built_input_shape)
     inputs = [helper.make_tensor_value_info("input", onnx.TensorProto.FLOAT, _dims(input_shape, DIMENSION_NAMES))]
@@ -121,7 +124,8 @@ def export_onnx(model, path: str | os.PathLike | None = None, opset: int = MIN_O
 
     Args:
         model: a built Sequential of the layers in ``CONVERTERS`` (anything else raises an
-            ExportError naming the layer and the reason).
+            ExportError naming the layer and the reason). A model ``dl.quantize`` made keeps
+            its kernels int8 in the file, each behind a DequantizeLinear node.
         path: where to write; None to only return the model.
         opset: ONNX opset, 17 (default) to 21.
         mask_input: add a ``mask`` input (bool (batch, steps)), used as the mask of the first

@@ -65,7 +65,9 @@ class Value:
 class GraphBuilder:
     """Nodes, initializers and unique names of one ONNX graph, for one opset."""
 
-    def __init__(self, opset: int):
+    def __init__(self, opset: int, quantized: dict | None = None):
+        """``quantized`` maps id(weight Tensor) to its per-channel int8 scales (dl.quantize)."""
+        self.quantized = quantized or {}
         self.onnx = onnx_module()
         self.helper = self.onnx.helper
         self.opset = opset
@@ -91,6 +93,22 @@ class GraphBuilder:
         name = self.unique(hint)
         self.initializers.append(self.onnx.numpy_helper.from_array(np.ascontiguousarray(array), name))
         return name
+
+    def kernel(self, weight, array: np.ndarray, hint: str, axis: int, onnx_scales=None) -> str:
+        """A kernel in ONNX's layout (``array``, made from ``weight``). A kernel ``dl.quantize``
+        made is stored as its int8 q with the scales, per channel on ``axis``, and a
+        DequantizeLinear node (opset ≥ 13 for per-axis scales) computes q · s, the very weight
+        minidl computes with; ``onnx_scales`` puts minidl's scales in the array's channel order."""
+        scales = self.quantized.get(id(weight))
+        if scales is None:
+            return self.constant(array, hint)
+        scales = np.asarray(scales if onnx_scales is None else onnx_scales(scales), dtype=np.float32)
+        shape = [1] * array.ndim
+        shape[axis] = -1
+        q = np.clip(np.rint(array / scales.reshape(shape)), -127, 127).astype(np.int8)
+        return self.node("DequantizeLinear", [self.constant(q, f"{hint}_int8"), self.constant(scales, f"{hint}_scale"),
+                                              self.constant(np.zeros(scales.shape, np.int8), f"{hint}_zero_point")],
+                         hint, axis=axis)
 
     def ints(self, values, hint: str) -> str:
         """An int64 1-D constant: shapes, axes, slice bounds."""

@@ -76,7 +76,8 @@ def _weight(tensor) -> np.ndarray:
 # --- core ------------------------------------------------------------------------------------------
 def convert_dense(graph: GraphBuilder, layer, x: Value, out_shape: tuple) -> Value:
     """y = act(x·W + b): MatMul broadcasts over every leading axis, as minidl's affine does."""
-    y = graph.node("MatMul", [x.name, graph.constant(_weight(layer.kernel), f"{layer.name}/kernel")], layer.name)
+    kernel = graph.kernel(layer.kernel, _weight(layer.kernel), f"{layer.name}/kernel", axis=1)
+    y = graph.node("MatMul", [x.name, kernel], layer.name)
     if layer.bias is not None:
         y = graph.node("Add", [y, graph.constant(_weight(layer.bias), f"{layer.name}/bias")], layer.name)
     y = activation(graph, activation_name(layer), y, f"{layer.name}/act", _where(layer))
@@ -173,7 +174,7 @@ def convert_conv(graph, layer, x: Value, out_shape: tuple) -> Value:
     x_first = graph.channels_first(x.name, rank, f"{layer.name}/nchw")
     if layer.padding == "same" and any(d > 1 for d in layer.dilation_rate):
         x_first = _same_padding(graph, x_first, layer)
-    inputs = [x_first, graph.constant(kernel, f"{layer.name}/kernel")]
+    inputs = [x_first, graph.kernel(layer.kernel, kernel, f"{layer.name}/kernel", axis=0)]
     if layer.bias is not None:
         inputs.append(graph.constant(_weight(layer.bias), f"{layer.name}/bias"))
     y = graph.node("Conv", inputs, layer.name, kernel_shape=list(layer.kernel_size), strides=list(layer.strides),

@@ -105,7 +105,10 @@ def direction_outputs(graph: GraphBuilder, layer, x: Value, time_major: str, len
     op, attributes = _node_attributes(layer)
     W, R, B = onnx_weights(layer)
     hint = layer.name
-    inputs = [time_major, graph.constant(W, f"{hint}/W"), graph.constant(R, f"{hint}/R"),
+    def scale_order(scales):  # minidl's per-column scales in ONNX's gate order
+        return _blocks(scales, LSTM_KERAS_TO_ONNX, layer.units) if op == "LSTM" else scales
+    inputs = [time_major, graph.kernel(layer.kernel, W, f"{hint}/W", 1, scale_order),
+              graph.kernel(layer.recurrent_kernel, R, f"{hint}/R", 1, scale_order),
               graph.constant(B, f"{hint}/B") if B is not None else "", lengths]
     direction = "reverse" if layer.go_backwards else "forward"
     # Y and Y_h only: with LSTM's unused Y_c named as well, ONNX Runtime 1.32 planned a (1, batch,

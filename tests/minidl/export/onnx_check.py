@@ -20,11 +20,17 @@ def minidl_outputs(model, x: np.ndarray, mask=None) -> tuple[np.ndarray, np.ndar
     return y.numpy(), (None if y.mask is None else np.asarray(y.mask))
 
 
-def onnx_outputs(model, x: np.ndarray, mask=None, path=None, **options) -> dict:
-    """ONNX Runtime's outputs, by name, of ``model`` exported (and checked) with ``options``."""
+def onnx_outputs(model, x: np.ndarray, mask=None, path=None, basic_optimizations: bool = False,
+                 **options) -> dict:
+    """ONNX Runtime's outputs, by name, of ``model`` exported (and checked) with ``options``;
+    ``basic_optimizations`` keeps ONNX Runtime from its int8 kernels for DequantizeLinear ->
+    MatMul/Conv (which quantise the activations too), folding the dequantised weights instead."""
     proto = dl.export.onnx(model, path, **options)
     onnx.checker.check_model(proto, full_check=True)
-    session = ort.InferenceSession(proto.SerializeToString(), providers=["CPUExecutionProvider"])
+    session_options = ort.SessionOptions()
+    if basic_optimizations:
+        session_options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_BASIC
+    session = ort.InferenceSession(proto.SerializeToString(), session_options, providers=["CPUExecutionProvider"])
     feeds = {"input": np.asarray(x, dtype=np.float32)}
     if mask is not None:
         feeds["mask"] = np.asarray(mask, dtype=bool)

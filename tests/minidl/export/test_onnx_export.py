@@ -98,3 +98,19 @@ def test_a_layer_without_a_converter_is_named():
     model = dl.Sequential([layers.Input((3,)), inner])
     with pytest.raises(ExportError, match=r"layer 'inner_stack' \(Sequential\) is not supported"):
         dl.export.onnx(model)
+
+
+def test_a_quantised_model_keeps_int8_kernels_behind_dequantize_linear(rng):
+    model = dl.Sequential([layers.Input((None, N_FEATURES)), layers.Masking(0.0),
+                           layers.Conv1D(8, 3, padding="same"), layers.Bidirectional(layers.LSTM(6)),
+                           layers.Dense(4)])
+    quantized = dl.quantize(model)
+    proto = dl.export.onnx(quantized)
+    int8 = [t for t in proto.graph.initializer if t.data_type == onnx.TensorProto.INT8 and "zero_point" not in t.name]
+    assert len(int8) == 1 + 4 + 1   # the conv, each direction's W and R, the dense
+    assert sum(node.op_type == "DequantizeLinear" for node in proto.graph.node) == len(int8)
+    x = padded_batch(rng, [9, 3, 6], N_FEATURES)
+    assert_same_as_minidl(quantized, x, basic_optimizations=True)   # q · s folded: minidl's weights exactly
+    # with all optimisations ONNX Runtime runs int8 GEMMs, quantising the activations as well
+    expected = minidl_outputs(quantized, x)[0]
+    np.testing.assert_allclose(onnx_outputs(quantized, x)["output"], expected, atol=2e-2)
