@@ -21,5 +21,9 @@ from minidl.trace import trace  # noqa: E402
 from minidl import models  # noqa: E402
 from minidl.models import Sequential  # noqa: E402
 from minidl.saving import load_model  # noqa: E402
+from minidl import export  # noqa: E402  dl.export.onnx, dl.export.keras; onnx and keras load when used
+from minidl.export import from_keras  # noqa: E402
+# dl.quantize is the function, with .save and .load; the module is minidl.quantize's, as dl.trace
+from minidl.quantize import quantize  # noqa: E402
 
 __version__ = "0.1.0"

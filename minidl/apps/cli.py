@@ -5,6 +5,7 @@
     minidl-digits predict runs/demo/model.npz some.wav other.wav     # PATH<TAB>DIGIT<TAB>PROBABILITY
     minidl-digits stream runs/demo/model.npz three_digits.wav        # digits as they are heard
     minidl-digits transcribe runs/connected_digits_ctc/model.npz 4071.wav
+    minidl-digits export runs/demo/model.npz model.onnx             # for ONNX Runtime (needs onnx)
 
 Each subcommand is a few lines over ``minidl.apps.digits``, ``streaming`` and ``ctc_digits``.
 The training options and the run over held-out speakers (``add_training_options``,
@@ -33,6 +34,9 @@ from audio.io import printable
 from minidl.apps import ctc_digits, digits
 from minidl.apps.recipes import RECIPES, RECOMMENDED, recipe
 from minidl.apps.streaming import check_chunk_ms, stream_file
+from minidl.export import ExportError
+from minidl.export import onnx as export_onnx
+from minidl.saving import read_metadata
 
 # The project's own errors about a file the command was given: each is one line naming the file.
 # A model file's are ModelFileError (a ValueError) or FileNotFoundError; an audio file's are
@@ -253,6 +257,10 @@ def parser() -> argparse.ArgumentParser:
     transcribe = commands.add_parser("transcribe", help="the digit string of a connected-digit file (CTC model)")
     transcribe.add_argument("model")
     transcribe.add_argument("file")
+    export = commands.add_parser("export", help="write a saved model as ONNX, for ONNX Runtime (needs onnx)")
+    export.add_argument("model")
+    export.add_argument("out", help="the .onnx file to write")
+    export.add_argument("--opset", type=whole_number(17, "--opset: LayerNormalization needs 17"), default=17)
     return command
 
 
@@ -333,6 +341,28 @@ def transcribe(args: argparse.Namespace) -> int:
     return 0
 
 
+def export(args: argparse.Namespace) -> int:
+    """Write the digit or CTC model as ONNX (its metadata stored in the file) and print one JSON
+    line; 1 if the model cannot be read or exported. A CTC model gets a ``mask`` input and
+    per-frame posteriors (softmax) as its output, with ``output_mask`` for the lengths."""
+    try:
+        metadata = read_metadata(args.model)
+    except MODEL_ERRORS as error:
+        return report(args.model, error)
+    ctc = isinstance(metadata, dict) and metadata.get("task") == ctc_digits.TASK
+    loaded = load_or_report(ctc_digits.Transcriber if ctc else digits.Recogniser, args.model)
+    if loaded is None:
+        return 1
+    try:
+        export_onnx(loaded.model, args.out, opset=args.opset, mask_input=ctc,
+                    final_activation="softmax" if ctc else None, metadata=metadata)
+    except (ExportError, ImportError, OSError) as error:
+        return report(args.out, error)
+    print(json.dumps({"model": str(args.model), "onnx": str(args.out), "opset": args.opset,
+                      "inputs": ["input", "mask"] if ctc else ["input"]}))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     """The ``minidl-digits`` command; returns its exit status."""
     args = parser().parse_args(argv)
@@ -342,7 +372,8 @@ def main(argv: list[str] | None = None) -> int:
         except audio.AudioError as error:   # a damaged recording; its message names it
             return report(None, error)
         return 0
-    handlers = {"evaluate": evaluate, "predict": predict, "stream": stream, "transcribe": transcribe}
+    handlers = {"evaluate": evaluate, "predict": predict, "stream": stream, "transcribe": transcribe,
+                "export": export}
     return handlers[args.command](args)
 
 

@@ -1,0 +1,75 @@
+"""minidl/export/keras_import.py: Keras (model or .keras file) -> minidl, outputs within 1e-5."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import minidl as dl
+from minidl.export import ExportError
+
+keras = pytest.importorskip("keras", reason="the Keras round trips need keras (reference extra)")
+
+TOLERANCE = 1e-5
+
+
+def padded(rng, lengths, features):
+    x = rng.normal(size=(len(lengths), max(lengths), features)).astype(np.float32)
+    for row, length in enumerate(lengths):
+        x[row, length:] = 0
+    return x
+
+
+def randomised(model, rng):
+    """Weights away from their initial values (biases zero, BN statistics 0 and 1)."""
+    for layer in model.layers:
+        layer.set_weights([rng.uniform(0.5, 1.5, w.shape) if "variance" in w.path else
+                           rng.normal(scale=0.5, size=w.shape) for w in layer.weights])
+    return model
+
+
+def test_recurrent_model_from_a_keras_file_on_a_padded_batch(rng, tmp_path):
+    model = randomised(keras.Sequential([
+        keras.Input((None, 5)), keras.layers.Masking(0.0),
+        keras.layers.LSTM(6, return_sequences=True),
+        keras.layers.Bidirectional(keras.layers.GRU(4, return_sequences=True), merge_mode="concat"),
+        keras.layers.SimpleRNN(3, go_backwards=True), keras.layers.Dense(2, activation="softmax")]), rng)
+    model.save(tmp_path / "model.keras")
+    ours = dl.from_keras(tmp_path / "model.keras")
+    x = padded(rng, [9, 4, 6], 5)
+    np.testing.assert_allclose(ours.predict(x), model.predict(x, verbose=0), rtol=0, atol=TOLERANCE)
+
+
+def test_convolutional_model_from_a_live_keras_model(rng):
+    model = randomised(keras.Sequential([
+        keras.Input((16, 12, 2)), keras.layers.Conv2D(4, 3, padding="same", activation="relu"),
+        keras.layers.BatchNormalization(), keras.layers.MaxPooling2D(2),
+        keras.layers.Conv2D(3, (3, 2), dilation_rate=(2, 1), padding="valid"),
+        keras.layers.GlobalAveragePooling2D(), keras.layers.Dropout(0.1),
+        keras.layers.Dense(5), keras.layers.LayerNormalization(), keras.layers.Activation("tanh")]), rng)
+    ours = dl.from_keras(model)
+    x = rng.normal(size=(3, 16, 12, 2)).astype(np.float32)
+    np.testing.assert_allclose(ours.predict(x), model.predict(x, verbose=0), rtol=0, atol=TOLERANCE)
+
+
+def test_sequence_layers_from_keras(rng):
+    norm = keras.layers.Normalization(axis=-1)
+    norm.adapt(rng.normal(loc=2, scale=3, size=(30, 8, 3)).astype(np.float32))
+    model = keras.Sequential([keras.Input((8, 3)), norm,
+                              keras.layers.Conv1D(4, 3, strides=2, padding="causal"),
+                              keras.layers.AveragePooling1D(2, padding="same"),
+                              keras.layers.TimeDistributed(keras.layers.Dense(3)), keras.layers.Flatten()])
+    ours = dl.from_keras(model)
+    x = rng.normal(size=(2, 8, 3)).astype(np.float32)
+    np.testing.assert_allclose(ours.predict(x), model.predict(x, verbose=0), rtol=0, atol=TOLERANCE)
+
+
+def test_what_minidl_lacks_is_named():
+    with pytest.raises(ExportError, match=r"layer 'embedding' \(Embedding\) has no minidl counterpart"):
+        dl.from_keras(keras.Sequential([keras.Input((3,)), keras.layers.Embedding(10, 2, name="embedding")]))
+    with pytest.raises(ExportError, match=r"'lstm_rd' \(LSTM\): argument recurrent_dropout=0.5 is not supported"):
+        dl.from_keras(keras.Sequential([keras.Input((4, 3)), keras.layers.LSTM(2, recurrent_dropout=0.5,
+                                                                               name="lstm_rd")]))
+    inputs = keras.Input((3,))
+    functional = keras.Model(inputs, keras.layers.Dense(2)(inputs))
+    with pytest.raises(ExportError, match=r"imports keras.Sequential models; got Functional"):
+        dl.from_keras(functional)
