@@ -264,8 +264,8 @@ class GRU(_RNN):
         activation: of ĥ, "tanh"; recurrent_activation: of z and r, "sigmoid".
         reset_after: must be True (the reset gate applied after the recurrent product);
             Keras' older reset_after=False GRU is not supported.
-        use_bias, initializers, dropout, return_sequences, go_backwards,
-        zero_output_for_mask: as SimpleRNN. return_state: [output, h].
+        use_bias, initializers, dropout, return_sequences, go_backwards, zero_output_for_mask:
+            as SimpleRNN. return_state: [output, h].
     Call arguments:
         mask: optional bool (batch, steps); at False steps h passes through unchanged.
         initial_state: optional [h0] (batch, units). training: whether dropout is applied.
