@@ -156,7 +156,7 @@ class Conv1D(_Conv):
 
 def time_mask(mask, stride: int, out_steps: int):
     """The mask after a layer that moves along time by ``stride``: step t is valid when input
-    step t·stride is: mask[:, ::stride][:, :out_steps] (Conv1D, pooling along time)."""
+    step t·stride is: ``mask[:, ::stride][:, :out_steps]`` (Conv1D, pooling along time)."""
     return mask[:, ::stride][:, :out_steps]
 
 
