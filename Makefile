@@ -11,7 +11,7 @@ export MINIDL_DATA := $(abspath ../shared/data)
 endif
 endif
 
-.PHONY: demo spiral test test-all venv clean bench voices
+.PHONY: demo spiral test test-all docs venv clean bench voices
 
 $(BIN)/activate:
 	$(PYTHON) -m venv $(VENV)
@@ -27,6 +27,10 @@ $(VENV)/.test: $(VENV)/.core
 
 $(VENV)/.reference: $(VENV)/.test
 	$(BIN)/python -m pip install -q -e ".[plot,test,reference]"
+	touch $@
+
+$(VENV)/.docs: $(VENV)/.test
+	$(BIN)/python -m pip install -q -e ".[plot,test,docs]"
 	touch $@
 
 venv: $(VENV)/.core
@@ -54,5 +58,11 @@ voices:
 		echo "make voices: needs root; run: sudo apt-get install -y espeak-ng flite"; exit 1; \
 	fi
 
+# The site, into build/site: the tutorial (docs/book.py runs every block and draws its figures; set
+# MINIDL_TUTORIAL_QUICK=1 for the test suite's short trainings), the architecture page and the API
+# reference from the docstrings. Strict: any warning fails. Not needed by demo or test.
+docs: $(VENV)/.docs
+	NO_MKDOCS_2_WARNING=1 $(BIN)/python -m mkdocs build --strict
+
 clean:
-	rm -rf $(VENV) runs .pytest_cache .hypothesis
+	rm -rf $(VENV) runs .pytest_cache .hypothesis build/site build/book

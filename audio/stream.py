@@ -35,7 +35,8 @@ class StreamingMFCC:
     Args:
         sample_rate: Hz.
         preset: "htk" or "librosa", as mfcc.
-        n_mfcc and every keyword of audio.features.mfcc (n_fft, hop_length, ...).
+        n_mfcc: coefficients per frame, as mfcc.
+        **options: every other keyword of audio.features.mfcc (n_fft, hop_length, ...).
     Raises:
         ValueError: the options ask for a dB log clipped by top_db, or are out of range.
     """

@@ -88,8 +88,8 @@ class Conv2D(_Conv):
         kernel_size, strides, dilation_rate: an int or two ints (height, width).
         padding: 'valid' or 'same'.
         data_format: None or 'channels_last' (the only layout).
-        activation, use_bias, kernel_initializer, bias_initializer, kernel_regularizer,
-            bias_regularizer: as Dense.
+        activation, use_bias, kernel_initializer, bias_initializer, kernel_regularizer, bias_regularizer:
+            as Dense.
     Input shape:  (batch, height, width, in_channels)
     Output shape: (batch, out_height, out_width, filters)
     A mask on the input is dropped (Keras does the same): a (batch, steps) mask names no axis of
@@ -156,7 +156,7 @@ class Conv1D(_Conv):
 
 def time_mask(mask, stride: int, out_steps: int):
     """The mask after a layer that moves along time by ``stride``: step t is valid when input
-    step t·stride is: mask[:, ::stride][:, :out_steps] (Conv1D, pooling along time)."""
+    step t·stride is: ``mask[:, ::stride][:, :out_steps]`` (Conv1D, pooling along time)."""
     return mask[:, ::stride][:, :out_steps]
 
 
