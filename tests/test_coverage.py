@@ -58,6 +58,10 @@ GRADIENT_CHECKS: dict[str, tuple[str, ...]] = {
        for op in ("Tanh", "Sigmoid", "ReLU", "LeakyReLU", "ELU")},
     **{op: ("tests/minidl/functional/test_activation.py::test_softmax_family_value_and_gradient",)
        for op in ("Softmax", "LogSoftmax")},
+    **{op: ("tests/minidl/functional/test_activation.py::test_keras_activation_value_and_gradient",)
+       for op in ("GeneralizedReLU", "SELU", "GELU", "SiLU", "Softplus", "Softsign", "HardSigmoid", "HardSiLU",
+                  "Mish")},
+    "PReLUFunction": ("tests/minidl/functional/test_activation.py::test_prelu_value_and_gradient_with_a_shared_axis",),
     "Affine": ("tests/minidl/functional/test_affine.py::test_affine_value_and_gradient",),
     "Conv2DFunction": ("tests/minidl/functional/test_conv.py::test_conv2d_gradient",
                        "tests/minidl/functional/test_conv.py::test_conv2d_gradient_without_bias"),
@@ -125,6 +129,10 @@ KERAS_VALUE_TESTS: dict[str, tuple[str, ...]] = {
     "LSTM": RECURRENT,
     "GRU": RECURRENT,
     "Bidirectional": RECURRENT,
+    **{name: ("tests/minidl/layers/test_activations.py::test_activation_layers_match_keras_live",)
+       for name in ("ReLU", "LeakyReLU", "ELU", "PReLU")},
+    "Softmax": ("tests/minidl/layers/test_activations.py::test_activation_layers_match_keras_live",
+                "tests/minidl/layers/test_activations.py::test_softmax_with_a_mask_matches_keras_live"),
     "TimeDistributed": ("tests/minidl/layers/test_wrappers.py::test_time_distributed_matches_live_keras",),
 }
 
