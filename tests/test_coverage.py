@@ -133,6 +133,8 @@ KERAS_VALUE_TESTS: dict[str, tuple[str, ...]] = {
        for name in ("ReLU", "LeakyReLU", "ELU", "PReLU")},
     "Softmax": ("tests/minidl/layers/test_activations.py::test_activation_layers_match_keras_live",
                 "tests/minidl/layers/test_activations.py::test_softmax_with_a_mask_matches_keras_live"),
+    "MultiHeadAttention": ("tests/minidl/layers/test_attention.py::test_multi_head_attention_matches_keras_live",
+                           "tests/minidl/layers/test_attention.py::test_the_masks_inputs_carry_match_keras_live"),
     "TimeDistributed": ("tests/minidl/layers/test_wrappers.py::test_time_distributed_matches_live_keras",),
 }
 

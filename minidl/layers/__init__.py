@@ -11,3 +11,4 @@ from minidl.layers.masking import Masking
 from minidl.layers.recurrent import GRU, LSTM, SimpleRNN
 from minidl.layers.wrappers import Bidirectional, TimeDistributed
 from minidl.layers.activations import ELU, LeakyReLU, PReLU, ReLU, Softmax
+from minidl.layers.attention import MultiHeadAttention
