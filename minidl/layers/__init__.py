@@ -12,3 +12,7 @@ from minidl.layers.recurrent import GRU, LSTM, SimpleRNN
 from minidl.layers.wrappers import Bidirectional, TimeDistributed
 from minidl.layers.activations import ELU, LeakyReLU, PReLU, ReLU, Softmax
 from minidl.layers.attention import MultiHeadAttention
+from minidl.layers.embedding import Embedding
+from minidl.layers.lambda_layer import Lambda, register_lambda_function
+from minidl.layers.noise import GaussianNoise, SpatialDropout1D
+from minidl.layers.reshaping import Cropping1D, Permute, RepeatVector, UpSampling1D
