@@ -5,6 +5,9 @@ predictions, they are never differentiated. The accuracies return the mean over 
 float (weighted by ``sample_weight`` when given), so averaging per-batch values weighted by batch
 size gives the epoch's value, as Keras' running mean does.
 
+The stateful metric objects (``Precision()``, ``AUC()``, ``Mean()``, ... with update_state /
+result / reset_state) live in ``minidl.metric_classes`` and are exported here, as in Keras.
+
 ``get(name)`` maps Keras' metric names to these functions, and ``resolve(name, loss)`` does what
 Keras' ``compile`` does for "accuracy": it picks the accuracy that fits the loss (sparse
 categorical for sparse_categorical_crossentropy, ...).
@@ -17,6 +20,10 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from minidl import backend
+from minidl.metric_classes import (AUC, Accuracy, F1Score, Mean, MeanAbsoluteError,  # noqa: F401 (dl.metrics.X)
+                                   MeanMetricWrapper, MeanSquaredError, Metric, Precision, Recall,
+                                   SparseCategoricalAccuracy, SparseTopKCategoricalAccuracy,
+                                   TopKCategoricalAccuracy)
 
 
 def _numpy(x: Any) -> np.ndarray:
@@ -276,13 +283,47 @@ _ACCURACY_FOR_LOSS = {
 }
 
 
+# Keras names whose result is not a mean over samples: per-batch values averaged over an epoch
+# would not be the metric, so compile refuses them (the objects work with update_state/result)
+NOT_IN_COMPILE = ("auc", "precision", "recall", "f1_score", "fbeta_score")
+TOP_K_NAMES = {"top_k_categorical_accuracy": TopKCategoricalAccuracy,
+               "sparse_top_k_categorical_accuracy": SparseTopKCategoricalAccuracy}
+
+
+def per_batch(metric: Metric) -> Callable:
+    """A metric object as compile's per-batch function ``f(y_true, y_pred) -> float``: exact for
+    running means (the epoch's value is the batch-size-weighted mean of these, as fit computes)."""
+    if not isinstance(metric, MeanMetricWrapper):
+        raise NotImplementedError(f"the metric object {type(metric).__name__} is not supported in compile: its "
+                                  f"result is not a mean over samples; call update_state()/result() on it yourself")
+    prototype = type(metric).__new__(type(metric))
+    prototype.__dict__.update(metric.__dict__)
+
+    def batch_value(y_true, y_pred, sample_weight=None) -> float:
+        prototype.reset_state()
+        prototype.update_state(y_true, y_pred, sample_weight)
+        return prototype.result()
+
+    batch_value.__name__ = metric.name
+    return batch_value
+
+
 def get(identifier) -> Callable:
     """The metric function for a Keras name ("accuracy", "sparse_categorical_accuracy", "mse",
-    ...), or a callable ``f(y_true, y_pred) -> float`` returned as is."""
+    ...), a metric object (a running mean, see ``per_batch``), or a callable ``f(y_true, y_pred)
+    -> float`` returned as is."""
+    if isinstance(identifier, Metric):
+        return per_batch(identifier)
     if callable(identifier):
         return identifier
     if isinstance(identifier, str) and identifier.lower() in METRICS:
         return METRICS[identifier.lower()]
+    if isinstance(identifier, str) and identifier.lower() in TOP_K_NAMES:
+        return per_batch(TOP_K_NAMES[identifier.lower()]())
+    if isinstance(identifier, str) and identifier.lower() in NOT_IN_COMPILE:
+        raise NotImplementedError(f"the metric {identifier!r} is not supported in compile by minidl (its result is "
+                                  "not a mean over batches); use the objects dl.metrics.AUC, Precision, Recall or "
+                                  "F1Score with update_state()/result()")
     raise ValueError(f"unknown metric {identifier!r}; known: {', '.join(METRICS)}")
 
 

@@ -1,4 +1,6 @@
-"""Optimizers (SGD, RMSprop, Adam, AdamW) and learning-rate schedules, with Keras 3's formulas.
+"""Optimizers (SGD, RMSprop, Adam, AdamW, Adagrad, Adadelta, Adamax, Nadam, Lion), with Keras 3's
+formulas; the learning-rate schedules are in ``minidl.optimizer_schedules``, reachable here as
+``schedules`` (Keras' ``keras.optimizers.schedules``).
 
 An optimizer updates parameters from the gradients that ``loss.backward()`` left on them:
 
@@ -19,97 +21,13 @@ from __future__ import annotations
 import math
 from typing import Any, Callable, Iterable
 
+from minidl import optimizer_schedules as schedules  # dl.optimizers.schedules.X, Keras' path
 from minidl.backend import Array, get_array_module, to_device
 from minidl.function import no_grad
-
-
-# --- learning-rate schedules --------------------------------------------------------------------
-class LearningRateSchedule:
-    """A learning rate that depends on the step: ``schedule(step) -> float``.
-
-    The optimizer calls it with its ``iterations`` (0 on the first step), as Keras does.
-    """
-
-    def __call__(self, step: int) -> float:
-        raise NotImplementedError
-
-    def get_config(self) -> dict:
-        raise NotImplementedError
-
-    @classmethod
-    def from_config(cls, config: dict) -> "LearningRateSchedule":
-        return cls(**config)
-
-
-class ExponentialDecay(LearningRateSchedule):
-    """lr(step) = initial_learning_rate · decay_rate ^ (step / decay_steps).
-
-    With ``staircase=True`` the exponent is floored, so the rate drops every ``decay_steps``
-    steps instead of smoothly (Keras' ``ExponentialDecay``).
-    """
-
-    def __init__(self, initial_learning_rate: float, decay_steps: int, decay_rate: float,
-                 staircase: bool = False, name: str = "ExponentialDecay"):
-        if decay_steps <= 0:
-            raise ValueError(f"ExponentialDecay: decay_steps must be > 0, got {decay_steps}")
-        self.initial_learning_rate = float(initial_learning_rate)
-        self.decay_steps = decay_steps
-        self.decay_rate = float(decay_rate)
-        self.staircase = bool(staircase)
-        self.name = name
-
-    def __call__(self, step: int) -> float:
-        p = step / self.decay_steps
-        if self.staircase:
-            p = math.floor(p)
-        return self.initial_learning_rate * self.decay_rate ** p
-
-    def get_config(self) -> dict:
-        return {"initial_learning_rate": self.initial_learning_rate, "decay_steps": self.decay_steps,
-                "decay_rate": self.decay_rate, "staircase": self.staircase, "name": self.name}
-
-
-class CosineDecay(LearningRateSchedule):
-    """Cosine decay (Loshchilov & Hutter, SGDR), optionally after a linear warm-up (Keras').
-
-    Without warm-up, with s = min(step, decay_steps):
-        lr(step) = initial_learning_rate · ((1 - alpha) · ½(1 + cos(π s / decay_steps)) + alpha)
-    With ``warmup_target``: for step < warmup_steps the rate rises linearly from
-    initial_learning_rate to warmup_target, then decays from warmup_target as above over
-    ``decay_steps`` more steps.
-    """
-
-    def __init__(self, initial_learning_rate: float, decay_steps: int, alpha: float = 0.0,
-                 name: str = "CosineDecay", warmup_target: float | None = None, warmup_steps: int = 0):
-        if decay_steps <= 0:
-            raise ValueError(f"CosineDecay: decay_steps must be > 0, got {decay_steps}")
-        self.initial_learning_rate = float(initial_learning_rate)
-        self.decay_steps = decay_steps
-        self.alpha = float(alpha)
-        self.name = name
-        self.warmup_target = None if warmup_target is None else float(warmup_target)
-        self.warmup_steps = warmup_steps
-
-    def _decay(self, step: float, decay_from: float) -> float:
-        cosine = 0.5 * (1.0 + math.cos(math.pi * step / self.decay_steps))
-        return decay_from * ((1 - self.alpha) * cosine + self.alpha)
-
-    def __call__(self, step: int) -> float:
-        if self.warmup_target is None:
-            return self._decay(min(step, self.decay_steps), self.initial_learning_rate)
-        step = min(step, self.decay_steps + self.warmup_steps)
-        if step < self.warmup_steps:
-            fraction = step / self.warmup_steps
-            return (self.warmup_target - self.initial_learning_rate) * fraction + self.initial_learning_rate
-        return self._decay(step - self.warmup_steps, self.warmup_target)
-
-    def get_config(self) -> dict:
-        return {"initial_learning_rate": self.initial_learning_rate, "decay_steps": self.decay_steps,
-                "alpha": self.alpha, "name": self.name, "warmup_target": self.warmup_target,
-                "warmup_steps": self.warmup_steps}
-
-
-SCHEDULES = {"ExponentialDecay": ExponentialDecay, "CosineDecay": CosineDecay}
+# the schedules' old home was this file: dl.optimizers.ExponentialDecay and friends keep working
+from minidl.optimizer_schedules import (SCHEDULES, CosineDecay, CosineDecayRestarts,  # noqa: F401
+                                        ExponentialDecay, InverseTimeDecay, LearningRateSchedule,
+                                        PiecewiseConstantDecay, PolynomialDecay)
 
 
 # --- the base optimizer -------------------------------------------------------------------------
@@ -123,15 +41,35 @@ class Optimizer:
         clipvalue: clip each gradient element to [-clipvalue, clipvalue].
         global_clipnorm: scale all gradients together so that their joint norm is at most this.
         weight_decay: if set, ``var -= var · weight_decay · lr`` before each update.
+        use_ema: keep an exponential moving average of each weight after every step (Keras'
+            rule: a = w on the first step, then a ← μ·a + (1-μ)·w with μ = ema_momentum).
+        ema_momentum: μ, default 0.99.
+        ema_overwrite_frequency: if set, every that many steps the weights are replaced by their
+            averages; ``finalize_variable_values`` replaces them at the end of training.
+        gradient_accumulation_steps: if set to n, the gradients of n consecutive calls are
+            summed and one update with their mean is made on every n-th call (the others only
+            accumulate). As in Keras, ``iterations`` then counts updates, while a schedule is
+            evaluated at the count of calls (``calls``).
         name: a name for the optimizer (default: the class name in lower case).
     Attributes:
-        iterations: number of steps taken.
+        iterations: number of updates made (calls to apply, unless gradients are accumulated).
+        calls: number of calls to apply.
         learning_rate: the current learning rate (a float); settable (ReduceLROnPlateau does).
     """
 
     def __init__(self, learning_rate: float | Callable = 0.001, clipnorm: float | None = None,
                  clipvalue: float | None = None, weight_decay: float | None = None,
-                 global_clipnorm: float | None = None, name: str | None = None):
+                 global_clipnorm: float | None = None, use_ema: bool = False, ema_momentum: float = 0.99,
+                 ema_overwrite_frequency: int | None = None, loss_scale_factor=None,
+                 gradient_accumulation_steps: int | None = None, name: str | None = None):
+        if loss_scale_factor is not None:
+            raise NotImplementedError(f"{type(self).__name__}: loss_scale_factor is not supported by minidl")
+        if not 0 <= ema_momentum <= 1:
+            raise ValueError(f"{type(self).__name__}: ema_momentum must be in [0, 1], got {ema_momentum!r}")
+        for arg, value in (("ema_overwrite_frequency", ema_overwrite_frequency),
+                           ("gradient_accumulation_steps", gradient_accumulation_steps)):
+            if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
+                raise ValueError(f"{type(self).__name__}: {arg} must be an int >= 1 or None, got {value!r}")
         given = [n for n, v in (("clipnorm", clipnorm), ("clipvalue", clipvalue),
                                 ("global_clipnorm", global_clipnorm)) if v is not None]
         if len(given) > 1:
@@ -146,8 +84,11 @@ class Optimizer:
         self.clipvalue = clipvalue
         self.global_clipnorm = global_clipnorm
         self.weight_decay = weight_decay
+        self.use_ema, self.ema_momentum = bool(use_ema), float(ema_momentum)
+        self.ema_overwrite_frequency = ema_overwrite_frequency
+        self.gradient_accumulation_steps = gradient_accumulation_steps
         self.name = name or type(self).__name__.lower()
-        self.iterations = 0
+        self.calls = 0  # Keras' _iterations: every apply call, updating or accumulating
         # id(param) -> (param, {slot name: array}); holding the param keeps its id unique.
         self._slots: dict[int, tuple[Any, dict[str, Array]]] = {}
         self._scratch: dict[tuple, Array] = {}
@@ -168,7 +109,17 @@ class Optimizer:
 
     def current_learning_rate(self) -> float:
         lr = self._learning_rate
-        return float(lr(self.iterations)) if callable(lr) else lr
+        return float(lr(self.calls)) if callable(lr) else lr
+
+    @property
+    def iterations(self) -> int:
+        """Updates made: the calls to apply, divided by gradient_accumulation_steps (floored) when set."""
+        steps = self.gradient_accumulation_steps
+        return self.calls // steps if steps else self.calls
+
+    @iterations.setter
+    def iterations(self, value: int) -> None:
+        self.calls = int(value) * (self.gradient_accumulation_steps or 1)
 
     # --- the step --------------------------------------------------------------------------------
     def apply(self, params: Iterable, trainable_variables: Iterable | None = None) -> None:
@@ -193,13 +144,49 @@ class Optimizer:
     def _apply_pairs(self, pairs: list) -> None:
         lr = self.current_learning_rate()
         with no_grad():
-            grads = self._clip([self._as_param_array(p, g) for p, g in pairs])
-            for (p, _), g in zip(pairs, grads):
-                if self.weight_decay:
-                    # Decoupled weight decay (Loshchilov & Hutter), before the update as Keras.
-                    p.data -= p.data * (self.weight_decay * lr)
-                self.update_step(g, p, lr)
-        self.iterations += 1
+            grads = [self._as_param_array(p, g) for p, g in pairs]
+            steps = self.gradient_accumulation_steps
+            if steps and (self.calls + 1) % steps:   # not an update call: only accumulate
+                for p, g in zip((p for p, _ in pairs), grads):
+                    self.slot(p, "accumulated_gradient")[...] += g
+            else:
+                if steps:
+                    accumulated = [self.slot(p, "accumulated_gradient") for p, _ in pairs]
+                    grads = [(g + a) / steps for g, a in zip(grads, accumulated)]
+                    for a in accumulated:
+                        a[...] = 0
+                self._update_all([p for p, _ in pairs], self._clip(grads), lr)
+            if self.use_ema:
+                self._update_moving_averages([p for p, _ in pairs])
+        self.calls += 1
+
+    def _update_all(self, params: list, grads: list, lr: float) -> None:
+        """One update of every parameter: decoupled weight decay, then the class's rule."""
+        for p, g in zip(params, grads):
+            if self.weight_decay:
+                # Decoupled weight decay (Loshchilov & Hutter), before the update as Keras.
+                p.data -= p.data * (self.weight_decay * lr)
+            self.update_step(g, p, lr)
+
+    def _update_moving_averages(self, params: list) -> None:
+        """a ← μ·a + (1-μ)·w (a = w on the very first step); every ema_overwrite_frequency steps w ← a."""
+        momentum = self.ema_momentum if self.iterations else 0.0
+        overwrite = self.ema_overwrite_frequency and (self.iterations + 1) % self.ema_overwrite_frequency == 0
+        for p in params:
+            average = self.slot(p, "average")
+            average *= momentum
+            average += (1 - momentum) * p.data
+            if overwrite:
+                p.data[...] = average
+
+    def finalize_variable_values(self, params: Iterable) -> None:
+        """With use_ema, replace each weight by its moving average (Keras calls this when fit ends)."""
+        if not self.use_ema:
+            return
+        for p in params:
+            entry = self._slots.get(id(p))
+            if entry is not None and entry[0] is p and "average" in entry[1]:
+                p.data[...] = entry[1]["average"]
 
     def update_step(self, gradient: Array, param, learning_rate: float) -> None:
         """Update ``param.data`` in place from ``gradient`` (an array shaped and typed like it)."""
@@ -228,8 +215,9 @@ class Optimizer:
         return grads
 
     # --- slots -----------------------------------------------------------------------------------
-    def slot(self, param, name: str) -> Array:
-        """The slot array ``name`` of ``param`` (zeros like its data on first use)."""
+    def slot(self, param, name: str, initial_value: float = 0.0) -> Array:
+        """The slot array ``name`` of ``param`` (``initial_value`` everywhere, shaped and typed like
+        its data, on first use)."""
         entry = self._slots.get(id(param))
         data = param.data
         if entry is not None and entry[0] is param:
@@ -243,7 +231,7 @@ class Optimizer:
         array = slots.get(name)
         xp = get_array_module(data)
         if array is None:
-            array = slots[name] = xp.zeros_like(data)
+            array = slots[name] = xp.full_like(data, initial_value) if initial_value else xp.zeros_like(data)
         elif get_array_module(array) is not xp:  # the model moved device: the slot follows
             array = slots[name] = to_device(array, "gpu" if xp.__name__ == "cupy" else "cpu")
         if array.shape != data.shape:
@@ -278,7 +266,9 @@ class Optimizer:
             lr = self.current_learning_rate()
         return {"name": self.name, "learning_rate": lr, "weight_decay": self.weight_decay,
                 "clipnorm": self.clipnorm, "global_clipnorm": self.global_clipnorm,
-                "clipvalue": self.clipvalue}
+                "clipvalue": self.clipvalue, "use_ema": self.use_ema, "ema_momentum": self.ema_momentum,
+                "ema_overwrite_frequency": self.ema_overwrite_frequency,
+                "gradient_accumulation_steps": self.gradient_accumulation_steps}
 
     @classmethod
     def from_config(cls, config: dict) -> "Optimizer":
@@ -288,7 +278,7 @@ class Optimizer:
             if lr.get("class_name") not in SCHEDULES:
                 raise ValueError(f"{cls.__name__}.from_config: unknown learning-rate schedule "
                                  f"{lr.get('class_name')!r}; known: {', '.join(SCHEDULES)}")
-            config["learning_rate"] = SCHEDULES[lr["class_name"]].from_config(lr["config"])
+            config["learning_rate"] = schedules.deserialize(lr)
         return cls(**config)
 
     def __repr__(self) -> str:
@@ -461,7 +451,147 @@ class AdamW(Adam):
                          amsgrad=amsgrad, weight_decay=weight_decay, **kwargs)
 
 
-OPTIMIZERS = {"sgd": SGD, "rmsprop": RMSprop, "adam": Adam, "adamw": AdamW}
+class Adagrad(Optimizer):
+    """Adagrad (Duchi et al., 2011), as Keras 3:  a ← a + g²  (a starts at initial_accumulator_value);
+    w ← w - lr·g / √(a + ε)."""
+
+    def __init__(self, learning_rate=0.001, initial_accumulator_value: float = 0.1, epsilon: float = 1e-7,
+                 **kwargs):
+        super().__init__(learning_rate=learning_rate, **kwargs)
+        self.initial_accumulator_value, self.epsilon = float(initial_accumulator_value), float(epsilon)
+
+    def update_step(self, gradient, param, learning_rate):
+        xp = get_array_module(param.data)
+        accumulator = self.slot(param, "accumulator", self.initial_accumulator_value)
+        work = self.scratch(param.data)
+        xp.multiply(gradient, gradient, out=work)
+        accumulator += work                                            # a += g²
+        xp.add(accumulator, self.epsilon, out=work)
+        xp.sqrt(work, out=work)
+        xp.divide(gradient, work, out=work)
+        work *= learning_rate
+        param.data -= work                                             # w -= lr·g/√(a + ε)
+
+    def get_config(self):
+        return {**super().get_config(), "initial_accumulator_value": self.initial_accumulator_value,
+                "epsilon": self.epsilon}
+
+
+class Adadelta(Optimizer):
+    """Adadelta (Zeiler, 2012), as Keras 3 (with its learning rate, default 0.001):
+
+        a ← ρ·a + (1-ρ)·g²
+        Δ = -√(d + ε) / √(a + ε) · g
+        d ← ρ·d + (1-ρ)·Δ²
+        w ← w + lr·Δ
+    """
+
+    def __init__(self, learning_rate=0.001, rho: float = 0.95, epsilon: float = 1e-7, **kwargs):
+        super().__init__(learning_rate=learning_rate, **kwargs)
+        self.rho, self.epsilon = float(rho), float(epsilon)
+
+    def update_step(self, gradient, param, learning_rate):
+        xp = get_array_module(param.data)
+        rho = self.rho
+        accumulated_grad = self.slot(param, "accumulated_grad")
+        accumulated_delta = self.slot(param, "accumulated_delta_var")
+        accumulated_grad *= rho
+        accumulated_grad += (1 - rho) * gradient * gradient
+        delta = -xp.sqrt(accumulated_delta + self.epsilon) / xp.sqrt(accumulated_grad + self.epsilon) * gradient
+        accumulated_delta *= rho
+        accumulated_delta += (1 - rho) * delta * delta
+        param.data += learning_rate * delta
+
+    def get_config(self):
+        return {**super().get_config(), "rho": self.rho, "epsilon": self.epsilon}
+
+
+class Adamax(Optimizer):
+    """Adamax, Adam's infinity-norm variant (Kingma & Ba, 2014), as Keras 3:
+
+        m ← m + (g - m)·(1 - β₁);   u ← max(β₂·u, |g|)
+        w ← w - lr·m / ((1 - β₁ᵗ)·(u + ε)),   t = iterations + 1
+    """
+
+    def __init__(self, learning_rate=0.001, beta_1: float = 0.9, beta_2: float = 0.999, epsilon: float = 1e-7,
+                 **kwargs):
+        super().__init__(learning_rate=learning_rate, **kwargs)
+        self.beta_1, self.beta_2, self.epsilon = float(beta_1), float(beta_2), float(epsilon)
+
+    def update_step(self, gradient, param, learning_rate):
+        xp = get_array_module(param.data)
+        t = self.iterations + 1
+        m, u = self.slot(param, "m"), self.slot(param, "u")
+        m += (gradient - m) * (1 - self.beta_1)
+        xp.maximum(self.beta_2 * u, xp.abs(gradient), out=u)
+        param.data -= learning_rate * m / ((1 - self.beta_1 ** t) * (u + self.epsilon))
+
+    def get_config(self):
+        return {**super().get_config(), "beta_1": self.beta_1, "beta_2": self.beta_2, "epsilon": self.epsilon}
+
+
+class Nadam(Optimizer):
+    """Adam with Nesterov momentum (Dozat, 2016), as Keras 3, with the momentum schedule
+    μ_t = β₁·(1 - ½·0.96ᵗ) and Π_t = μ_1···μ_t (one product for all weights, kept by the optimizer):
+
+        m ← m + (g - m)·(1 - β₁);   v ← v + (g² - v)·(1 - β₂)
+        m̂ = μ_{t+1}·m / (1 - Π_t·μ_{t+1}) + (1 - μ_t)·g / (1 - Π_t);   v̂ = v / (1 - β₂ᵗ)
+        w ← w - lr·m̂ / (√v̂ + ε),   t = iterations + 1
+    """
+
+    def __init__(self, learning_rate=0.001, beta_1: float = 0.9, beta_2: float = 0.999, epsilon: float = 1e-7,
+                 **kwargs):
+        super().__init__(learning_rate=learning_rate, **kwargs)
+        self.beta_1, self.beta_2, self.epsilon = float(beta_1), float(beta_2), float(epsilon)
+        self.u_product = 1.0  # Π_t; advanced once per update, before the weights are
+
+    def _update_all(self, params, grads, lr):
+        self.u_product *= self.beta_1 * (1.0 - 0.5 * 0.96 ** (self.iterations + 1))
+        super()._update_all(params, grads, lr)
+
+    def update_step(self, gradient, param, learning_rate):
+        xp = get_array_module(param.data)
+        t = self.iterations + 1
+        u_t = self.beta_1 * (1.0 - 0.5 * 0.96 ** t)
+        u_next = self.beta_1 * (1.0 - 0.5 * 0.96 ** (t + 1))
+        m, v = self.slot(param, "momentum"), self.slot(param, "velocity")
+        m += (gradient - m) * (1 - self.beta_1)
+        v += (gradient * gradient - v) * (1 - self.beta_2)
+        m_hat = u_next * m / (1 - self.u_product * u_next) + (1 - u_t) * gradient / (1 - self.u_product)
+        v_hat = v / (1 - self.beta_2 ** t)
+        param.data -= m_hat * learning_rate / (xp.sqrt(v_hat) + self.epsilon)
+
+    def get_config(self):
+        return {**super().get_config(), "beta_1": self.beta_1, "beta_2": self.beta_2, "epsilon": self.epsilon}
+
+
+class Lion(Optimizer):
+    """Lion (Chen et al., 2023), as Keras 3: the step is the sign of an interpolated momentum,
+
+        w ← w - lr·sign(β₁·m + (1 - β₁)·g);   m ← β₂·m + (1 - β₂)·g
+    """
+
+    def __init__(self, learning_rate=0.001, beta_1: float = 0.9, beta_2: float = 0.99, **kwargs):
+        super().__init__(learning_rate=learning_rate, **kwargs)
+        if not 0 < beta_1 <= 1:
+            raise ValueError(f"Lion: beta_1 must be in (0, 1], got {beta_1!r}")
+        self.beta_1, self.beta_2 = float(beta_1), float(beta_2)
+
+    def update_step(self, gradient, param, learning_rate):
+        xp = get_array_module(param.data)
+        m = self.slot(param, "momentum")
+        param.data -= learning_rate * xp.sign(m * self.beta_1 + gradient * (1.0 - self.beta_1))
+        m *= self.beta_2
+        m += gradient * (1.0 - self.beta_2)
+
+    def get_config(self):
+        return {**super().get_config(), "beta_1": self.beta_1, "beta_2": self.beta_2}
+
+
+OPTIMIZERS = {"sgd": SGD, "rmsprop": RMSprop, "adam": Adam, "adamw": AdamW, "adagrad": Adagrad,
+              "adadelta": Adadelta, "adamax": Adamax, "nadam": Nadam, "lion": Lion}
+# keras.optimizers minidl lacks: asking for one by name says so
+KERAS_ONLY_OPTIMIZERS = ("adafactor", "ftrl", "lamb", "loss_scale_optimizer", "muon")
 
 
 def get(identifier) -> Optimizer:
@@ -476,6 +606,9 @@ def get(identifier) -> Optimizer:
         return cls.from_config(identifier.get("config", {}))
     if isinstance(identifier, str):
         cls = OPTIMIZERS.get(identifier.lower())
+        if identifier.lower() in KERAS_ONLY_OPTIMIZERS:
+            raise NotImplementedError(f"the Keras optimizer {identifier!r} is not supported by minidl; "
+                                      f"supported: {', '.join(OPTIMIZERS)}")
         if cls is None:
             raise ValueError(f"unknown optimizer {identifier!r}; known: {', '.join(OPTIMIZERS)}")
         return cls()

@@ -58,6 +58,10 @@ GRADIENT_CHECKS: dict[str, tuple[str, ...]] = {
        for op in ("Tanh", "Sigmoid", "ReLU", "LeakyReLU", "ELU")},
     **{op: ("tests/minidl/functional/test_activation.py::test_softmax_family_value_and_gradient",)
        for op in ("Softmax", "LogSoftmax")},
+    **{op: ("tests/minidl/functional/test_activation.py::test_keras_activation_value_and_gradient",)
+       for op in ("GeneralizedReLU", "SELU", "GELU", "SiLU", "Softplus", "Softsign", "HardSigmoid", "HardSiLU",
+                  "Mish")},
+    "PReLUFunction": ("tests/minidl/functional/test_activation.py::test_prelu_value_and_gradient_with_a_shared_axis",),
     "Affine": ("tests/minidl/functional/test_affine.py::test_affine_value_and_gradient",),
     "Conv2DFunction": ("tests/minidl/functional/test_conv.py::test_conv2d_gradient",
                        "tests/minidl/functional/test_conv.py::test_conv2d_gradient_without_bias"),
@@ -132,6 +136,22 @@ KERAS_VALUE_TESTS: dict[str, tuple[str, ...]] = {
     "LSTM": RECURRENT + RECURRENT_OPTIONS,
     "GRU": RECURRENT + RECURRENT_OPTIONS,
     "Bidirectional": RECURRENT,
+    **{name: ("tests/minidl/layers/test_activations.py::test_activation_layers_match_keras_live",)
+       for name in ("ReLU", "LeakyReLU", "ELU", "PReLU")},
+    "Softmax": ("tests/minidl/layers/test_activations.py::test_activation_layers_match_keras_live",
+                "tests/minidl/layers/test_activations.py::test_softmax_with_a_mask_matches_keras_live"),
+    "MultiHeadAttention": ("tests/minidl/layers/test_attention.py::test_multi_head_attention_matches_keras_live",
+                           "tests/minidl/layers/test_attention.py::test_the_masks_inputs_carry_match_keras_live"),
+    "Embedding": ("tests/minidl/layers/test_embedding.py::test_embedding_and_its_mask_match_keras_live",
+                  "tests/minidl/layers/test_embedding.py::test_mask_zero_reaches_an_lstm_as_in_keras_live"),
+    **{name: ("tests/minidl/layers/test_reshaping.py::test_reshaping_layers_match_keras_live",)
+       for name in ("Permute", "RepeatVector", "UpSampling1D", "Cropping1D")},
+    "GaussianNoise": ("tests/minidl/layers/test_noise.py::test_noise_layers_are_the_identity_at_inference_as_keras_live",
+                      "tests/minidl/layers/test_noise.py::test_gaussian_noise_statistics_as_keras_live"),
+    "SpatialDropout1D": (
+        "tests/minidl/layers/test_noise.py::test_noise_layers_are_the_identity_at_inference_as_keras_live",
+        "tests/minidl/layers/test_noise.py::test_spatial_dropout_drops_whole_channels_as_keras_live"),
+    "Lambda": ("tests/minidl/layers/test_lambda_layer.py::test_lambda_matches_keras_live",),
     "TimeDistributed": ("tests/minidl/layers/test_wrappers.py::test_time_distributed_matches_live_keras",),
 }
 

@@ -1,6 +1,8 @@
 """Differentiable primitives, one Function per op (import minidl.functional as F)."""
-from minidl.functional.activation import (elu, get_activation, leaky_relu, linear, log_softmax, relu,
-                                          sigmoid, softmax, tanh)
+from minidl.functional.activation import (elu, exponential, gelu, get_activation, hard_sigmoid, hard_silu,
+                                          hard_swish, leaky_relu, linear, log_softmax, mish, prelu, relu,
+                                          relu6, relu_with_options, selu, sigmoid, silu, softmax, softplus,
+                                          softsign, swish, tanh)
 from minidl.functional.arithmetic import (abs, add, cast, clip, div, exp, log, matmul, mul, neg, pow,
                                           sqrt, sub, where)
 from minidl.functional.dropout import dropout

@@ -6,12 +6,19 @@ too (zero where the clip is active), so a probability that underflowed to exactl
 gradient, as in Keras, not 0/0. The cross-entropies first rescale the probabilities to sum to 1
 over the last axis, as Keras 3 does (keras/src/backend/*/nn.py). With ``from_logits=True`` the
 softmax (or sigmoid) is fused into the loss, which is both exact and stable.
+
+Targets of one axis fewer than the predictions, where the predictions' last axis is 1 (labels
+(n,) against a sigmoid output (n, 1)), are given that axis, as Keras'
+``squeeze_or_expand_to_same_rank`` does; the regression losses below follow Keras' formulas
+(keras/src/losses/losses.py) and are built from differentiable primitives.
 """
 from __future__ import annotations
 
+import math
+
 from minidl.backend import get_array_module, to_numpy
 from minidl.function import Function
-from minidl.functional import activation, arithmetic, reduction
+from minidl.functional import activation, arithmetic, reduction, shape
 from minidl.tensor import Tensor, as_tensor
 
 EPSILON = 1e-7  # Keras' backend epsilon
@@ -113,14 +120,14 @@ def sparse_categorical_crossentropy(labels, y_pred, from_logits: bool = False) -
     return op(labels).apply(y_pred)
 
 
-def categorical_crossentropy(y_true, y_pred, from_logits: bool = False) -> Tensor:
+def categorical_crossentropy(y_true, y_pred, from_logits: bool = False, label_smoothing: float = 0.0) -> Tensor:
     """-Σ_c y_true_c · log p_c over the last axis. Shapes: both (..., classes) -> (...).
 
     Without logits, p is y_pred rescaled to sum to 1 and clipped to [ε, 1 - ε], as Keras does.
+    ``label_smoothing`` s replaces the targets by y·(1 - s) + s / classes first.
     """
-    y_pred = as_tensor(y_pred)
-    y_true = as_tensor(y_true)
-    _same_shape("categorical_crossentropy", y_true, y_pred)
+    y_true, y_pred = _targets_and_predictions("categorical_crossentropy", y_true, y_pred)
+    y_true = _smooth(y_true, label_smoothing, 1.0 / y_pred.shape[-1], "categorical_crossentropy")
     if from_logits:
         log_p = activation.log_softmax(y_pred)
     else:
@@ -129,14 +136,15 @@ def categorical_crossentropy(y_true, y_pred, from_logits: bool = False) -> Tenso
     return arithmetic.neg(reduction.sum(arithmetic.mul(y_true, log_p), axis=-1))
 
 
-def binary_crossentropy(y_true, y_pred, from_logits: bool = False) -> Tensor:
-    """Mean over the last axis of -(y·log p + (1-y)·log(1-p)). Shapes: (..., k) -> (...).
+def binary_crossentropy(y_true, y_pred, from_logits: bool = False, label_smoothing: float = 0.0) -> Tensor:
+    """Mean over the last axis of -(y·log p + (1-y)·log(1-p)). Shapes: (..., k) -> (...);
+    labels (n,) against predictions (n, 1) work, as in Keras.
 
     With logits z the stable form max(z, 0) - z·y + log(1 + e^(-|z|)) is used.
+    ``label_smoothing`` s replaces the targets by y·(1 - s) + s/2 first.
     """
-    y_pred = as_tensor(y_pred)
-    y_true = as_tensor(y_true)
-    _same_shape("binary_crossentropy", y_true, y_pred)
+    y_true, y_pred = _targets_and_predictions("binary_crossentropy", y_true, y_pred)
+    y_true = _smooth(y_true, label_smoothing, 0.5, "binary_crossentropy")
     if from_logits:
         z = y_pred
         softplus = arithmetic.log(arithmetic.add(1.0, arithmetic.exp(arithmetic.neg(arithmetic.abs(z)))))
@@ -152,11 +160,133 @@ def binary_crossentropy(y_true, y_pred, from_logits: bool = False) -> Tensor:
 
 def mean_squared_error(y_true, y_pred) -> Tensor:
     """Mean over the last axis of (y_true - y_pred)². Shapes: (..., k) -> (...)."""
-    y_pred = as_tensor(y_pred)
-    y_true = as_tensor(y_true)
-    _same_shape("mean_squared_error", y_true, y_pred)
+    y_true, y_pred = _targets_and_predictions("mean_squared_error", y_true, y_pred)
     diff = arithmetic.sub(y_pred, y_true)
     return reduction.mean(arithmetic.mul(diff, diff), axis=-1)
+
+
+def mean_absolute_error(y_true, y_pred) -> Tensor:
+    """Mean over the last axis of |y_true - y_pred|. Shapes: (..., k) -> (...)."""
+    y_true, y_pred = _targets_and_predictions("mean_absolute_error", y_true, y_pred)
+    return reduction.mean(arithmetic.abs(arithmetic.sub(y_pred, y_true)), axis=-1)
+
+
+def huber(y_true, y_pred, delta: float = 1.0) -> Tensor:
+    """Mean over the last axis of ½e² where |e| ≤ δ, else δ·|e| - ½δ² (e = y_pred - y_true).
+    Shapes: (..., k) -> (...)."""
+    if not delta > 0:
+        raise ValueError(f"huber: delta must be > 0, got {delta!r}")
+    y_true, y_pred = _targets_and_predictions("huber", y_true, y_pred)
+    error = arithmetic.sub(y_pred, y_true)
+    size = arithmetic.abs(error)
+    quadratic = arithmetic.mul(0.5, arithmetic.mul(error, error))
+    linear = arithmetic.sub(arithmetic.mul(delta, size), 0.5 * delta * delta)
+    return reduction.mean(arithmetic.where(size.data <= delta, quadratic, linear), axis=-1)
+
+
+def log_cosh(y_true, y_pred) -> Tensor:
+    """Mean over the last axis of log cosh(e), e = y_pred - y_true, computed as
+    e + softplus(-2e) - log 2 (cosh overflows for |e| > 710). Shapes: (..., k) -> (...)."""
+    y_true, y_pred = _targets_and_predictions("log_cosh", y_true, y_pred)
+    error = arithmetic.sub(y_pred, y_true)
+    per_element = arithmetic.sub(arithmetic.add(error, activation.softplus(arithmetic.mul(-2.0, error))),
+                                 math.log(2.0))
+    return reduction.mean(per_element, axis=-1)
+
+
+def kl_divergence(y_true, y_pred) -> Tensor:
+    """Σ over the last axis of t·log(t / p), with t and p clipped to [ε, 1]. Shapes: (..., k) -> (...)."""
+    y_true, y_pred = _targets_and_predictions("kl_divergence", y_true, y_pred)
+    t = arithmetic.clip(y_true, EPSILON, 1.0)
+    p = arithmetic.clip(y_pred, EPSILON, 1.0)
+    return reduction.sum(arithmetic.mul(t, arithmetic.log(arithmetic.div(t, p))), axis=-1)
+
+
+def _l2_normalize(x: Tensor, axis: int) -> Tensor:
+    """x / max(‖x‖, ε) along ``axis`` (Keras' normalize; the square sum is floored before the
+    root, so a zero vector has gradient 0, not NaN)."""
+    square_sum = reduction.sum(arithmetic.mul(x, x), axis=axis, keepdims=True)
+    return arithmetic.div(x, arithmetic.sqrt(arithmetic.clip(square_sum, EPSILON * EPSILON, float("inf"))))
+
+
+def cosine_similarity(y_true, y_pred, axis: int = -1) -> Tensor:
+    """-Σ_axis (t/‖t‖)·(p/‖p‖): -1 for the same direction, 0 for orthogonal (Keras' sign).
+    Shapes: (..., k) -> (...)."""
+    y_true, y_pred = _targets_and_predictions("cosine_similarity", y_true, y_pred)
+    similarity = reduction.sum(arithmetic.mul(_l2_normalize(y_true, axis), _l2_normalize(y_pred, axis)), axis=axis)
+    return arithmetic.neg(similarity)
+
+
+def mean_absolute_percentage_error(y_true, y_pred) -> Tensor:
+    """100 · mean over the last axis of |(t - p) / max(|t|, ε)|. Shapes: (..., k) -> (...)."""
+    y_true, y_pred = _targets_and_predictions("mean_absolute_percentage_error", y_true, y_pred)
+    xp = get_array_module(y_true.data)
+    scale = xp.maximum(xp.abs(y_true.data), EPSILON)  # of the targets: a constant
+    ratio = arithmetic.div(arithmetic.sub(y_true, y_pred), scale)
+    return arithmetic.mul(100.0, reduction.mean(arithmetic.abs(ratio), axis=-1))
+
+
+def mean_squared_logarithmic_error(y_true, y_pred) -> Tensor:
+    """Mean over the last axis of (log(max(p, ε) + 1) - log(max(t, ε) + 1))². Shapes: (..., k) -> (...)."""
+    y_true, y_pred = _targets_and_predictions("mean_squared_logarithmic_error", y_true, y_pred)
+    inf = float("inf")
+    difference = arithmetic.sub(arithmetic.log(arithmetic.add(arithmetic.clip(y_pred, EPSILON, inf), 1.0)),
+                                arithmetic.log(arithmetic.add(arithmetic.clip(y_true, EPSILON, inf), 1.0)))
+    return reduction.mean(arithmetic.mul(difference, difference), axis=-1)
+
+
+def _hinge_targets(y_true: Tensor) -> Tensor:
+    """Keras' rule: targets that are all 0 or 1 become -1 or 1; others are used as given."""
+    xp = get_array_module(y_true.data)
+    if bool(xp.all((y_true.data == 0) | (y_true.data == 1))):
+        return as_tensor(2.0 * y_true.data - 1.0)
+    return y_true
+
+
+def hinge(y_true, y_pred) -> Tensor:
+    """Mean over the last axis of max(1 - t·p, 0), targets t in {-1, 1} (or {0, 1}, converted).
+    Shapes: (..., k) -> (...)."""
+    y_true, y_pred = _targets_and_predictions("hinge", y_true, y_pred)
+    margin = arithmetic.sub(1.0, arithmetic.mul(_hinge_targets(y_true), y_pred))
+    return reduction.mean(activation.relu(margin), axis=-1)
+
+
+def squared_hinge(y_true, y_pred) -> Tensor:
+    """Mean over the last axis of max(1 - t·p, 0)². Shapes: (..., k) -> (...)."""
+    y_true, y_pred = _targets_and_predictions("squared_hinge", y_true, y_pred)
+    margin = activation.relu(arithmetic.sub(1.0, arithmetic.mul(_hinge_targets(y_true), y_pred)))
+    return reduction.mean(arithmetic.mul(margin, margin), axis=-1)
+
+
+def poisson(y_true, y_pred) -> Tensor:
+    """Mean over the last axis of p - t·log(p + ε). Shapes: (..., k) -> (...)."""
+    y_true, y_pred = _targets_and_predictions("poisson", y_true, y_pred)
+    return reduction.mean(arithmetic.sub(y_pred, arithmetic.mul(y_true, arithmetic.log(
+        arithmetic.add(y_pred, EPSILON)))), axis=-1)
+
+
+def _smooth(y_true: Tensor, label_smoothing: float, uniform: float, where: str) -> Tensor:
+    """y·(1 - s) + s·uniform: Keras' label smoothing (uniform = 1/classes, or ½ for binary)."""
+    if not 0 <= label_smoothing <= 1:
+        raise ValueError(f"{where}: label_smoothing must be in [0, 1], got {label_smoothing!r}")
+    if not label_smoothing:
+        return y_true
+    return arithmetic.add(arithmetic.mul(y_true, 1.0 - label_smoothing), label_smoothing * uniform)
+
+
+def _targets_and_predictions(where: str, y_true, y_pred) -> tuple[Tensor, Tensor]:
+    """Both as Tensors of one shape: targets in the predictions' float type, given the trailing
+    axis of 1 when they lack it (Keras' squeeze_or_expand_to_same_rank); else a clear error."""
+    y_pred = as_tensor(y_pred)
+    y_true = as_tensor(y_true)
+    if y_true.ndim + 1 == y_pred.ndim and y_pred.shape[-1:] == (1,):
+        y_true = shape.reshape(y_true, y_true.shape + (1,))
+    elif y_true.ndim == y_pred.ndim + 1 and y_true.shape[-1:] == (1,):
+        y_true = shape.reshape(y_true, y_true.shape[:-1])
+    if y_true.dtype != y_pred.dtype and y_pred.dtype.kind == "f" and not y_true.requires_grad:
+        y_true = as_tensor(y_true.data.astype(y_pred.dtype))
+    _same_shape(where, y_true, y_pred)
+    return y_true, y_pred
 
 
 def _same_shape(where: str, y_true: Tensor, y_pred: Tensor) -> None:

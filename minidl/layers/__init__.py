@@ -10,3 +10,17 @@ from minidl.layers.pooling import (AveragePooling1D, AveragePooling2D, GlobalAve
 from minidl.layers.masking import Masking
 from minidl.layers.recurrent import GRU, LSTM, SimpleRNN
 from minidl.layers.wrappers import Bidirectional, TimeDistributed
+from minidl.layers.activations import ELU, LeakyReLU, PReLU, ReLU, Softmax
+from minidl.layers.attention import MultiHeadAttention
+from minidl.layers.embedding import Embedding
+from minidl.layers.lambda_layer import Lambda, register_lambda_function
+from minidl.layers.noise import GaussianNoise, SpatialDropout1D
+from minidl.layers.reshaping import Cropping1D, Permute, RepeatVector, UpSampling1D
+
+
+def __getattr__(name: str):
+    """``layers.SeparableConv2D`` and other Keras layers minidl lacks: say so, by name."""
+    from minidl.layers.serialization import KERAS_ONLY_LAYERS  # noqa: PLC0415 (only on a miss)
+    if name in KERAS_ONLY_LAYERS:
+        raise AttributeError(f"the Keras layer {name!r} is not supported by minidl")
+    raise AttributeError(f"module 'minidl.layers' has no attribute {name!r}")

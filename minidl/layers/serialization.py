@@ -35,6 +35,18 @@ BUDGET_SLACK = 2 ** 20          # weight values a build may create beyond twice 
 
 ModelClass = TypeVar("ModelClass", bound=type)
 
+# keras.layers classes minidl has not got: naming one (in a file, or as layers.X) says so plainly
+KERAS_ONLY_LAYERS = frozenset((
+    "ActivityRegularization", "AdditiveAttention", "AlphaDropout", "Attention", "AveragePooling3D",
+    "CategoryEncoding", "CenterCrop", "Conv1DTranspose", "Conv2DTranspose", "Conv3D", "Conv3DTranspose",
+    "ConvLSTM1D", "ConvLSTM2D", "ConvLSTM3D", "Cropping2D", "Cropping3D", "DepthwiseConv1D", "DepthwiseConv2D",
+    "Discretization", "EinsumDense", "GaussianDropout", "GlobalAveragePooling3D", "GlobalMaxPooling3D",
+    "GroupNormalization", "GroupQueryAttention", "GRUCell", "Hashing", "Identity", "IntegerLookup", "LSTMCell",
+    "MaxPooling3D", "MelSpectrogram", "RMSNormalization", "RNN", "Rescaling", "Resizing", "SeparableConv1D",
+    "SeparableConv2D", "SimpleRNNCell", "SpatialDropout2D", "SpatialDropout3D", "SpectralNormalization",
+    "StackedRNNCells", "STFTSpectrogram", "StringLookup", "TextVectorization", "UnitNormalization",
+    "UpSampling2D", "UpSampling3D", "ZeroPadding3D"))
+
 
 def register_model(cls: ModelClass) -> ModelClass:
     """Class decorator: let ``minidl.saving.load_model`` rebuild models of this class by name.
@@ -81,6 +93,9 @@ def deserialize_layer(entry, depth: int = 0):
         raise ValueError(f"a layer entry must be {{'class_name': str, 'config': dict}}, got {short_repr(entry)}")
     name = entry["class_name"]
     cls = LAYERS.get(name)
+    if cls is None and name in KERAS_ONLY_LAYERS:
+        raise ValueError(f"the Keras layer {name!r} is not supported by minidl; known layers: "
+                         f"{', '.join(sorted(LAYERS))}")
     if cls is None:
         raise ValueError(f"unknown layer class {name!r}; known layers: {', '.join(sorted(LAYERS))}")
     config = dict(entry.get("config", {}))

@@ -175,8 +175,17 @@ def test_get_by_name_alias_function_or_loss():
 
 
 def test_an_unknown_name_lists_the_known_ones():
-    with pytest.raises(ValueError, match=r"unknown loss 'hinge'; known: binary_crossentropy, .*mse"):
-        losses.get("hinge")
+    with pytest.raises(ValueError, match=r"unknown loss 'hingey'; known: .*binary_crossentropy, .*mse"):
+        losses.get("hingey")
+
+
+def test_a_keras_loss_minidl_lacks_is_named_as_not_supported():
+    with pytest.raises(NotImplementedError, match=r"Keras loss 'dice' is not supported by minidl"):
+        losses.get("dice")
+    with pytest.raises(NotImplementedError, match="ignore_class is not supported"):
+        losses.SparseCategoricalCrossentropy(ignore_class=0)
+    with pytest.raises(NotImplementedError, match="reduction 'mean_with_sample_weight' is not supported"):
+        losses.MeanAbsoluteError(reduction="mean_with_sample_weight")
 
 
 # --- errors --------------------------------------------------------------------------------------------
@@ -218,3 +227,107 @@ def test_losses_match_live_keras(rng):
         expected = keras.ops.convert_to_numpy(theirs(y_true, y_pred, sample_weight=weights))
         np.testing.assert_allclose(float(ours(y_true, dl.Tensor(y_pred), weights).data), expected, rtol=1e-5,
                                    err_msg=ours.name)
+
+
+# --- the regression losses and Keras' options ---------------------------------------------------------
+def _regression_pair(rng, shape=(3, 4)):
+    """Targets and predictions in (0.05, 0.95): valid for every loss below (KL, Poisson, MSLE need
+    positives), and never equal, so |e| has no kink inside a finite difference."""
+    return rng.uniform(0.05, 0.95, size=shape), rng.uniform(0.05, 0.95, size=shape)
+
+
+REGRESSION = [  # (minidl per-sample function, keras.losses name, NumPy formula)
+    (losses.mean_absolute_error, "mae",
+     lambda t, p: np.abs(p - t).mean(-1)),
+    (losses.huber, "huber", lambda t, p: np.where(np.abs(p - t) <= 1, 0.5 * (p - t) ** 2, np.abs(p - t) - 0.5).mean(-1)),
+    (losses.log_cosh, "log_cosh", lambda t, p: np.log(np.cosh(p - t)).mean(-1)),
+    (losses.kl_divergence, "kl_divergence", lambda t, p: (t * np.log(t / p)).sum(-1)),
+    (losses.cosine_similarity, "cosine_similarity",
+     lambda t, p: -(t * p).sum(-1) / np.linalg.norm(t, axis=-1) / np.linalg.norm(p, axis=-1)),
+    (losses.mean_absolute_percentage_error, "mape", lambda t, p: 100 * np.abs((t - p) / t).mean(-1)),
+    (losses.mean_squared_logarithmic_error, "msle", lambda t, p: ((np.log1p(p) - np.log1p(t)) ** 2).mean(-1)),
+    (losses.hinge, "hinge", lambda t, p: np.maximum(1 - t * p, 0).mean(-1)),
+    (losses.squared_hinge, "squared_hinge", lambda t, p: (np.maximum(1 - t * p, 0) ** 2).mean(-1)),
+    (losses.poisson, "poisson", lambda t, p: (p - t * np.log(p + EPSILON)).mean(-1)),
+]
+REGRESSION_IDS = [name for _, name, _ in REGRESSION]
+
+
+@pytest.mark.parametrize("fn, name, formula", REGRESSION, ids=REGRESSION_IDS)
+def test_regression_loss_value_and_gradient(rng, fn, name, formula):
+    t, p = _regression_pair(rng)
+    np.testing.assert_allclose(fn(dl.Tensor(t), dl.Tensor(p)).data, formula(t, p), rtol=1e-9)
+    assert losses.get(name).fn is fn
+    dl.gradcheck(lambda p: fn(dl.Tensor(t), p), (p,))
+
+
+def test_huber_switches_to_linear_beyond_delta():
+    t, p = np.array([[0.0, 0.0]]), np.array([[0.5, 3.0]])
+    np.testing.assert_allclose(losses.huber(t, dl.Tensor(p), delta=2.0).data, [(0.125 + (6 - 2)) / 2])
+
+
+def test_label_smoothing_gradient(rng):
+    onehot = np.eye(4)[[0, 3, 1]]
+    dl.gradcheck(lambda z: F.categorical_crossentropy(onehot, z, from_logits=True, label_smoothing=0.2),
+                 (rng.normal(size=(3, 4)),))
+    dl.gradcheck(lambda z: F.binary_crossentropy(onehot, z, label_smoothing=0.1), (rng.uniform(0.1, 0.9, (3, 4)),))
+
+
+def test_binary_crossentropy_takes_labels_of_one_axis_fewer_than_a_one_unit_output(rng):
+    labels, p = np.array([1.0, 0.0, 1.0]), rng.uniform(0.1, 0.9, size=(3, 1))
+    expected = F.binary_crossentropy(labels[:, None], dl.Tensor(p)).data
+    np.testing.assert_array_equal(F.binary_crossentropy(labels, dl.Tensor(p)).data, expected)
+    assert expected.shape == (3,)
+    dl.gradcheck(lambda p: F.binary_crossentropy(labels, p), (p,))
+
+
+def test_ctc_gradient_through_its_logits(rng):
+    labels = np.array([[1, 2, 0], [3, 0, 0]])
+    dl.gradcheck(lambda z: losses.ctc(labels, z), (rng.normal(size=(2, 5, 4)),))
+
+
+def _keras_cases(keras, rng):
+    """(Keras loss object, minidl loss object, y_true, y_pred), the same arguments on both sides."""
+    t, p = _regression_pair(rng)
+    onehot = np.eye(4)[rng.integers(0, 4, 3)]
+    logits = rng.normal(size=(3, 4)) * 2
+    binary = rng.integers(0, 2, size=3).astype(float)
+    column = rng.uniform(0.05, 0.95, size=(3, 1))
+    labels = np.array([[1, 2, 2, 0], [3, 1, 0, 0], [2, 0, 0, 0]])
+    frames = rng.normal(size=(3, 7, 4))
+    pairs = [("MeanAbsoluteError", {}, t, p), ("Huber", {"delta": 0.3}, t, p), ("LogCosh", {}, t, p),
+             ("KLDivergence", {}, t, p), ("CosineSimilarity", {}, t, p), ("MeanAbsolutePercentageError", {}, t, p),
+             ("MeanSquaredLogarithmicError", {}, t, p), ("Hinge", {}, onehot, logits), ("SquaredHinge", {}, t, p),
+             ("Poisson", {}, t, p),
+             ("CategoricalCrossentropy", {"from_logits": True, "label_smoothing": 0.2}, onehot, logits),
+             ("CategoricalCrossentropy", {"label_smoothing": 0.1}, onehot, softmax(logits)),
+             ("BinaryCrossentropy", {"from_logits": True, "label_smoothing": 0.1}, onehot, logits),
+             ("BinaryCrossentropy", {}, binary, column), ("BinaryCrossentropy", {"label_smoothing": 0.3}, binary, column),
+             ("CTC", {}, labels, frames)]
+    return [(getattr(keras.losses, name)(**kwargs), getattr(losses, name)(**kwargs), y, y_hat)
+            for name, kwargs, y, y_hat in pairs]
+
+
+def test_new_losses_match_live_keras(rng):
+    keras = pytest.importorskip("keras")
+    weights = np.array([0.5, 2.0, 1.0])
+    for theirs, ours, y_true, y_pred in _keras_cases(keras, rng):
+        y_true, y_pred = y_true.astype("float32"), y_pred.astype("float32")
+        if isinstance(ours, losses.CTC):
+            y_true = y_true.astype("int32")
+        for sample_weight in (None, weights):
+            expected = float(keras.ops.convert_to_numpy(theirs(y_true, y_pred, sample_weight=sample_weight)))
+            got = float(ours(y_true, dl.Tensor(y_pred), sample_weight).data)
+            assert got == pytest.approx(expected, rel=2e-5, abs=1e-6), f"{type(ours).__name__} {ours.options}"
+    for name in ("mae", "huber", "log_cosh", "kld", "cosine_similarity", "mape", "msle", "hinge", "squared_hinge",
+                 "poisson", "kl_divergence", "ctc", "bce", "MSLE", "Huber", "CTC"):
+        keras.losses.get(name)  # every string minidl accepts is one Keras accepts
+        losses.get(name)
+    assert isinstance(losses.get("Huber"), losses.Huber)
+
+
+def test_reductions_sum_and_none(rng):
+    t, p = _regression_pair(rng)
+    per_sample = np.abs(p - t).mean(-1)
+    np.testing.assert_allclose(losses.MeanAbsoluteError(reduction="none")(t, dl.Tensor(p)).data, per_sample)
+    assert float(losses.MeanAbsoluteError(reduction="sum")(t, dl.Tensor(p)).data) == pytest.approx(per_sample.sum())

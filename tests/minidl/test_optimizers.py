@@ -185,8 +185,8 @@ def test_get_names_instances_and_unknown():
     assert isinstance(optimizers.get("rmsprop"), optimizers.RMSprop)
     opt = optimizers.Adam(learning_rate=0.1)
     assert optimizers.get(opt) is opt
-    with pytest.raises(ValueError, match=r"unknown optimizer 'adagrad'.*sgd, rmsprop, adam, adamw"):
-        optimizers.get("adagrad")
+    with pytest.raises(ValueError, match=r"unknown optimizer 'adagrad_v2'.*sgd, rmsprop, adam, adamw"):
+        optimizers.get("adagrad_v2")
 
 
 def test_defaults_are_keras_defaults():
@@ -194,7 +194,8 @@ def test_defaults_are_keras_defaults():
     assert optimizers.Adam().get_config() == {
         "name": "adam", "learning_rate": 0.001, "weight_decay": None, "clipnorm": None,
         "global_clipnorm": None, "clipvalue": None, "beta_1": 0.9, "beta_2": 0.999,
-        "epsilon": 1e-7, "amsgrad": False}
+        "epsilon": 1e-7, "amsgrad": False, "use_ema": False, "ema_momentum": 0.99,
+        "ema_overwrite_frequency": None, "gradient_accumulation_steps": None}
     assert optimizers.AdamW().weight_decay == 0.004
     rms = optimizers.RMSprop().get_config()
     assert (rms["rho"], rms["momentum"], rms["epsilon"], rms["centered"]) == (0.9, 0.0, 1e-7, False)

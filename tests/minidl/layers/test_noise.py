@@ -1,0 +1,55 @@
+"""GaussianNoise and SpatialDropout1D (minidl/layers/noise.py): the identity at inference, as
+Keras (live); in training, the statistics of each library's own draws (neither can replay the
+other's generator), the channel-wise mask of SpatialDropout1D in both, and the gradients."""
+import numpy as np
+import pytest
+
+import minidl as dl
+from minidl import layers
+
+
+def test_noise_layers_are_the_identity_at_inference_as_keras_live(rng):
+    keras = pytest.importorskip("keras")
+    x = rng.normal(size=(2, 5, 3)).astype("float32")
+    for class_name, kwargs in (("GaussianNoise", {"stddev": 0.5}), ("SpatialDropout1D", {"rate": 0.5})):
+        expected = keras.ops.convert_to_numpy(getattr(keras.layers, class_name)(**kwargs)(x, training=False))
+        np.testing.assert_array_equal(getattr(layers, class_name)(**kwargs)(x).numpy(), expected)
+        np.testing.assert_array_equal(expected, x)
+
+
+def test_spatial_dropout_drops_whole_channels_as_keras_live(rng):
+    keras = pytest.importorskip("keras")
+    x = rng.uniform(1, 2, size=(64, 10, 8)).astype("float32")
+    for y in (keras.ops.convert_to_numpy(keras.layers.SpatialDropout1D(0.3)(x, training=True)),
+              layers.SpatialDropout1D(0.3)(x, training=True).numpy()):
+        kept = y != 0
+        np.testing.assert_array_equal(kept, np.broadcast_to(kept[:, :1], kept.shape))  # constant over time
+        np.testing.assert_allclose(y[kept], x[kept] / 0.7, rtol=1e-6)
+        assert abs(1 - kept.mean() - 0.3) < 0.06
+
+
+def test_gaussian_noise_statistics_as_keras_live(rng):
+    keras = pytest.importorskip("keras")
+    x = np.zeros((200, 50), dtype="float32")
+    for noise in (keras.ops.convert_to_numpy(keras.layers.GaussianNoise(0.4)(x, training=True)),
+                  layers.GaussianNoise(0.4)(x, training=True).numpy()):
+        assert abs(noise.mean()) < 0.01 and abs(noise.std() - 0.4) < 0.01
+
+
+def test_noise_layer_gradients(rng):
+    x = rng.normal(size=(3, 4, 2))
+    noise = layers.GaussianNoise(0.3, dtype="float64")
+    dl.random.seed(1)
+    drawn = noise(x, training=True).numpy() - x
+
+    def noisy(inputs):
+        dl.random.seed(1)  # the same draw at every evaluation, so the finite differences see one function
+        return noise(inputs, training=True)
+    dl.gradcheck(noisy, (x,))
+    np.testing.assert_allclose(noisy(dl.Tensor(x)).numpy() - x, drawn)
+    dropout = layers.SpatialDropout1D(0.4, dtype="float64")
+
+    def dropped(inputs):
+        dl.random.seed(2)
+        return dropout(inputs, training=True)
+    dl.gradcheck(dropped, (x,))
