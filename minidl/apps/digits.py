@@ -164,7 +164,9 @@ def fit_model(kind: str, model: dl.Sequential, train_x, train_y, settings: Train
             draws = EpochDraws(clean, chosen, train_y[fit_part], settings.batch_size,
                                settings.augmentation.clean_fraction, settings.seed,
                                frames if kind == "cnn" else None)
-            return model.fit(draws, epochs=settings.epochs, validation_data=validation, verbose=verbose)
+            # shuffle=False: the Sequence orders its own batches (Keras' fit would shuffle them again)
+            return model.fit(draws, epochs=settings.epochs, validation_data=validation, verbose=verbose,
+                             shuffle=False)
         # every version, every epoch: the clean set, then each copy
         train_x = clean + [f for copy in chosen for f in copy] + [train_x[i] for i in val_part]
         train_y = np.concatenate([train_y[fit_part]] * (1 + len(copies)) + [train_y[val_part]])
@@ -177,7 +179,7 @@ def fit_model(kind: str, model: dl.Sequential, train_x, train_y, settings: Train
     batches = PaddedBatches([train_x[i] for i in fit_part], train_y[fit_part], settings.batch_size,
                             seed=settings.seed)
     validation = PaddedBatches([train_x[i] for i in val_part], train_y[val_part], 64, shuffle=False)
-    return model.fit(batches, epochs=settings.epochs, validation_data=validation, verbose=verbose)
+    return model.fit(batches, epochs=settings.epochs, validation_data=validation, verbose=verbose, shuffle=False)
 
 
 def predict_probabilities(kind: str, model: dl.Sequential, features: list[np.ndarray],
