@@ -64,11 +64,11 @@ def test_sequence_layers_from_keras(rng):
 
 
 def test_what_minidl_lacks_is_named():
-    with pytest.raises(ExportError, match=r"layer 'embedding' \(Embedding\) has no minidl counterpart"):
-        dl.from_keras(keras.Sequential([keras.Input((3,)), keras.layers.Embedding(10, 2, name="embedding")]))
-    with pytest.raises(ExportError, match=r"'lstm_rd' \(LSTM\): argument recurrent_dropout=0.5 is not supported"):
-        dl.from_keras(keras.Sequential([keras.Input((4, 3)), keras.layers.LSTM(2, recurrent_dropout=0.5,
-                                                                               name="lstm_rd")]))
+    with pytest.raises(ExportError, match=r"layer 'deconv' \(Conv1DTranspose\) has no minidl counterpart"):
+        dl.from_keras(keras.Sequential([keras.Input((5, 3)), keras.layers.Conv1DTranspose(2, 3, name="deconv")]))
+    with pytest.raises(ExportError, match=r"'lstm_c' \(LSTM\): argument kernel_constraint=.* is not supported"):
+        dl.from_keras(keras.Sequential([keras.Input((4, 3)), keras.layers.LSTM(2, kernel_constraint="non_neg",
+                                                                               name="lstm_c")]))
     inputs = keras.Input((3,))
     functional = keras.Model(inputs, keras.layers.Dense(2)(inputs))
     with pytest.raises(ExportError, match=r"imports keras.Sequential models; got Functional"):
