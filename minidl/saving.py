@@ -269,7 +269,7 @@ def _build(document: dict, where: str, weight_elements: int):
     name = config.get("name")
     with size_budget(weight_elements):
         try:
-            model = MODELS[class_name](layers, name=name if isinstance(name, str) else None)
+            model = MODELS[class_name].from_saved_layers(layers, config)
         except (ValueError, TypeError) as error:
             raise refuse(where, f"the layers cannot be built: {error}") from None
         if input_shape is not None:

@@ -131,6 +131,8 @@ KERAS_VALUE_TESTS: dict[str, tuple[str, ...]] = {
 NOT_IN_KERAS: dict[str, str] = {
     "Sequential": "a model (keras.Sequential), not a keras.layers class; it is registered as a layer "
                   "only so that a Sequential may nest in another",
+    "Model": "a model (keras.Model), not a keras.layers class; registered as a layer so that a model may "
+             "be called inside another; its values are compared with Keras in tests/minidl/test_model.py",
 }
 
 

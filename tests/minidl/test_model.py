@@ -1,0 +1,136 @@
+"""The functional API (minidl/model.py, model_graph.py, layers/symbolic.py, layers/input_layer.py):
+graphs of layers built on layers.Input, trained, saved and compared with Keras from the same weights."""
+import numpy as np
+import pytest
+
+import minidl as dl
+from minidl import layers
+
+
+def two_in_two_out(lib):
+    """Two inputs, a layer shared by both, two outputs: the same graph in minidl or in Keras."""
+    a = lib.Input((4,), name="a")
+    b = lib.Input((4,), name="b")
+    shared = lib.layers.Dense(5, activation="tanh", name="shared")
+    ha, hb = shared(a), shared(b)
+    out_a = lib.layers.Dense(3, activation="softmax", name="out_a")(ha)
+    out_b = lib.layers.Dense(1, name="out_b")(lib.layers.Dense(2, activation="relu", name="mid")(hb))
+    return lib.Model([a, b], [out_a, out_b])
+
+
+def data(n=40, seed=0):
+    rng = np.random.default_rng(seed)
+    xa, xb = rng.normal(size=(n, 4)).astype("float32"), rng.normal(size=(n, 4)).astype("float32")
+    return xa, xb, (xa[:, 0] > 0).astype("int64") + (xa[:, 1] > 0), xb[:, :1] * 2
+
+
+def test_a_layer_called_on_an_input_gives_a_symbolic_tensor_of_its_output_shape():
+    y = layers.Dense(16)(layers.Input((20,)))   # failed with a shape message before the functional API
+    assert y.shape == (None, 16) and y.dtype == "float32"
+
+
+def test_a_variable_axis_stays_none_through_conv_and_pooling_but_not_past_the_rnn():
+    x = dl.Input((None, 13))
+    h = layers.MaxPooling1D(2)(layers.Conv1D(4, 3)(x))
+    assert h.shape == (None, None, 4)
+    assert layers.LSTM(5)(h).shape == (None, 5)
+
+
+def test_arithmetic_on_symbolic_tensors_says_it_is_not_supported():
+    x = dl.Input((3,))
+    with pytest.raises(TypeError, match="not supported.*layers.Add"):
+        x + x
+
+
+def test_an_output_needing_an_input_the_model_lacks_is_refused():
+    a, b = dl.Input((2,), name="ina"), dl.Input((2,), name="inb")
+    out = layers.Dense(1)(b)
+    with pytest.raises(ValueError, match="graph disconnected.*'inb'"):
+        dl.Model(a, out)
+
+
+def test_a_subclassed_model_without_call_or_graph_says_what_to_do():
+    with pytest.raises(NotImplementedError, match="define call"):
+        dl.Model()(np.zeros((1, 2), "float32"))
+
+
+def test_graph_order_and_outputs_equal_keras_from_the_same_weights():
+    keras = pytest.importorskip("keras")
+    ours, theirs = two_in_two_out(dl), two_in_two_out(keras)
+    assert [layer.name for layer in ours.layers] == [layer.name for layer in theirs.layers]
+    assert [w.shape for w in ours.get_weights()] == [tuple(w.shape) for w in theirs.get_weights()]
+    ours.set_weights(theirs.get_weights())     # Keras' order is ours: weights load unchanged
+    xa, xb, _, _ = data()
+    for mine, keras_out in zip(ours.predict([xa, xb]), theirs.predict([xa, xb], verbose=0)):
+        np.testing.assert_allclose(mine, keras_out, rtol=1e-5, atol=1e-6)
+    assert ours.input_shape == [(None, 4), (None, 4)] and ours.output_shape == [(None, 3), (None, 1)]
+    assert ours.output_shape == [tuple(s) for s in theirs.output_shape]
+
+
+def test_a_shared_layer_counts_its_weights_once():
+    model = two_in_two_out(dl)
+    assert model.count_params() == (4 * 5 + 5) + (5 * 3 + 3) + (5 * 2 + 2) + (2 + 1)
+
+
+def test_inputs_as_a_dict_by_name_equal_inputs_as_a_list():
+    model = two_in_two_out(dl)
+    xa, xb, _, _ = data()
+    by_list, by_name = model.predict([xa, xb]), model.predict({"b": xb, "a": xa})
+    for left, right in zip(by_list, by_name):
+        np.testing.assert_array_equal(left, right)
+    with pytest.raises(ValueError, match="keys"):
+        model.predict({"a": xa})
+
+
+def test_a_functional_chain_trains_exactly_as_the_same_sequential():
+    x, _, y, _ = data(64)
+    dl.random.seed(3)
+    sequential = dl.Sequential([layers.Input((4,)), layers.Dense(8, activation="relu"), layers.Dense(3)])
+    inputs = dl.Input((4,))
+    functional = dl.Model(inputs, layers.Dense(3)(layers.Dense(8, activation="relu")(inputs)))
+    functional.set_weights(sequential.get_weights())
+    for model in (sequential, functional):
+        model.compile(optimizer=dl.optimizers.SGD(0.1), loss=dl.losses.SparseCategoricalCrossentropy(from_logits=True),
+                      metrics=["accuracy"])
+    first = sequential.fit(x, y, epochs=3, batch_size=16, shuffle=False, verbose=0).history
+    second = functional.fit(x, y, epochs=3, batch_size=16, shuffle=False, verbose=0).history
+    assert first == second
+    np.testing.assert_array_equal(functional.predict(x), sequential.predict(x))
+
+
+def test_a_model_of_two_inputs_fits_from_lists_and_learns():
+    xa, xb, y, target = data(200)
+    model = two_in_two_out(dl)
+    model.compile(optimizer=dl.optimizers.Adam(0.02), loss=["sparse_categorical_crossentropy", "mse"])
+    history = model.fit([xa, xb], [y, target], epochs=20, batch_size=32, verbose=0, validation_split=0.2)
+    assert history.history["loss"][-1] < 0.5 * history.history["loss"][0]
+    assert set(history.history) == {"loss", "out_a_loss", "out_b_loss", "val_loss", "val_out_a_loss",
+                                    "val_out_b_loss"}
+
+
+def test_save_and_load_keep_the_graph_and_its_outputs(tmp_path):
+    model = two_in_two_out(dl)
+    xa, xb, _, _ = data()
+    model.save(str(tmp_path / "graph.npz"))
+    again = dl.load_model(tmp_path / "graph.npz")
+    assert type(again) is dl.Model and [layer.name for layer in again.layers] == [layer.name for layer in model.layers]
+    for left, right in zip(again.predict([xa, xb]), model.predict([xa, xb])):
+        np.testing.assert_array_equal(left, right)
+
+
+def test_a_model_is_a_layer_of_another_model():
+    inner_in = dl.Input((4,))
+    inner = dl.Model(inner_in, layers.Dense(2, name="inner_dense")(inner_in), name="inner")
+    x = dl.Input((4,))
+    outer = dl.Model(x, layers.Dense(1)(inner(x)))
+    values = np.ones((3, 4), "float32")
+    expected = outer.layers[2](inner.predict(values)).numpy()
+    np.testing.assert_allclose(outer.predict(values), expected, rtol=1e-6)
+
+
+def test_summary_lists_each_call_and_what_it_is_connected_to():
+    lines = []
+    two_in_two_out(dl).summary(print_fn=lines.append)
+    text = "\n".join(lines)
+    assert "Connected to" in text and "shared[1][0]" in text and "a[0][0]" in text
+    assert "Total params: 58" in text
