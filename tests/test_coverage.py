@@ -102,6 +102,7 @@ RECURRENT = ("tests/minidl/layers/test_recurrent.py::test_outputs_equal_keras_fi
              "tests/minidl/layers/test_recurrent.py::test_outputs_equal_live_keras")
 NORMALIZATION = ("tests/minidl/layers/test_normalization.py::test_matches_keras_fixture",
                  "tests/minidl/layers/test_normalization.py::test_matches_keras_live")
+MERGE = "tests/minidl/layers/test_merge.py"
 KERAS_VALUE_TESTS: dict[str, tuple[str, ...]] = {
     "Dense": ("tests/minidl/layers/test_core.py::test_dense_equals_keras_fixture",
               "tests/minidl/layers/test_core.py::test_dense_equals_live_keras"),
@@ -126,6 +127,8 @@ KERAS_VALUE_TESTS: dict[str, tuple[str, ...]] = {
     "GRU": RECURRENT,
     "Bidirectional": RECURRENT,
     "TimeDistributed": ("tests/minidl/layers/test_wrappers.py::test_time_distributed_matches_live_keras",),
+    **{name: (f"{MERGE}::test_merge_layers_match_keras_live",)
+       for name in ("Add", "Subtract", "Multiply", "Average", "Maximum", "Minimum", "Concatenate", "Dot")},
 }
 
 NOT_IN_KERAS: dict[str, str] = {

@@ -11,3 +11,4 @@ from minidl.layers.pooling import (AveragePooling1D, AveragePooling2D, GlobalAve
 from minidl.layers.masking import Masking
 from minidl.layers.recurrent import GRU, LSTM, SimpleRNN
 from minidl.layers.wrappers import Bidirectional, TimeDistributed
+from minidl.layers.merge import Add, Average, Concatenate, Dot, Maximum, Minimum, Multiply, Subtract
