@@ -6,15 +6,13 @@ For a model of one output this is the loss and metrics as given. With several ou
     loss = Σ_k w_k · loss_k(y_k, ŷ_k)            w_k from loss_weights (1 when not given)
 
 ``loss`` may be one loss (applied to every output), a list (one per output, in output order) or
-a dict keyed by output name (an output left out has no loss); ``loss_weights`` a list or dict
+a dict keyed by output name (every output, as Keras 3 requires); ``loss_weights`` a list or dict
 alike; ``metrics`` a list of lists or a dict of output name to a metric or a list of them. The
 logs are Keras' names, in Keras' order: "loss", then "<output>_loss" for each output with a
 loss (unweighted), then "<output>_<metric>" (e.g. "dense_1_accuracy"). An output's name is the
 name of the layer that makes it.
 """
 from __future__ import annotations
-
-import numpy as np
 
 from minidl import backend, losses, metrics as metrics_module
 from minidl.tensor import Tensor
@@ -49,6 +47,9 @@ class CompiledOutputs:
     def __init__(self, loss, loss_weights, metrics, output_names: list[str]):
         self.output_names = list(output_names)
         self.several = len(self.output_names) > 1
+        if isinstance(loss, dict) and set(loss) < set(self.output_names):  # Keras 3 refuses it too
+            raise ValueError(f"compile: a loss dict needs every output, {self.output_names}; got "
+                             f"{sorted(loss)} (give loss_weights 0 to leave one out of training)")
         given = _per_output(loss, self.output_names, "loss")
         self.losses = [None if entry is None else losses.get(entry) for entry in given]
         if all(entry is None for entry in self.losses):
@@ -118,7 +119,3 @@ def output_names_of(layers_making_outputs: list) -> list[str]:
         out.append(name if names.count(name) == 1 or n == 0 else f"{name}_{n}")
     return out
 
-
-def as_numpy_list(values) -> list[np.ndarray]:
-    """A list of arrays (or Tensors) as NumPy arrays."""
-    return [backend.to_numpy(getattr(v, "data", v)) for v in values]
