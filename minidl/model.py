@@ -132,7 +132,7 @@ class Model(ModelStructure, Layer):
         if self.graph is None:
             raise NotImplementedError(f"model '{self.name}' is subclassed: saving its architecture is not supported "
                                       f"in minidl; save_weights() works, and so does a functional model")
-        return {"name": self.name, **self.graph.get_config()}
+        return {"name": self.name, **self.graph.get_config(self.single_input, self.single_output)}
 
     @classmethod
     def from_config(cls, config: dict) -> "Model":

@@ -132,8 +132,9 @@ class Graph:
         return [computed[id(x)] for x in self.outputs]
 
     # --- JSON --------------------------------------------------------------------------------------
-    def get_config(self) -> dict:
-        """``{"layers": [...], "nodes": [...], "input_layers": [...], "output_layers": [...]}``."""
+    def get_config(self, single_input: bool = False, single_output: bool = False) -> dict:
+        """``{"layers": [...], "nodes": [...], "input_layers": [...], "output_layers": [...]}``; a
+        model of one input (output) writes that one reference, not a list of one, as Keras."""
         where: dict[int, list] = {}   # id(symbolic tensor) -> [layer name, call number, output number]
         calls: dict[int, int] = {}
         nodes = []
@@ -148,13 +149,15 @@ class Graph:
             else:
                 nodes.append({"layer": node.layer.name, "inputs": []})
         return {"layers": [serialize_layer(layer) for layer in self.layers], "nodes": nodes,
-                "input_layers": [where[id(x)] for x in self.inputs],
-                "output_layers": [where[id(x)] for x in self.outputs]}
+                "input_layers": where[id(self.inputs[0])] if single_input else [where[id(x)] for x in self.inputs],
+                "output_layers": where[id(self.outputs[0])] if single_output
+                else [where[id(x)] for x in self.outputs]}
 
     @staticmethod
     def from_config(config: dict, layers: list | None = None) -> tuple[list, list]:
         """(inputs, outputs) made by replaying the config's nodes on its layers (``layers``:
-        the entries rebuilt already, as ``minidl.saving`` does, else rebuilt here)."""
+        the entries rebuilt already, as ``minidl.saving`` does, else rebuilt here); each a
+        tensor or a list, as the model was made."""
         if not all(isinstance(config.get(key), list) for key in ("layers", "nodes", "input_layers",
                                                                    "output_layers")):
             raise ValueError("a functional model config needs 'layers', 'nodes', 'input_layers' and "
@@ -188,5 +191,6 @@ class Graph:
                 raise ValueError(f"node of layer {name!r}: kwargs must be a dict, got {short_repr(kwargs, 80)}")
             out = layer(list(inputs) if entry.get("as_list") else inputs[0], **kwargs)
             made[(name, number)] = list(out) if isinstance(out, (list, tuple)) else [out]
-        return ([tensor(ref) for ref in config["input_layers"]],
-                [tensor(ref) for ref in config["output_layers"]])
+        def structure(refs):  # one [name, call, output] stands for a model of one, as Keras writes it
+            return tensor(refs) if refs and isinstance(refs[0], str) else [tensor(ref) for ref in refs]
+        return structure(config["input_layers"]), structure(config["output_layers"])

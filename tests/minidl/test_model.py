@@ -5,6 +5,7 @@ import pytest
 
 import minidl as dl
 from minidl import layers
+from minidl.layers.serialization import LAYERS
 
 
 def two_in_two_out(lib):
@@ -134,3 +135,95 @@ def test_summary_lists_each_call_and_what_it_is_connected_to():
     text = "\n".join(lines)
     assert "Connected to" in text and "shared[1][0]" in text and "a[0][0]" in text
     assert "Total params: 58" in text
+
+
+# --- subclassing ---------------------------------------------------------------------------------
+@pytest.fixture(name="Net")
+def net_class():
+    """The Keras guide's subclassed model: layers as attributes, the forward pass in call. Defined
+    per test and taken out of the layer registry after, so tests/test_coverage.py never sees it."""
+
+    class Net(dl.Model):
+        def __init__(self, **kwargs):
+            super().__init__(**kwargs)
+            self.hidden = layers.Dense(8, activation="relu")
+            self.dropout = layers.Dropout(0.5)
+            self.classes = layers.Dense(3, activation="softmax")
+
+        def call(self, x, training=False):
+            return self.classes(self.dropout(self.hidden(x), training=training))
+
+    yield Net
+    LAYERS.pop("Net", None)
+
+
+def test_a_subclassed_model_learns_and_passes_training_to_its_layers(Net):
+    x, _, y, _ = data(200)
+    model = Net()
+    model.compile(optimizer=dl.optimizers.Adam(0.02), loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    history = model.fit(x, y, epochs=15, batch_size=32, verbose=0)
+    assert history.history["loss"][-1] < 0.7 * history.history["loss"][0]
+    assert model.evaluate(x, y, verbose=0)[1] > 0.85       # without dropout, as evaluate runs
+    assert [type(layer).__name__ for layer in model.layers] == ["Dense", "Dropout", "Dense"]
+    np.testing.assert_array_equal(model.predict(x[:5]), model.predict(x[:5]))       # inference: no dropout
+    assert not np.array_equal(model(x[:5], training=True).numpy(), model.predict(x[:5]))
+    assert model.input_shape == (None, 4) and model.output_shape == (None, 3)
+
+
+def test_a_subclassed_model_equals_keras_from_the_same_weights(Net):
+    keras = pytest.importorskip("keras")
+
+    class KerasNet(keras.Model):
+        def __init__(self):
+            super().__init__()
+            self.hidden = keras.layers.Dense(8, activation="relu")
+            self.dropout = keras.layers.Dropout(0.5)
+            self.classes = keras.layers.Dense(3, activation="softmax")
+
+        def call(self, x, training=False):
+            return self.classes(self.dropout(self.hidden(x), training=training))
+
+    x = data()[0]
+    theirs, ours = KerasNet(), Net()
+    theirs(x)
+    ours.build((None, 4))
+    assert [w.shape for w in ours.get_weights()] == [tuple(w.shape) for w in theirs.get_weights()]
+    ours.set_weights(theirs.get_weights())
+    np.testing.assert_allclose(ours.predict(x), theirs.predict(x, verbose=0), rtol=1e-5, atol=1e-6)
+
+
+def test_a_subclassed_model_saves_its_weights_but_says_its_architecture_cannot_be_saved(tmp_path, Net):
+    model, other = Net(), Net()
+    x = data()[0]
+    model.build((None, 4))
+    other.build((None, 4))
+    model.save_weights(str(tmp_path / "net.npz"))
+    other.load_weights(str(tmp_path / "net.npz"))
+    np.testing.assert_array_equal(other.predict(x), model.predict(x))
+    with pytest.raises(NotImplementedError, match="subclassed: saving its architecture is not supported"):
+        model.save(str(tmp_path / "whole.npz"))
+
+
+def test_predict_on_batch_and_test_on_batch_take_lists_for_several_inputs_and_outputs():
+    model = two_in_two_out(dl)
+    model.compile(optimizer="sgd", loss=["sparse_categorical_crossentropy", "mse"])
+    xa, xb, y, target = data(8)
+    batch = model.predict_on_batch([xa, xb])
+    for left, right in zip(batch, model.predict([xa, xb])):
+        np.testing.assert_array_equal(left, right)
+    logs = model.test_on_batch([xa, xb], [y, target], return_dict=True)
+    assert list(logs) == ["loss", "out_a_loss", "out_b_loss"]
+    assert logs["loss"] == pytest.approx(logs["out_a_loss"] + logs["out_b_loss"], rel=1e-6)
+
+
+def test_a_model_inside_a_model_saves_and_loads(tmp_path):
+    inner_in = dl.Input((4,))
+    inner = dl.Model(inner_in, layers.Dense(3, activation="tanh")(inner_in), name="inner")
+    x = dl.Input((4,))
+    outer = dl.Model(x, layers.Dense(1)(inner(x)), name="outer")
+    outer.save(str(tmp_path / "nested.npz"))
+    again = dl.load_model(tmp_path / "nested.npz")
+    assert type(again.get_layer("inner")) is dl.Model
+    values = np.random.default_rng(0).normal(size=(5, 4)).astype("float32")
+    np.testing.assert_array_equal(again.predict(values), outer.predict(values))
+    assert again.predict(values).shape == (5, 1)
