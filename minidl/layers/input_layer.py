@@ -64,7 +64,8 @@ def Input(shape: tuple | None = None, name: str | None = None, dtype: str | None
     """A model's input, as ``keras.Input``: the symbolic tensor (None, *shape) of a new InputLayer.
 
     ``x = Input((20,)); y = layers.Dense(3)(x); model = dl.Model(x, y)``; also the first entry of
-    ``Sequential([Input((20,)), ...])``.
+    ``Sequential([Input((20,)), ...])``. ``batch_size`` is accepted and not kept: a minidl model
+    takes batches of any size.
 
     Raises:
         ValueError: sparse, tensor or optional inputs, which minidl does not support.

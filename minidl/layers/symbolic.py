@@ -63,6 +63,11 @@ class SymbolicTensor:
     __truediv__ = __rtruediv__ = __matmul__ = __rmatmul__ = __neg__ = __pow__ = __getitem__ = _unsupported
     __hash__ = object.__hash__
 
+    def __array__(self, *args, **kwargs):
+        # reached when an op of minidl.functional (F.relu(x), ...) is given a symbolic tensor
+        raise TypeError(f"{self!r} holds no values: ops of minidl.functional on symbolic tensors are not "
+                        f"supported; wrap the computation in a layer (layers.Activation, a merge layer, ...)")
+
     def numpy(self):
         raise TypeError(f"{self!r} holds no values: it is a symbolic tensor; build a Model from it and "
                         f"call model.predict(x) for values")

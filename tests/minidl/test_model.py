@@ -43,6 +43,11 @@ def test_arithmetic_on_symbolic_tensors_says_it_is_not_supported():
         x + x
 
 
+def test_an_op_on_a_symbolic_tensor_says_it_is_not_supported():
+    with pytest.raises(TypeError, match="ops of minidl.functional on symbolic tensors are not supported"):
+        dl.functional.relu(dl.Input((3,)))
+
+
 def test_an_output_needing_an_input_the_model_lacks_is_refused():
     a, b = dl.Input((2,), name="ina"), dl.Input((2,), name="inb")
     out = layers.Dense(1)(b)
