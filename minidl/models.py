@@ -19,17 +19,15 @@ from typing import Iterable
 
 import numpy as np
 
-from minidl import backend, callbacks as callbacks_module, losses, metrics as metrics_module
+from minidl import backend, losses, metrics as metrics_module
 from minidl import optimizers, saving
-from minidl.batches import (as_tuple, batch_source, class_weight_table, is_batch_source, is_generator,
-                            sample_weights, to_model_device)
-from minidl.data import Sequence
+from minidl import training
+from minidl.batches import class_weight_table, data_batches, sample_weights, to_model_device
 from minidl.function import no_grad
 from minidl.layers.base import Layer, unique_name
 from minidl.layers.serialization import current_size_budget, deserialize_layer, register_model, serialize_layer
 from minidl.tensor import Tensor
-from minidl.training import (check_batch_size, non_finite_problem, non_negative_int, positive_int, progress,
-                             resolve_verbose, unpack, write_epoch_line)
+from minidl.training import check_batch_size, non_finite_problem, unpack
 
 
 @register_model  # so that minidl.saving.load_model can rebuild it by name
@@ -227,15 +225,22 @@ class Sequential(Layer):
     def fit(self, x=None, y=None, batch_size: int | None = None, epochs: int = 1, verbose="auto",
             callbacks: list | None = None, validation_split: float = 0.0, validation_data=None,
             shuffle: bool = True, class_weight: dict | None = None, sample_weight=None,
-            initial_epoch: int = 0, steps_per_epoch: int | None = None):
+            initial_epoch: int = 0, steps_per_epoch: int | None = None, validation_steps: int | None = None,
+            validation_batch_size: int | None = None, validation_freq=1):
         """Train for ``epochs`` passes over the data, as ``keras.Model.fit``.
 
         Args:
-            x: inputs (batch, ...), or a ``minidl.data.Sequence`` / generator of (x, y[, weight]).
+            x: inputs (batch, ...), or a ``minidl.data.Sequence``, a generator, or any iterable
+                of (x, y[, weight]) batches such as a torch DataLoader.
             y: targets (integer labels or one-hot rows, as the loss wants).
             batch_size: samples per step (32 when omitted, as Keras).
             validation_split: the LAST fraction of x, y held out before shuffling (as Keras).
-            validation_data: (x_val, y_val) or (x_val, y_val, weights), or a Sequence.
+            validation_data: (x_val, y_val) or (x_val, y_val, weights), or a Sequence, generator
+                or DataLoader of batches; validated every ``validation_freq`` epochs (an int, or
+                a list of 1-based epochs), in batches of ``validation_batch_size`` (default
+                batch_size), ``validation_steps`` of them (default: all).
+            steps_per_epoch: batches per epoch; the next epoch goes on where the last stopped
+                (``minidl.batches`` says how each kind of data is walked, as in Keras).
             epochs: a positive int, the index of the epoch to end at (as Keras).
             class_weight: {class index: weight >= 0} multiplying each sample's loss; every key
                 must be one of the labels' classes.
@@ -251,96 +256,24 @@ class Sequential(Layer):
                 the model keeps the weights it had before that batch.
         """
         self._check_compiled("fit")
-        verbose = resolve_verbose(verbose, "fit")
-        batch_size = check_batch_size(batch_size, "fit")
-        epochs = positive_int(epochs, "epochs", "fit")
-        initial_epoch = non_negative_int(initial_epoch, "initial_epoch", "fit")
-        if steps_per_epoch is not None:
-            steps_per_epoch = positive_int(steps_per_epoch, "steps_per_epoch", "fit")
-        class_weight = class_weight_table(class_weight, "fit")
-        batches_of, steps, split_off = batch_source(self, x, y, sample_weight, batch_size, shuffle,
-                                                    validation_split, class_weight, steps_per_epoch, "fit")
-        if validation_split and validation_data is None and not is_batch_source(x):
-            validation_data = split_off
-        callback_list = callbacks_module.CallbackList(callbacks, add_history=True, model=self, epochs=epochs,
-                                                      steps=steps, verbose=verbose)
-        history = callback_list.history
-        self.stop_training = False
-        callback_list.on_train_begin({})
-        for epoch in range(initial_epoch, epochs):
-            callback_list.on_epoch_begin(epoch, {})
-            totals: dict[str, float] = {}
-            seen = 0
-            bar = progress(steps, epoch, epochs, verbose)
-            for step, (xb, yb, wb) in enumerate(batches_of()):
-                callback_list.on_train_batch_begin(step, {})
-                y_pred, loss, problem = self._train_step(xb, yb, wb, check_finite=self.terminate_on_nan)
-                if problem is not None:
-                    bar.close()
-                    raise FloatingPointError(f"fit: {problem} at epoch {epoch + 1}, batch {step + 1}; that "
-                                             f"step was not applied, the weights are those before it. Lower "
-                                             f"the learning rate, check the inputs for NaN, or "
-                                             f"compile(terminate_on_nan=False) to carry on")
-                logs = self._logs(loss, yb, y_pred)
-                n = len(xb)
-                seen += n
-                for key, value in logs.items():
-                    totals[key] = totals.get(key, 0.0) + value * n
-                running = {key: value / seen for key, value in totals.items()}
-                callback_list.on_train_batch_end(step, running)
-                bar.set_postfix({k: f"{v:.4f}" for k, v in running.items()}, refresh=False)
-                bar.update(1)
-                if self.stop_training:
-                    break
-            epoch_logs = {key: value / max(seen, 1) for key, value in totals.items()}
-            if validation_data is not None:
-                val = self.evaluate(*as_tuple(validation_data), batch_size=batch_size, verbose=0,
-                                    return_dict=True)
-                epoch_logs.update({f"val_{key}": value for key, value in val.items()})
-            bar.set_postfix({k: f"{v:.4f}" for k, v in epoch_logs.items()}, refresh=True)
-            bar.close()
-            write_epoch_line(epoch, epochs, epoch_logs, verbose)
-            callback_list.on_epoch_end(epoch, epoch_logs)
-            if hasattr(x, "on_epoch_end"):
-                x.on_epoch_end()
-            if self.stop_training:
-                break
-        callback_list.on_train_end({})
-        self.history = history
-        return history
+        return training.fit_loop(self, x, y, batch_size, epochs, verbose, callbacks, validation_split,
+                                 validation_data, shuffle, class_weight, sample_weight, initial_epoch,
+                                 steps_per_epoch, validation_steps, validation_batch_size, validation_freq)
 
     def evaluate(self, x=None, y=None, batch_size: int | None = None, verbose="auto",
-                 sample_weight=None, return_dict: bool = False):
-        """Loss and metrics over a whole data set: ``[loss, *metrics]`` (a float alone without
-        metrics), or a dict with ``return_dict=True``, as Keras."""
+                 sample_weight=None, steps: int | None = None, callbacks: list | None = None,
+                 return_dict: bool = False):
+        """Loss and metrics over a whole data set (or ``steps`` batches of it): ``[loss, *metrics]``
+        (a float alone without metrics), or a dict with ``return_dict=True``, as Keras."""
         self._check_compiled("evaluate")
-        verbose = resolve_verbose(verbose, "evaluate")
-        batches_of, steps, _ = batch_source(self, x, y, sample_weight, check_batch_size(batch_size, "evaluate"),
-                                            False, 0.0, None, None, "evaluate")
-        totals: dict[str, float] = {}
-        seen = 0
-        bar = progress(steps, None, None, verbose, "evaluate")
-        with no_grad():
-            for xb, yb, wb in batches_of():
-                y_pred = self(xb, training=False)
-                logs = self._logs(float(self._total_loss(yb, y_pred, wb).data), yb, y_pred)
-                seen += len(xb)
-                for key, value in logs.items():
-                    totals[key] = totals.get(key, 0.0) + value * len(xb)
-                bar.update(1)
-        bar.close()
-        logs = {key: value / max(seen, 1) for key, value in totals.items()}
-        return logs if return_dict else unpack(logs)
+        return training.evaluate(self, x, y, batch_size, verbose, sample_weight, steps, callbacks, return_dict)
 
-    def predict(self, x, batch_size: int | None = None, verbose=0) -> np.ndarray:
-        """Outputs for every sample, computed in batches without building a graph; a NumPy array."""
+    def predict(self, x, batch_size: int | None = None, verbose=0, steps: int | None = None) -> np.ndarray:
+        """Outputs for every sample (of ``steps`` batches, if given), computed in batches without
+        building a graph; a NumPy array. x as for fit, its batches' y (if any) ignored."""
         batch_size = check_batch_size(batch_size, "predict")
-        if isinstance(x, Sequence) or is_generator(x):
-            parts = [self._predict_batch(as_tuple(item)[0]) for item in (x if is_generator(x) else
-                                                                          (x[i] for i in range(len(x))))]
-            return np.concatenate(parts) if parts else np.zeros((0,))
-        x = np.asarray(backend.to_numpy(getattr(x, "data", x)))
-        parts = [self._predict_batch(x[start:start + batch_size]) for start in range(0, len(x), batch_size)]
+        batches, _ = data_batches(self, x, batch_size=batch_size, steps=steps, where="predict", need_y=False)
+        parts = [self._predict_batch(xb) for xb, _, _ in batches.epoch()]
         return np.concatenate(parts) if parts else np.zeros((0,) + (self.output_shapes[-1][1:]
                                                                      if self.built_input_shape else ()))
 
