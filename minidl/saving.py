@@ -311,6 +311,37 @@ def load_model(path, *, custom_objects: dict | None = None, compile: bool = True
     return model
 
 
+def load_training_state(model, path, *, allow_nonfinite: bool = False) -> dict | None:
+    """Put a file of ``save_model`` back into the compiled ``model`` it was saved from: its
+    weights, its optimizer's slots and step count, and ``dl.random``'s state, so that training
+    goes on as if never stopped (``callbacks.BackupAndRestore``). The optimizer's settings are
+    the model's own. Returns the file's metadata.
+
+    Raises:
+        ModelFileError: the file does not fit the model (count or shape of a weight or a slot).
+    """
+    with _ModelFile(path) as file:
+        file.check_against(model)
+        state = file.document.get("optimizer_state")
+        if state is not None and getattr(model, "optimizer", None) is not None:
+            try:
+                resume_state.check_optimizer_state(state, len(file.slots), [tuple(w.shape) for w in model.weights],
+                                                   [m.shape for m in file.slots])
+            except ValueError as error:
+                raise refuse(file.where, str(error)) from None
+        else:
+            state = None
+        model.set_weights(file.read_weights(model, allow_nonfinite))
+        if state is not None:
+            resume_state.restore_optimizer(model, state, file.read_slots(allow_nonfinite))
+        if file.document.get("random_state") is not None:
+            try:
+                resume_state.restore_random(file.document["random_state"])
+            except ValueError as error:
+                raise refuse(file.where, str(error)) from None
+        return file.document.get("metadata")
+
+
 @contextlib.contextmanager
 def _custom_layers(custom_objects: dict | None, where: str):
     """The layer classes among ``custom_objects`` known by their given names while a model is built."""

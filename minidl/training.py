@@ -170,7 +170,9 @@ def fit_loop(model, x=None, y=None, batch_size=None, epochs=1, verbose="auto", c
     history = callback_list.history
     model.stop_training = False
     callback_list.on_train_begin({})
-    for epoch in range(initial_epoch, epochs):
+    # BackupAndRestore, finding a backup, sets the epoch to go on from (Keras' attribute name)
+    resume_at, model._initial_epoch = getattr(model, "_initial_epoch", None), None
+    for epoch in range(resume_at or initial_epoch, epochs):
         callback_list.on_epoch_begin(epoch, {})
         epoch_logs = _train_epoch(model, train, epoch, epochs, verbose, callback_list)
         if validation is not None and should_validate(epoch, validation_freq):

@@ -66,6 +66,8 @@ def framework(lib: str) -> SimpleNamespace:
             m.compile(optimizer=keras.optimizers.SGD(0.001), loss="mse")
             return m
         return SimpleNamespace(model=model, Callback=keras.callbacks.Callback, Sequence=keras.utils.PyDataset,
+                               LearningRateScheduler=keras.callbacks.LearningRateScheduler,
+                               LambdaCallback=keras.callbacks.LambdaCallback,
                                sequence_init=lambda self: keras.utils.PyDataset.__init__(self))
     import minidl as dl
     from minidl.layers.base import Layer
@@ -87,6 +89,8 @@ def framework(lib: str) -> SimpleNamespace:
         log.clear()  # the build's trial call
         return m
     return SimpleNamespace(model=model, Callback=dl.callbacks.Callback, Sequence=dl.data.Sequence,
+                           LearningRateScheduler=dl.callbacks.LearningRateScheduler,
+                           LambdaCallback=dl.callbacks.LambdaCallback,
                            sequence_init=lambda self: None)
 
 
@@ -157,6 +161,9 @@ CASES: dict[str, tuple[tuple, dict, tuple | None]] = {
     "val_sequence_steps": (("arrays", 8), dict(epochs=2, batch_size=4, shuffle=False, validation_steps=2),
                            ("sequence", 5)),
     "val_loader": (("arrays", 8), dict(epochs=2, batch_size=4, shuffle=False), ("loader", 6)),
+    # with "schedule": LearningRateScheduler halving the rate from the second epoch on, and a
+    # LambdaCallback logging the hooks it is given
+    "lr_scheduler": (("arrays", 8), dict(epochs=3, batch_size=4, shuffle=False, schedule=True), ("arrays", 4)),
     "val_split": (("arrays", 10), dict(epochs=1, batch_size=4, shuffle=False, validation_split=0.3), None),
 }
 
@@ -198,6 +205,13 @@ def run_case(lib: str, name: str) -> dict:
     model = fw.model(log)
     data = make_data(fw, data_spec, pulls)
     args = dict(fit_args)
+    callbacks = [Steps()]
+    hooks: list = []
+    if args.pop("schedule", False):
+        callbacks += [fw.LearningRateScheduler(lambda epoch, lr: lr * 0.5 if epoch else lr),
+                      fw.LambdaCallback(on_epoch_begin=lambda epoch, logs: hooks.append(["epoch_begin", epoch]),
+                                        on_train_batch_end=lambda batch, logs: hooks.append(["batch_end", batch]),
+                                        on_train_end=lambda logs: hooks.append(["train_end"]))]
     if val_spec is not None:
         args["validation_data"] = make_data(fw, val_spec, val_pulls, first=100)
     if isinstance(data, tuple):
@@ -206,12 +220,14 @@ def run_case(lib: str, name: str) -> dict:
         args["x"] = data
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        history = model.fit(**args, verbose=0, callbacks=[Steps()])
+        history = model.fit(**args, verbose=0, callbacks=callbacks)
     record = {"pulls": pulls, "val_pulls": val_pulls, "steps": steps, "test_steps": test_steps,
               "train_batches": [ids for kind, ids in log if kind == "train"],
               "test_batches": [ids for kind, ids in log if kind == "test"],
               "history_keys": sorted(history.history),
-              "epochs_run": len(history.history.get("loss", []))}
+              "epochs_run": len(history.history.get("loss", [])), "hooks": hooks}
+    if "learning_rate" in history.history:
+        record["learning_rate"] = [float(v) for v in history.history["learning_rate"]]
     if "val_loss" in history.history:
         record["val_loss"] = [float(v) for v in history.history["val_loss"]]
     record["loss"] = [float(v) for v in history.history.get("loss", [])]
