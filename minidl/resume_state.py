@@ -16,6 +16,7 @@ metrics, or from the caller's ``custom_objects``; no name in a file can reach an
 from __future__ import annotations
 
 import inspect
+import json
 import warnings
 from typing import Any
 
@@ -44,10 +45,17 @@ def compile_config(model) -> dict | None:
         return None
     function = getattr(loss.fn, "func", loss.fn)  # a Loss with options holds functools.partial
     metrics = [m if isinstance(m, str) else {"custom": _callable_name(m)} for m in model.metric_names]
-    return {"optimizer": optimizers.serialize(model.optimizer),
-            "loss": {"name": loss.name, "options": dict(loss.options),
-                     "builtin": losses.LOSSES.get(loss.name) is function},
-            "metrics": metrics, "terminate_on_nan": bool(getattr(model, "terminate_on_nan", True))}
+    config = {"optimizer": optimizers.serialize(model.optimizer),
+              "loss": {"name": loss.name, "options": dict(loss.options),
+                       "builtin": losses.LOSSES.get(loss.name) is function},
+              "metrics": metrics, "terminate_on_nan": bool(getattr(model, "terminate_on_nan", True))}
+    try:
+        json.dumps(config, allow_nan=True)
+    except (TypeError, ValueError) as error:  # e.g. a loss option that is an array
+        warnings.warn(f"saving: the compile settings are left out, as they are not JSON-able ({error}); "
+                      f"the loaded model needs compile() again", stacklevel=3)
+        return None
+    return config
 
 
 def optimizer_state(model) -> tuple[dict | None, list[np.ndarray]]:

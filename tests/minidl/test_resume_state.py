@@ -243,3 +243,12 @@ def test_an_unexpected_member_is_still_refused(tmp_path):
         saving.load_model(path)
     with zipfile.ZipFile(path) as archive:  # the test wrote what it meant to
         assert "script.npy" in archive.namelist()
+
+
+def test_compile_settings_that_are_not_json_able_are_left_out_with_a_warning(tmp_path):
+    model = build()
+    model.compile(optimizer="adam", loss=dl.losses.Loss(dl.functional.mean_squared_error, "mean_squared_error",
+                                                        scale=np.ones(2)))
+    with pytest.warns(UserWarning, match="compile settings are left out"):
+        model.save(str(tmp_path / "m.npz"))
+    assert saving.load_model(tmp_path / "m.npz").loss is None
