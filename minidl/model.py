@@ -15,9 +15,10 @@ Training one batch is the whole story of supervised learning in four lines (``_t
 
 Around that step stand the loops over whole data sets (fit, evaluate, predict) with the
 bookkeeping Keras users expect: metrics averaged over an epoch, validation, callbacks. The
-batches they walk (shuffling, the validation split, class weights) come from
-``minidl.batches`` (several inputs or outputs through ``minidl.multi_io``); the argument checks,
-the NaN guard of a step and the progress display from ``minidl.training``. Saving is
+loops are ``minidl.training``'s, one fit loop for every kind of model (with the argument
+checks, the NaN guard of a step and the progress display); the batches they walk (shuffling,
+the validation split, class weights, steps) come from ``minidl.batches``, several inputs or
+outputs lined up by ``minidl.multi_io``. Saving is
 ``minidl.saving``'s; the graph itself is ``minidl.model_graph``'s.
 """
 from __future__ import annotations
@@ -25,9 +26,8 @@ from __future__ import annotations
 import inspect
 import numpy as np
 
-from minidl import callbacks as callbacks_module, optimizers, saving
-from minidl.batches import as_tuple, class_weight_table, is_generator, sample_weights
-from minidl.data import Sequence
+from minidl import optimizers, saving, training
+from minidl.batches import class_weight_table, data_batches, in_order, on_device, sample_weights
 from minidl.function import no_grad
 from minidl.layers.base import Layer, unique_name
 from minidl.layers.serialization import register_model
@@ -36,11 +36,10 @@ from minidl.model_graph import Graph
 from minidl.model_io import model_to_json
 from minidl.model_structure import ModelStructure
 from minidl.model_summary import print_summary, summary_rows
-from minidl.multi_io import batch_length, common_length, line_up, on_device, structured_batch_source
+from minidl.multi_io import line_up
 from minidl.output_losses import CompiledOutputs
 from minidl.tensor import Tensor, as_tensor
-from minidl.training import (check_batch_size, non_finite_problem, non_negative_int, positive_int, progress,
-                             resolve_verbose, unpack, write_epoch_line)
+from minidl.training import check_batch_size, non_finite_problem, positive_int, unpack
 
 
 @register_model  # so that minidl.saving.load_model can rebuild it by name
@@ -190,11 +189,8 @@ class Model(ModelStructure, Layer):
 
     def _on_device(self, x, y, where: str):
         """One batch's x and y lined up with the model's inputs and outputs, on its device."""
-        xs = line_up(x, self.input_names, "inputs", where)
-        ys = None if y is None else line_up(y, self.output_names, "outputs", where)
-        x = on_device(self, xs if xs is not None and len(xs) > 1 else (x if xs is None else xs[0]))
-        y = on_device(self, ys if ys is not None and len(ys) > 1 else (y if ys is None else ys[0]))
-        return x, y
+        x, y = in_order(self, x, y, where)
+        return on_device(self, x), on_device(self, y)
 
     def train_on_batch(self, x, y, sample_weight=None, class_weight: dict | None = None,
                        return_dict: bool = False):
@@ -253,17 +249,24 @@ class Model(ModelStructure, Layer):
     def fit(self, x=None, y=None, batch_size: int | None = None, epochs: int = 1, verbose="auto",
             callbacks: list | None = None, validation_split: float = 0.0, validation_data=None,
             shuffle: bool = True, class_weight: dict | None = None, sample_weight=None,
-            initial_epoch: int = 0, steps_per_epoch: int | None = None):
-        """Train for ``epochs`` passes over the data, as ``keras.Model.fit``.
+            initial_epoch: int = 0, steps_per_epoch: int | None = None, validation_steps: int | None = None,
+            validation_batch_size: int | None = None, validation_freq=1):
+        """Train for ``epochs`` passes over the data, as ``keras.Model.fit`` (``minidl.training.fit_loop``).
 
         Args:
             x: inputs (batch, ...), a list or dict of them for several inputs, or a
-                ``minidl.data.Sequence`` / generator of (x, y[, weight]).
+                ``minidl.data.Sequence``, a generator, or any iterable of (x, y[, weight])
+                batches such as a torch DataLoader.
             y: targets (integer labels or one-hot rows, as the loss wants); a list or dict for
                 several outputs.
             batch_size: samples per step (32 when omitted, as Keras).
             validation_split: the LAST fraction of x, y held out before shuffling (as Keras).
-            validation_data: (x_val, y_val) or (x_val, y_val, weights), or a Sequence.
+            validation_data: (x_val, y_val) or (x_val, y_val, weights), or a Sequence, generator
+                or DataLoader of batches; validated every ``validation_freq`` epochs (an int, or
+                a list of 1-based epochs), in batches of ``validation_batch_size`` (default
+                batch_size), ``validation_steps`` of them (default: all).
+            steps_per_epoch: batches per epoch; the next epoch goes on where the last stopped
+                (``minidl.batches`` says how each kind of data is walked, as in Keras).
             epochs: a positive int, the index of the epoch to end at (as Keras).
             class_weight: {class index: weight >= 0} multiplying each sample's loss; every key
                 must be one of the labels' classes.
@@ -279,103 +282,27 @@ class Model(ModelStructure, Layer):
                 the model keeps the weights it had before that batch.
         """
         self._check_compiled("fit")
-        verbose = resolve_verbose(verbose, "fit")
-        batch_size = check_batch_size(batch_size, "fit")
-        epochs = positive_int(epochs, "epochs", "fit")
-        initial_epoch = non_negative_int(initial_epoch, "initial_epoch", "fit")
-        if steps_per_epoch is not None:
-            steps_per_epoch = positive_int(steps_per_epoch, "steps_per_epoch", "fit")
-        class_weight = class_weight_table(class_weight, "fit")
-        batches_of, steps, split_off = structured_batch_source(self, x, y, sample_weight, batch_size, shuffle,
-                                                               validation_split, class_weight, steps_per_epoch,
-                                                               "fit")
-        if validation_split and validation_data is None and split_off is not None:
-            validation_data = split_off
-        callback_list = callbacks_module.CallbackList(callbacks, add_history=True, model=self, epochs=epochs,
-                                                      steps=steps, verbose=verbose)
-        history = callback_list.history
-        self.stop_training = False
-        callback_list.on_train_begin({})
-        for epoch in range(initial_epoch, epochs):
-            callback_list.on_epoch_begin(epoch, {})
-            totals: dict[str, float] = {}
-            seen = 0
-            bar = progress(steps, epoch, epochs, verbose)
-            for step, (xb, yb, wb) in enumerate(batches_of()):
-                callback_list.on_train_batch_begin(step, {})
-                y_pred, loss, problem = self._train_step(xb, yb, wb, check_finite=self.terminate_on_nan)
-                if problem is not None:
-                    bar.close()
-                    raise FloatingPointError(f"fit: {problem} at epoch {epoch + 1}, batch {step + 1}; that "
-                                             f"step was not applied, the weights are those before it. Lower "
-                                             f"the learning rate, check the inputs for NaN, or "
-                                             f"compile(terminate_on_nan=False) to carry on")
-                logs = self._logs(loss, yb, y_pred)
-                n = batch_length(xb)
-                seen += n
-                for key, value in logs.items():
-                    totals[key] = totals.get(key, 0.0) + value * n
-                running = {key: value / seen for key, value in totals.items()}
-                callback_list.on_train_batch_end(step, running)
-                bar.set_postfix({k: f"{v:.4f}" for k, v in running.items()}, refresh=False)
-                bar.update(1)
-                if self.stop_training:
-                    break
-            epoch_logs = {key: value / max(seen, 1) for key, value in totals.items()}
-            if validation_data is not None:
-                val = self.evaluate(*as_tuple(validation_data), batch_size=batch_size, verbose=0,
-                                    return_dict=True)
-                epoch_logs.update({f"val_{key}": value for key, value in val.items()})
-            bar.set_postfix({k: f"{v:.4f}" for k, v in epoch_logs.items()}, refresh=True)
-            bar.close()
-            write_epoch_line(epoch, epochs, epoch_logs, verbose)
-            callback_list.on_epoch_end(epoch, epoch_logs)
-            if hasattr(x, "on_epoch_end"):
-                x.on_epoch_end()
-            if self.stop_training:
-                break
-        callback_list.on_train_end({})
-        self.history = history
-        return history
+        return training.fit_loop(self, x, y, batch_size, epochs, verbose, callbacks, validation_split,
+                                 validation_data, shuffle, class_weight, sample_weight, initial_epoch,
+                                 steps_per_epoch, validation_steps, validation_batch_size, validation_freq)
 
     def evaluate(self, x=None, y=None, batch_size: int | None = None, verbose="auto",
-                 sample_weight=None, return_dict: bool = False):
-        """Loss and metrics over a whole data set: ``[loss, *metrics]`` (a float alone without
-        metrics), or a dict with ``return_dict=True``, as Keras."""
+                 sample_weight=None, steps: int | None = None, callbacks: list | None = None,
+                 return_dict: bool = False):
+        """Loss and metrics over a whole data set (or ``steps`` batches of it): ``[loss, *metrics]``
+        (a float alone without metrics), or a dict with ``return_dict=True``, as Keras."""
         self._check_compiled("evaluate")
-        verbose = resolve_verbose(verbose, "evaluate")
-        batches_of, steps, _ = structured_batch_source(self, x, y, sample_weight,
-                                                       check_batch_size(batch_size, "evaluate"),
-                                                       False, 0.0, None, None, "evaluate")
-        totals: dict[str, float] = {}
-        seen = 0
-        bar = progress(steps, None, None, verbose, "evaluate")
-        with no_grad():
-            for xb, yb, wb in batches_of():
-                y_pred = self(xb, training=False)
-                logs = self._logs(float(self._total_loss(yb, y_pred, wb).data), yb, y_pred)
-                seen += batch_length(xb)
-                for key, value in logs.items():
-                    totals[key] = totals.get(key, 0.0) + value * batch_length(xb)
-                bar.update(1)
-        bar.close()
-        logs = {key: value / max(seen, 1) for key, value in totals.items()}
-        return logs if return_dict else unpack(logs)
+        return training.evaluate(self, x, y, batch_size, verbose, sample_weight, steps, callbacks, return_dict)
 
-    def predict(self, x, batch_size: int | None = None, verbose=0):
-        """Outputs for every sample, computed in batches without building a graph; a NumPy array
-        (a list of them for several outputs)."""
+    def predict(self, x, batch_size: int | None = None, verbose=0, steps: int | None = None):
+        """Outputs for every sample (of ``steps`` batches, if given), computed in batches without
+        building a graph; a NumPy array (a list of them for several outputs). x as for fit, its
+        batches' y (if any) ignored."""
         batch_size = check_batch_size(batch_size, "predict")
-        if isinstance(x, Sequence) or is_generator(x):
-            parts = [self._predict_batch(as_tuple(item)[0]) for item in (x if is_generator(x) else
-                                                                          (x[i] for i in range(len(x))))]
-            return self._join(parts)
-        xs = line_up(x, self.input_names, "inputs", "predict")
-        arrays = [np.asarray(getattr(a, "data", a)) for a in ([x] if xs is None else xs)]
-        n = common_length(arrays, "predict")
-        parts = [self._predict_batch([a[start:start + batch_size] for a in arrays] if len(arrays) > 1
-                                     else arrays[0][start:start + batch_size]) for start in range(0, n, batch_size)]
-        return self._join(parts)
+        if steps is not None:
+            steps = positive_int(steps, "steps", "predict")
+        batches, _ = data_batches(self, x, batch_size=batch_size, steps=steps, where="predict", need_y=False)
+        return self._join([self._predict_batch(xb) for xb, _, _ in batches.epoch()])
 
     def _predict_batch(self, xb):
         with no_grad():

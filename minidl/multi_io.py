@@ -1,22 +1,20 @@
 """Data for models of several inputs or outputs: lists or dicts of arrays, batched by sample index.
 
 Keras takes ``x`` (and ``y``) as one array, a list in the order of ``model.inputs`` (outputs), or
-a dict keyed by input (output) name. ``minidl.batches`` walks one array of samples; here the
-structures are lined up with the model, and ``batches.batch_source`` walks the sample *indices*
-``0 .. n-1`` instead, so that its shuffling, validation split and weighting stay the one
-definition; each batch of indices is then gathered from every array:
+a dict keyed by input (output) name. ``minidl.batches`` lines such a structure up with the model
+once (``in_model_order``: one array, or a list of arrays in model order) and then cuts every
+array of it by the same sample indices (``take``), so that shuffling, the validation split and
+weighting have one definition for one array and for many:
 
-    x = [a (n, 4), b (n, 7)]  ──batch_source over arange(n)──►  [3, 0, 7, ...]  ──►  [a[idx], b[idx]]
+    x = {"b": b (n, 7), "a": a (n, 4)}  ──in_model_order──►  [a, b]  ──take(rows)──►  [a[rows], b[rows]]
 
-A single array goes to ``batch_source`` unchanged. Sequences and generators yielding structures
-are not supported yet, and say so.
+The batches of a Sequence, a generator or a DataLoader are lined up the same way, one by one.
 """
 from __future__ import annotations
 
 import numpy as np
 
 from minidl import backend
-from minidl.batches import batch_source, is_batch_source, to_model_device
 
 
 def line_up(value, names: list[str], what: str, where: str):
@@ -47,71 +45,45 @@ def line_up(value, names: list[str], what: str, where: str):
     return None
 
 
+def in_model_order(value, names: list[str], what: str, where: str):
+    """``value`` as the model takes it: one array for a model of one input (output), else a list
+    of arrays in model order (``line_up``'s checks and errors)."""
+    lined = line_up(value, names, what, where)
+    if lined is None:  # one array; a Python list of rows becomes one, so it is not taken for a structure
+        return np.asarray(value) if isinstance(value, (list, tuple)) else value
+    return lined if len(lined) > 1 else lined[0]
+
+
 def batch_length(x) -> int:
     """Samples in a batch given as one array or a list of arrays."""
     return len(x[0]) if isinstance(x, list) else len(x)
 
 
-def on_device(model, value):
-    """``value`` (an array or a list of them) on the model's device."""
-    return [to_model_device(model, v) for v in value] if isinstance(value, list) else to_model_device(model, value)
+def take(value, rows):
+    """The samples ``rows`` (indices or a slice) of one array or of each array of a list; None stays None."""
+    if value is None:
+        return None
+    return [a[rows] for a in value] if isinstance(value, list) else value[rows]
+
+
+def as_numpy(value):
+    """One array, or each array of a list, as NumPy (a Tensor's data, a CuPy or torch array, a list of rows)."""
+    if isinstance(value, list):
+        return [_numpy(a) for a in value]
+    return None if value is None else _numpy(value)
 
 
 def common_length(arrays: list, where: str) -> int:
+    """The number of samples every array in ``arrays`` has (ValueError when they differ)."""
     lengths = {len(a) for a in arrays}
     if len(lengths) != 1:
         raise ValueError(f"{where}: the arrays have different numbers of samples ({sorted(lengths)}); they must match")
     return lengths.pop()
 
 
-def structured_batch_source(model, x, y, sample_weight, batch_size: int, shuffle: bool, validation_split: float,
-                            class_weight, steps_per_epoch, where: str):
-    """``batches.batch_source`` for x and y that may be lists or dicts (see the module docstring).
-
-    Returns the same (batches of one epoch, steps, held-out validation data) as batch_source,
-    with each batch's x and y as the model wants them: an array, or a list in model order.
-    Raises:
-        ValueError: what ``line_up`` refuses, arrays of different lengths, class_weight for a
-            model of several outputs (Keras refuses it too), or a Sequence / generator for a
-            model of several inputs or outputs (not supported yet).
-    """
-    xs = None if is_batch_source(x) else line_up(x, model.input_names, "inputs", where)
-    ys = None if is_batch_source(x) or y is None else line_up(y, model.output_names, "outputs", where)
-    if xs is None and ys is None:
-        if is_batch_source(x) and (len(model.input_names) > 1 or len(model.output_names) > 1):
-            raise ValueError(f"{where}: a Sequence or generator for a model of several inputs or outputs is not "
-                             f"supported yet in minidl; give the arrays as lists or dicts")
-        return batch_source(model, x, y, sample_weight, batch_size, shuffle, validation_split, class_weight,
-                            steps_per_epoch, where)
-    if ys is not None and class_weight is not None:
-        raise ValueError(f"{where}: class_weight is not supported for a model of several outputs (as in Keras); "
-                         f"use sample_weight")
-    xs = [_numpy(a) for a in xs] if xs is not None else [_numpy(x)]
-    ys_arrays = [_numpy(a) for a in ys] if ys is not None else None
-    n = common_length(xs + (ys_arrays or []), where)
-    index = np.arange(n)
-    batches_of, steps, split_off = batch_source(model, index, index if ys is not None else y, sample_weight,
-                                                batch_size, shuffle, validation_split, class_weight,
-                                                steps_per_epoch, where)
-
-    def pick(arrays, several: bool, rows):
-        picked = [a[rows] for a in arrays]
-        return picked if several else picked[0]
-
-    x_several, y_several = len(model.input_names) > 1, ys is not None and len(model.output_names) > 1
-
-    def gathered():
-        for rows, yb, wb in batches_of():
-            rows = backend.to_numpy(rows)
-            xb = on_device(model, pick(xs, x_several, rows))
-            if ys_arrays is not None:
-                yb = on_device(model, pick(ys_arrays, y_several, rows))
-            yield xb, yb, wb
-    if split_off is not None:
-        rows = split_off[0]
-        y_held = pick(ys_arrays, y_several, rows) if ys_arrays is not None else split_off[1]
-        split_off = (pick(xs, x_several, rows), y_held) + tuple(split_off[2:])
-    return gathered, steps, split_off
+def arrays_of(value) -> list:
+    """The arrays of one array or of a list of them (none for None)."""
+    return [] if value is None else (list(value) if isinstance(value, list) else [value])
 
 
 def _numpy(array) -> np.ndarray:

@@ -50,7 +50,7 @@ def test_round_trip_gives_the_same_predictions_and_metadata(tmp_path, rng):
     with np.load(path, allow_pickle=False) as archive:
         assert sorted(archive.files) == ["config", "weight_0000", "weight_0001", "weight_0002", "weight_0003"]
         document = json.loads(archive["config"].tobytes().decode("utf-8"))
-    assert document["format"] == "minidl" and document["version"] == 1 and document["input_shape"] == [None, 5]
+    assert document["format"] == "minidl" and document["version"] == 2 and document["input_shape"] == [None, 5]
 
 
 def test_weights_only_round_trip(tmp_path, rng):
