@@ -66,8 +66,10 @@ class CompiledOutputs:
                              f"or a list of lists, one per output (as Keras), got {metrics!r:.100}")
         per_output = _per_output(metrics, self.output_names, "metrics") if self.several else [metrics]
         self.metric_fns: list[list[tuple[str, object]]] = []   # per output: (log name, function on arrays)
+        self.metric_entries: list[list] = []   # per output: the metrics as given (names, functions), for saving
         for name, entries, loss_fn in zip(self.output_names, per_output, self.losses):
             entries = [] if entries is None else ([entries] if isinstance(entries, str) else list(entries))
+            self.metric_entries.append(entries)
             fns = []
             for entry in entries:
                 fn, display = metrics_module.resolve(entry, loss_fn.name if loss_fn is not None else None)

@@ -9,6 +9,8 @@ metrics, or from the caller's ``custom_objects``; no name in a file can reach an
     "compile": {"optimizer": {"class_name": "Adam", "config": {...}},
                 "loss": {"name": "sparse_categorical_crossentropy", "options": {}, "builtin": true},
                 "metrics": ["accuracy", {"custom": "my_metric"}], "terminate_on_nan": true}
+                (several outputs: "loss" and "metrics" are lists in output order, a loss may be
+                null, and "loss_weights" is the list of their weights)
     "optimizer_state": {"iterations": 120, "slots": [[0, "momentum"], [0, "velocity"], ...]}
                         (slot k is the array optimizer_000k; its first number indexes model.weights)
     "random_state": minidl.random.get_state()
@@ -33,22 +35,39 @@ def _callable_name(value) -> str:
     return getattr(value, "__name__", type(value).__name__)
 
 
+def _loss_entry(loss) -> dict | None:
+    function = getattr(loss.fn, "func", loss.fn)  # a Loss with options holds functools.partial
+    return {"name": loss.name, "options": dict(loss.options), "builtin": losses.LOSSES.get(loss.name) is function}
+
+
+def _metric_entries(entries) -> list:
+    return [m if isinstance(m, str) else {"custom": _callable_name(m)} for m in entries]
+
+
 def compile_config(model) -> dict | None:
     """The settings ``model.compile`` was given, JSON-able; None for a model not compiled, or one
-    whose settings this format cannot write (a warning says which)."""
+    whose settings this format cannot write (a warning says which). A model of several outputs
+    gets a list of losses (None for an output without one), its loss_weights, and a list of
+    metric lists, in output order."""
     loss = getattr(model, "loss", None)
     if loss is None or getattr(model, "optimizer", None) is None:
         return None
-    if not isinstance(loss, losses.Loss):
-        warnings.warn(f"saving: the compile settings are left out, since loss {short_repr(loss, 60)} is not "
-                      f"one minidl.losses.Loss; the loaded model needs compile() again", stacklevel=3)
-        return None
-    function = getattr(loss.fn, "func", loss.fn)  # a Loss with options holds functools.partial
-    metrics = [m if isinstance(m, str) else {"custom": _callable_name(m)} for m in model.metric_names]
+    compiled = getattr(model, "compiled", None)
+    several = compiled is not None and compiled.several
+    for each in (loss if several else [loss]):
+        if each is not None and not isinstance(each, losses.Loss):
+            warnings.warn(f"saving: the compile settings are left out, since loss {short_repr(each, 60)} is not "
+                          f"one minidl.losses.Loss; the loaded model needs compile() again", stacklevel=3)
+            return None
     config = {"optimizer": optimizers.serialize(model.optimizer),
-              "loss": {"name": loss.name, "options": dict(loss.options),
-                       "builtin": losses.LOSSES.get(loss.name) is function},
-              "metrics": metrics, "terminate_on_nan": bool(getattr(model, "terminate_on_nan", True))}
+              "terminate_on_nan": bool(getattr(model, "terminate_on_nan", True))}
+    if several:
+        config.update(loss=[None if each is None else _loss_entry(each) for each in loss],
+                      loss_weights=list(compiled.loss_weights),
+                      metrics=[_metric_entries(entries) for entries in compiled.metric_entries])
+    else:
+        given = compiled.metric_entries[0] if compiled is not None else model.metric_names
+        config.update(loss=_loss_entry(loss), metrics=_metric_entries(given))
     try:
         json.dumps(config, allow_nan=True)
     except (TypeError, ValueError) as error:  # e.g. a loss option that is an array
@@ -133,11 +152,27 @@ def compile_from_config(model, config: dict, custom_objects: dict | None) -> Non
     if not isinstance(terminate_on_nan, bool):
         raise ValueError(f"compile.terminate_on_nan must be true or false, got {short_repr(terminate_on_nan)}")
     optimizer = _optimizer(config.get("optimizer"), custom_objects)
+    if isinstance(config.get("loss"), list):  # a model of several outputs
+        return _compile_several(model, config, optimizer, terminate_on_nan, custom_objects)
     loss = _loss(config.get("loss"), custom_objects)
     metrics = _metrics(config.get("metrics", []), custom_objects)
     for metric in metrics:
         metrics_module.resolve(metric, loss.name)  # an unknown metric name fails here, by name
     model.compile(optimizer=optimizer, loss=loss, metrics=metrics, terminate_on_nan=terminate_on_nan)
+
+
+def _compile_several(model, config: dict, optimizer, terminate_on_nan: bool, custom_objects) -> None:
+    """compile_from_config for the per-output lists of a model of several outputs."""
+    entries, weights, metrics = config["loss"], config.get("loss_weights"), config.get("metrics", [])
+    if not isinstance(metrics, list) or len(metrics) != len(entries) or not isinstance(weights, list) \
+            or len(weights) != len(entries) or not all(isinstance(w, (int, float)) and not isinstance(w, bool)
+                                                        for w in weights):
+        raise ValueError(f"compile: {len(entries)} losses need as many loss_weights (numbers) and metric lists, "
+                         f"got {short_repr(weights)} and {short_repr(metrics)}")
+    loss = [None if entry is None else _loss(entry, custom_objects) for entry in entries]
+    metrics = [_metrics(each, custom_objects) for each in metrics]
+    model.compile(optimizer=optimizer, loss=loss, metrics=metrics, loss_weights=weights,
+                  terminate_on_nan=terminate_on_nan)
 
 
 def check_optimizer_state(state: Any, num_slots: int, weight_shapes: list[tuple], slot_shapes: list[tuple]) -> int:

@@ -232,3 +232,60 @@ def test_a_model_inside_a_model_saves_and_loads(tmp_path):
     values = np.random.default_rng(0).normal(size=(5, 4)).astype("float32")
     np.testing.assert_array_equal(again.predict(values), outer.predict(values))
     assert again.predict(values).shape == (5, 1)
+
+
+# --- several inputs and outputs through the one fit loop (minidl.training) and saving v2 ---------
+def compiled_two_in_two_out(dropout: bool = False):
+    dl.random.seed(3)
+    a, b = dl.Input((4,), name="a"), dl.Input((4,), name="b")
+    shared = layers.Dense(5, activation="tanh", name="shared")
+    ha = layers.Dropout(0.3)(shared(a)) if dropout else shared(a)
+    model = dl.Model([a, b], [layers.Dense(3, activation="softmax", name="out_a")(ha),
+                              layers.Dense(1, name="out_b")(shared(b))])
+    model.compile("adam", loss={"out_a": "sparse_categorical_crossentropy", "out_b": "mse"},
+                  loss_weights=[1.0, 0.5], metrics={"out_a": ["accuracy"]})
+    return model
+
+
+def test_steps_per_epoch_validation_split_and_evaluate_steps_hold_for_dicts_of_inputs_and_outputs():
+    xa, xb, ya, yb = data(40)
+    model = compiled_two_in_two_out()
+    batches = []
+    count = dl.callbacks.LambdaCallback(on_train_batch_end=lambda batch, logs: batches.append(batch))
+    history = model.fit({"b": xb, "a": xa}, {"out_b": yb, "out_a": ya}, batch_size=8, epochs=2,
+                        steps_per_epoch=2, validation_split=0.2, callbacks=[count], verbose=0)
+    assert batches == [0, 1, 0, 1]   # 32 training samples are 4 batches; 2 an epoch, as asked
+    assert set(history.history) == {"loss", "out_a_loss", "out_b_loss", "out_a_accuracy", "val_loss",
+                                    "val_out_a_loss", "val_out_b_loss", "val_out_a_accuracy"}
+    held_out = model.evaluate([xa[32:], xb[32:]], [ya[32:], yb[32:]], verbose=0, return_dict=True)
+    assert held_out["loss"] == pytest.approx(history.history["val_loss"][-1], rel=1e-6)
+    first_batch = model.evaluate([xa, xb], [ya, yb], batch_size=8, steps=1, verbose=0, return_dict=True)
+    assert first_batch == pytest.approx(model.evaluate([xa[:8], xb[:8]], [ya[:8], yb[:8]], verbose=0,
+                                                       return_dict=True))
+
+
+def test_a_generator_of_dict_batches_trains_a_model_of_two_inputs_as_the_arrays_do():
+    xa, xb, ya, yb = data(16)
+    from_arrays, from_generator = compiled_two_in_two_out(), compiled_two_in_two_out()
+    from_arrays.fit([xa, xb], [ya, yb], batch_size=8, epochs=1, shuffle=False, verbose=0)
+    batches = (({"a": xa[i:i + 8], "b": xb[i:i + 8]}, [ya[i:i + 8], yb[i:i + 8]]) for i in (0, 8))
+    from_generator.fit(batches, epochs=1, verbose=0)
+    for ours, theirs in zip(from_arrays.get_weights(), from_generator.get_weights()):
+        np.testing.assert_array_equal(ours, theirs)
+    predicted = from_arrays.predict({"a": xa, "b": xb}, batch_size=5, steps=2)
+    assert [p.shape for p in predicted] == [(10, 3), (10, 1)]
+
+
+def test_a_model_of_two_outputs_saved_after_3_epochs_resumes_to_equal_6_in_one_go(tmp_path):
+    xa, xb, ya, yb = data(40)
+    straight = compiled_two_in_two_out(dropout=True)
+    straight.fit([xa, xb], [ya, yb], batch_size=8, epochs=6, verbose=0)
+    first = compiled_two_in_two_out(dropout=True)
+    first.fit([xa, xb], [ya, yb], batch_size=8, epochs=3, verbose=0)
+    first.save(tmp_path / "m.npz")
+    resumed = dl.saving.load_model(tmp_path / "m.npz")
+    assert resumed.compiled.loss_weights == [1.0, 0.5] and resumed.metric_names == ["out_a_accuracy"]
+    assert [loss.name for loss in resumed.loss] == ["sparse_categorical_crossentropy", "mean_squared_error"]
+    resumed.fit([xa, xb], [ya, yb], batch_size=8, epochs=6, initial_epoch=3, verbose=0)
+    for ours, theirs in zip(straight.get_weights(), resumed.get_weights()):
+        np.testing.assert_array_equal(ours, theirs)
