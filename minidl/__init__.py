@@ -19,7 +19,8 @@ from minidl import (callbacks, data, initializers, layers, losses, metrics,  # n
 # dl.trace is the function (`with dl.trace() as t:`); the module is minidl.trace's, as in sys.modules
 from minidl.trace import trace  # noqa: E402
 from minidl import models  # noqa: E402
-from minidl.models import Sequential  # noqa: E402
+from minidl.models import Model, Sequential, clone_model, model_from_json  # noqa: E402
+from minidl.layers.input_layer import Input  # noqa: E402
 from minidl.saving import load_model  # noqa: E402
 from minidl import export  # noqa: E402  dl.export.onnx, dl.export.keras; onnx and keras load when used
 from minidl.export import from_keras  # noqa: E402

@@ -1,24 +1,52 @@
 """The batches fit, evaluate and predict walk: (x, y, sample weight) on the model's device.
 
 Data comes as arrays ``x, y`` (the last ``validation_split`` of them held out first, then
-shuffled each epoch, as Keras) or as a ``minidl.data.Sequence`` / generator of ``(x, y[, weight])``
-batches. Each sample's weight is its ``sample_weight`` times its class's ``class_weight`` (1 for a
-class not named); a class_weight naming a class the labels cannot hold is refused before
-training when all the labels are at hand, else at the batch that shows it.
+shuffled each pass, as Keras), as a ``minidl.data.Sequence`` (Keras' PyDataset), as a Python
+generator or iterator, or as any other iterable of batches such as a torch ``DataLoader``; a
+batch is ``(x, y)`` or ``(x, y, sample_weight)``. Each sample's weight is its ``sample_weight``
+times its class's ``class_weight`` (1 for a class not named); a class_weight naming a class the
+labels cannot hold is refused before training when all the labels are at hand, else at the
+batch that shows it.
 
-The functions take the model (a ``minidl.models.Sequential``) for two things only: the device
-of its weights, which every batch is moved to, and the width of its output, which says how many
-classes there are.
+``Batches`` walks a source epoch by epoch exactly as Keras 3's ``EpochIterator`` does, which
+tests/minidl/test_batches.py checks against counts Keras produced:
+
+* With ``steps_per_epoch``, an epoch takes that many batches and the next epoch goes on where
+  it stopped; when a source of known length (arrays, a Sequence, a DataLoader) is used up the
+  epoch ends early (a warning says so) and the next starts a new pass. So 5 batches with
+  ``steps_per_epoch=3`` give epochs of 3, 2, 3, ... batches. Without it an epoch is one pass.
+* A generator cannot be rewound. Keras looks at its first two batches before training (to learn
+  their shapes) and keeps them: every new pass over the generator starts with those two again,
+  then takes what the generator still has. A finite generator therefore gives 2 batches in each
+  epoch after it is used up, not 0; with ``steps_per_epoch`` it is pulled exactly
+  ``steps_per_epoch * epochs`` times.
+* A Sequence's batches are taken in a new random order each pass when ``shuffle`` is on (Keras
+  shuffles PyDataset batches), and its ``on_epoch_end`` is called when an epoch's batches are
+  done. Two things Keras does are left out on purpose: it calls ``on_epoch_end`` once more before
+  the first epoch (and before each validation), and it fetches the first batch of a Sequence or
+  DataLoader once more to build the model before training.
+
+Several inputs or outputs: x and y may be lists or dicts of arrays (Keras' forms), lined up
+with the model's inputs and outputs by ``minidl.multi_io``; arrays are then cut by the same
+sample indices, and a Sequence's or generator's batches are lined up one by one. class_weight
+is refused for several outputs, as Keras refuses it.
+
+The functions take the model (a ``minidl.model.Model``) for three things only: the device of
+its weights, which every batch is moved to, the width of its output, which says how many
+classes there are, and its input and output names, which structured data is lined up with.
 """
 from __future__ import annotations
 
+import itertools
 import math
-from typing import Any, Callable, Iterator
+import warnings
+from typing import Any, Iterator
 
 import numpy as np
 
-from minidl import backend
+from minidl import backend, random
 from minidl.data import Sequence, batch_indices
+from minidl.multi_io import arrays_of, as_numpy, batch_length, common_length, in_model_order, take
 
 
 def to_model_device(model, array):
@@ -26,12 +54,36 @@ def to_model_device(model, array):
     if array is None:
         return None
     array = getattr(array, "data", array)
+    if not isinstance(array, np.ndarray) and not backend.is_cupy_array(array):
+        array = np.asarray(array)  # a torch tensor, a list
     weights = model.weights
     if weights and backend.is_cupy_array(weights[0].data):
         return backend.to_device(array, "gpu")
     if not weights and backend.current() == "cupy":
         return backend.to_device(array, "gpu")
     return backend.to_numpy(array) if backend.is_cupy_array(array) else np.asarray(array)
+
+
+def on_device(model, value):
+    """``value`` (an array or a list of them) on the model's device."""
+    return [to_model_device(model, v) for v in value] if isinstance(value, list) else to_model_device(model, value)
+
+
+def _names(model, which: str) -> list[str]:
+    return list(getattr(model, which, None) or ["input" if which == "input_names" else "output"])
+
+
+def in_order(model, x, y, where: str) -> tuple:
+    """x and y as the model takes them (one array, or a list in input / output order)."""
+    x = in_model_order(x, _names(model, "input_names"), "inputs", where)
+    y = None if y is None else in_model_order(y, _names(model, "output_names"), "outputs", where)
+    return x, y
+
+
+def refuse_class_weight_for_several(y, class_weight, where: str) -> None:
+    if class_weight is not None and isinstance(y, list):
+        raise ValueError(f"{where}: class_weight is not supported for a model of several outputs (as in "
+                         f"Keras); use sample_weight")
 
 
 # --- class weights ------------------------------------------------------------------------------
@@ -108,71 +160,230 @@ def sample_weights(model, y, sample_weight, class_weight, where: str):
 
 
 # --- whole data sets ----------------------------------------------------------------------------
-def batch_source(model, x, y, sample_weight, batch_size: int, shuffle: bool, validation_split: float,
-                 class_weight, steps_per_epoch: int | None,
-                 where: str) -> tuple[Callable[[], Iterator[tuple]], int | None, tuple | None]:
-    """The batches of one epoch, and what is needed to walk them.
+# Keras looks at this many batches of a generator before training, and gives them again at the
+# start of every new pass (keras/src/trainers/data_adapters/generator_data_adapter.py).
+GENERATOR_PEEK = 2
+
+
+class _Arrays:
+    """Arrays x, y[, weights] cut into batches of ``batch_size``, in a new order each pass when
+    shuffled; x and y each one array or a list of them (several inputs / outputs)."""
+
+    def __init__(self, x, y, sample_weight, batch_size: int, shuffle: bool):
+        self.x, self.y, self.sample_weight = x, y, sample_weight
+        self.batch_size, self.shuffle = batch_size, shuffle
+        self.num_batches = math.ceil(batch_length(x) / batch_size)
+
+    def new_pass(self) -> Iterator[tuple]:
+        for index in batch_indices(batch_length(self.x), self.batch_size, self.shuffle):
+            yield take(self.x, index), take(self.y, index), take(self.sample_weight, index)
+
+    def on_epoch_end(self) -> None:
+        pass
+
+
+class _SequenceBatches:
+    """A Sequence: its batches by index, in a new random order each pass when shuffled."""
+
+    def __init__(self, sequence, shuffle: bool):
+        self.sequence, self.shuffle = sequence, shuffle
+        self.num_batches = len(sequence)
+
+    def new_pass(self) -> Iterator:
+        count = len(self.sequence)
+        order = random.generator().permutation(count) if self.shuffle else range(count)
+        return (self.sequence[int(i)] for i in order)
+
+    def on_epoch_end(self) -> None:
+        self.sequence.on_epoch_end()
+
+
+class _GeneratorBatches:
+    """A generator or iterator: its first GENERATOR_PEEK batches are taken at once and kept, and
+    every pass starts with them, as Keras does."""
+
+    def __init__(self, generator):
+        self.generator = generator
+        self.peeked = list(itertools.islice(generator, GENERATOR_PEEK))
+        self.num_batches = None
+
+    def new_pass(self) -> Iterator:
+        return itertools.chain(self.peeked, self.generator)
+
+    def on_epoch_end(self) -> None:
+        pass
+
+
+class _IterableBatches:
+    """Any other iterable of batches (a torch DataLoader): ``iter()`` of it starts each pass."""
+
+    def __init__(self, iterable):
+        self.iterable = iterable
+        try:
+            self.num_batches = len(iterable)
+        except TypeError:  # a DataLoader over an IterableDataset has no length
+            self.num_batches = None
+
+    def new_pass(self) -> Iterator:
+        return iter(self.iterable)
+
+    def on_epoch_end(self) -> None:
+        pass
+
+
+class Batches:
+    """The batches of a data source, epoch by epoch, as Keras' EpochIterator gives them (see
+    the module docstring); each as (x, y, weight) on the model's device.
+
+    Attributes:
+        num_batches: batches in one pass (None while unknown: a generator not yet used up).
+        steps: batches in one epoch as far as known (steps_per_epoch, else num_batches).
+    """
+
+    def __init__(self, model, source, steps_per_epoch: int | None, class_weight, where: str):
+        self.model, self.source, self.class_weight, self.where = model, source, class_weight, where
+        self.steps_per_epoch = steps_per_epoch
+        self.num_batches = source.num_batches
+        self._iterator = None
+        self._taken = 0  # batches taken from the current pass
+
+    @property
+    def steps(self) -> int | None:
+        return self.steps_per_epoch or self.num_batches
+
+    def rewind(self) -> None:
+        """Start the next epoch at a new pass (evaluate does, before each validation)."""
+        self._iterator, self._taken = None, 0
+
+    def epoch(self) -> Iterator[tuple]:
+        """One epoch's batches; the source's ``on_epoch_end`` is called when they are done."""
+        steps = self.steps
+        if self._iterator is None or self.steps_per_epoch is None:
+            self._iterator, self._taken = self.source.new_pass(), 0
+        given = 0
+        while steps is None or given < steps:
+            if self.num_batches and self._taken >= self.num_batches:
+                self._warn(given, "its last pass was used up")
+                break
+            try:
+                item = next(self._iterator)
+            except StopIteration:
+                first_end = self.num_batches is None
+                if first_end:  # now the length of a generator is known
+                    self.num_batches = self._taken
+                if (self.steps_per_epoch or not first_end) and given < self.steps:
+                    self._warn(given, "the data ran out")
+                self._iterator = None
+                break
+            self._taken += 1
+            given += 1
+            yield self._batch(item)
+        if self.num_batches and self._taken >= self.num_batches:
+            self._iterator = None  # the next epoch starts a new pass
+        self.source.on_epoch_end()
+
+    def _warn(self, given: int, why: str) -> None:
+        if self.steps_per_epoch or isinstance(self.source, _GeneratorBatches):
+            warnings.warn(f"{self.where}: an epoch got {given} batches where {self.steps} were asked, "
+                          f"because {why}; "
+                          f"training goes on (as in Keras). Give steps_per_epoch at most the batches "
+                          f"in the data, or a generator that does not end", stacklevel=3)
+
+    def _batch(self, item) -> tuple:
+        xb, yb, wb = (as_tuple(item) + (None, None))[:3]
+        model = self.model
+        xb, yb = in_order(model, xb, yb, self.where)
+        refuse_class_weight_for_several(yb, self.class_weight, self.where)
+        yb = on_device(model, yb)
+        return (on_device(model, xb), yb,
+                sample_weights(model, yb, to_model_device(model, wb), self.class_weight, self.where))
+
+
+def data_batches(model, x, y=None, sample_weight=None, batch_size: int | None = None, shuffle: bool = False,
+                 validation_split: float = 0.0, class_weight=None, steps: int | None = None,
+                 where: str = "fit", need_y: bool = True) -> tuple[Batches, tuple | None]:
+    """The Batches of a data argument of fit / evaluate / predict, and the part held out.
 
     Args:
-        model: the Sequential the batches are for (its device, its number of classes).
-        x, y, sample_weight: arrays of (samples, ...), or x a Sequence / generator of batches
-            and y None.
+        model: the Model the batches are for (its device, its number of classes, its input and
+            output names).
+        x, y, sample_weight: arrays of (samples, ...), x and y for several inputs / outputs a
+            list (in model order) or a dict (by name) of them; or x a Sequence, a generator or
+            iterator, or another iterable of (x, y[, weight]) batches (a torch DataLoader), and y None.
+        batch_size: samples per batch of arrays; None: 32, or ``ceil(samples / steps)`` when
+            ``steps`` is given (as Keras).
+        validation_split: hold out the LAST fraction of the arrays before shuffling (as Keras).
         class_weight: a table from ``class_weight_table``, or None.
-        steps_per_epoch: at most this many batches of a Sequence or generator (None: all).
+        steps: batches per epoch (fit's steps_per_epoch, evaluate's steps); None: one pass.
         where: the caller's name for error messages ("fit").
+        need_y: False for predict, which takes x alone.
     Returns:
-        (a function giving one epoch's batches as (x, y, weight) on the model's device, the
-        number of steps (None when unknown), the held-out (x, y[, weight]) of validation_split
-        or None).
+        (the Batches, the held-out (x, y[, weight]) of validation_split or None).
     """
     if is_batch_source(x):
-        if y is not None:
-            raise ValueError(f"{where}: y must be None when x is a Sequence or generator of batches")
-
-        def from_source():
-            items = (x[i] for i in range(len(x))) if isinstance(x, Sequence) else x
-            for count, item in enumerate(items):
-                if steps_per_epoch is not None and count >= steps_per_epoch:
-                    break
-                xb, yb, wb = (as_tuple(item) + (None,))[:3]
-                yield (to_model_device(model, xb), to_model_device(model, yb),
-                       sample_weights(model, to_model_device(model, yb), to_model_device(model, wb),
-                                      class_weight, where))
-        steps = len(x) if isinstance(x, Sequence) else steps_per_epoch
-        return from_source, steps, None
-    if x is None or y is None:
-        raise ValueError(f"{where}: both x and y are needed (or x as a Sequence of batches)")
-    x = backend.to_numpy(getattr(x, "data", x)) if backend.is_cupy_array(getattr(x, "data", x)) else np.asarray(getattr(x, "data", x))
-    y = backend.to_numpy(getattr(y, "data", y)) if backend.is_cupy_array(getattr(y, "data", y)) else np.asarray(getattr(y, "data", y))
-    if len(x) != len(y):
-        raise ValueError(f"{where}: x has {len(x)} samples but y has {len(y)}; they must match")
+        if y is not None or sample_weight is not None:
+            raise ValueError(f"{where}: y and sample_weight must be None when x is a {type(x).__name__} of "
+                             f"batches; each batch carries its own (x, y[, sample_weight])")
+        if validation_split:
+            raise ValueError(f"{where}: validation_split needs arrays; with a {type(x).__name__} of batches "
+                             f"give validation_data instead")
+        if isinstance(x, Sequence):
+            source = _SequenceBatches(x, shuffle)
+        elif is_generator(x):
+            source = _GeneratorBatches(x)
+        else:
+            source = _IterableBatches(x)
+        return Batches(model, source, steps, class_weight, where), None
+    if x is None or (need_y and y is None):
+        raise ValueError(f"{where}: both x and y are needed (or x as a Sequence, generator or DataLoader "
+                         f"of batches)")
+    x, y = in_order(model, x, y, where)
+    x, y = as_numpy(x), as_numpy(y)
+    if isinstance(x, list) or isinstance(y, list):
+        samples = common_length(arrays_of(x) + arrays_of(y), where)
+    else:
+        samples = len(x)
+        if y is not None and samples != len(y):
+            raise ValueError(f"{where}: x has {samples} samples but y has {len(y)}; they must match")
+    refuse_class_weight_for_several(y, class_weight, where)
     if sample_weight is not None:
         sample_weight = np.asarray(sample_weight)
-        if len(sample_weight) != len(x):
-            raise ValueError(f"{where}: sample_weight has {len(sample_weight)} entries for {len(x)} samples")
+        if len(sample_weight) != samples:
+            raise ValueError(f"{where}: sample_weight has {len(sample_weight)} entries for {samples} samples")
     split_off = None
     if validation_split:
         if not 0 < validation_split < 1:
             raise ValueError(f"{where}: validation_split must be in (0, 1), got {validation_split}")
-        cut = int(len(x) * (1 - validation_split))
-        split_off = (x[cut:], y[cut:]) + ((sample_weight[cut:],) if sample_weight is not None else ())
-        x, y = x[:cut], y[:cut]
-        sample_weight = sample_weight[:cut] if sample_weight is not None else None
-    if len(x) == 0:
+        cut = int(samples * (1 - validation_split))
+        held, kept = slice(cut, None), slice(None, cut)
+        split_off = (take(x, held), take(y, held)) + ((sample_weight[held],) if sample_weight is not None else ())
+        x, y, sample_weight = take(x, kept), take(y, kept), take(sample_weight, kept)
+        samples = cut
+    if samples == 0:
         raise ValueError(f"{where}: no samples to use")
     if class_weight is not None:  # all the labels are here: refuse an unknown class before training
         num_classes = class_count(model, y)
         if num_classes is None:  # a model not built yet: the classes are those the labels hold
             num_classes = max(int(y.max()) + 1, 1)
         check_class_weight_range(model, class_weight, y, where, num_classes)
+    if batch_size is None:
+        batch_size = math.ceil(samples / steps) if steps else 32
+    return Batches(model, _Arrays(x, y, sample_weight, batch_size, shuffle), steps, class_weight, where), split_off
 
-    def from_arrays():
-        for index in batch_indices(len(x), batch_size, shuffle):
-            wb = sample_weight[index] if sample_weight is not None else None
-            yb = to_model_device(model, y[index])
-            yield (to_model_device(model, x[index]), yb,
-                   sample_weights(model, yb, to_model_device(model, wb), class_weight, where))
-    return from_arrays, math.ceil(len(x) / batch_size), split_off
+
+def validation_arrays(validation_data, where: str = "fit") -> tuple:
+    """``validation_data`` as (x, y, sample_weight): a tuple (x, y) or (x, y, weights) unpacked,
+    a source of batches as (source, None, None)."""
+    if isinstance(validation_data, (tuple, list)):
+        if len(validation_data) not in (2, 3):
+            raise ValueError(f"{where}: validation_data must be (x, y) or (x, y, sample_weight), or a "
+                             f"Sequence / generator / DataLoader of batches; got a "
+                             f"{type(validation_data).__name__} of {len(validation_data)} items")
+        return (tuple(validation_data) + (None,))[:3]
+    if not is_batch_source(validation_data):
+        raise ValueError(f"{where}: validation_data must be (x, y) or (x, y, sample_weight), or a Sequence / "
+                         f"generator / DataLoader of batches; got {type(validation_data).__name__}")
+    return validation_data, None, None
 
 
 # --- what a data argument is --------------------------------------------------------------------
@@ -186,5 +397,9 @@ def is_generator(x: Any) -> bool:
 
 
 def is_batch_source(x: Any) -> bool:
-    """True for a Sequence or a generator of batches, False for arrays."""
-    return isinstance(x, Sequence) or is_generator(x)
+    """True for a Sequence, a generator or iterator, or another iterable of batches (a torch
+    DataLoader); False for arrays (NumPy, CuPy, a Tensor, a torch tensor, a list)."""
+    if isinstance(x, Sequence) or is_generator(x):
+        return True
+    return (hasattr(x, "__iter__") and not isinstance(x, (list, tuple, dict, str, bytes))
+            and not hasattr(x, "shape") and not hasattr(x, "__array__"))

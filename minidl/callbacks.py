@@ -24,10 +24,13 @@ import csv
 import logging
 import math
 import os
+import shutil
 import warnings
 from typing import Any
 
 import numpy as np
+
+from minidl import saving
 
 logger = logging.getLogger("minidl")
 
@@ -554,5 +557,158 @@ class TerminateOnNaN(Callback):
         self.model.stop_training = True
 
 
+
+# --- schedules and hooks ------------------------------------------------------------------------
+class LearningRateScheduler(Callback):
+    """Set the learning rate at the start of every epoch: ``schedule(epoch, lr) -> new lr``
+    (epochs from 0; a ``schedule(epoch)`` of one argument also works), as Keras. Each epoch's
+    logs get "learning_rate".
+
+    Args:
+        schedule: the function; it must return a float (Python or NumPy), else ValueError.
+        verbose: 1 logs each change to the ``minidl`` logger.
+    """
+
+    def __init__(self, schedule, verbose: int = 0):
+        super().__init__()
+        if not callable(schedule):
+            raise ValueError(f"LearningRateScheduler: schedule must be a function (epoch, lr) -> lr, "
+                             f"got {schedule!r:.80}")
+        self.schedule = schedule
+        self.verbose = verbose
+
+    def on_epoch_begin(self, epoch, logs=None):
+        optimizer = self.model.optimizer
+        try:
+            learning_rate = self.schedule(epoch, float(optimizer.learning_rate))
+        except TypeError:  # Keras' older form, schedule(epoch)
+            learning_rate = self.schedule(epoch)
+        if not isinstance(learning_rate, (float, np.float32, np.float64)):
+            raise ValueError(f"LearningRateScheduler: the schedule must return a float, got "
+                             f"{learning_rate!r:.60} at epoch {epoch}")
+        optimizer.learning_rate = float(learning_rate)
+        if self.verbose > 0:
+            logger.info("Epoch %d: LearningRateScheduler setting learning rate to %s.", epoch + 1, learning_rate)
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is not None:
+            logs["learning_rate"] = float(self.model.optimizer.learning_rate)
+
+
+class LambdaCallback(Callback):
+    """A callback from functions, as Keras: ``LambdaCallback(on_epoch_end=lambda epoch, logs: ...)``.
+
+    Each function replaces the hook of its name and gets its arguments: ``(epoch, logs)`` for
+    the epoch hooks, ``(batch, logs)`` for batch hooks, ``(logs)`` for on_train_begin/end. Other
+    hooks (on_test_end=..., on_batch_end=...) may be given by name too.
+    """
+
+    HOOKS = ("on_train_begin", "on_train_end", "on_epoch_begin", "on_epoch_end", "on_batch_begin",
+             "on_batch_end", "on_train_batch_begin", "on_train_batch_end", "on_test_begin", "on_test_end",
+             "on_test_batch_begin", "on_test_batch_end", "on_predict_begin", "on_predict_end",
+             "on_predict_batch_begin", "on_predict_batch_end")
+
+    def __init__(self, on_epoch_begin=None, on_epoch_end=None, on_train_begin=None, on_train_end=None,
+                 on_train_batch_begin=None, on_train_batch_end=None, **kwargs):
+        super().__init__()
+        hooks = dict(on_epoch_begin=on_epoch_begin, on_epoch_end=on_epoch_end, on_train_begin=on_train_begin,
+                     on_train_end=on_train_end, on_train_batch_begin=on_train_batch_begin,
+                     on_train_batch_end=on_train_batch_end, **kwargs)
+        for name, function in hooks.items():
+            if name not in self.HOOKS:
+                raise TypeError(f"LambdaCallback: unknown hook {name!r}; hooks: {', '.join(self.HOOKS)}")
+            if function is not None:
+                if not callable(function):
+                    raise TypeError(f"LambdaCallback: {name} must be a function, got {function!r:.60}")
+                setattr(self, name, function)
+
+
+class BackupAndRestore(Callback):
+    """Resume a fit that was interrupted (killed, crashed) where its last backup left it, as Keras.
+
+    Each epoch's end (or every ``save_freq`` batches) saves the whole training state to
+    ``backup_dir/latest.npz``: weights, optimizer slots and step count, ``dl.random``'s state, and
+    the epoch to go on from. A later ``fit`` with the same callback finds it before the first
+    epoch, puts it back into the model and starts at that epoch, so that the weights end exactly
+    where an uninterrupted run ends (Keras' backup holds no random state, so its shuffles and
+    dropout masks differ after a restore). When fit ends normally the backup is deleted.
+
+    Args:
+        backup_dir: the folder for the backup (created when needed).
+        save_freq: "epoch", or back up every this many batches (the restored run then redoes
+            the interrupted epoch from its start, as Keras).
+        double_checkpoint: keep the previous backup as ``latest.npz.bkp`` and fall back to it when
+            the latest cannot be read.
+        delete_checkpoint: delete ``backup_dir`` when fit ends normally.
+    """
+
+    def __init__(self, backup_dir, save_freq="epoch", double_checkpoint: bool = False,
+                 delete_checkpoint: bool = True):
+        super().__init__()
+        if not backup_dir:
+            raise ValueError("BackupAndRestore: backup_dir must be a folder path, got an empty one")
+        if save_freq != "epoch" and (isinstance(save_freq, bool) or not isinstance(save_freq, int) or save_freq <= 0):
+            raise ValueError(f"BackupAndRestore: save_freq must be 'epoch' or a positive int, got {save_freq!r}")
+        self.backup_dir = os.fspath(backup_dir)
+        self.save_freq = save_freq
+        self.double_checkpoint = double_checkpoint
+        self.delete_checkpoint = delete_checkpoint
+        self.path = os.path.join(self.backup_dir, "latest.npz")
+        self.previous_path = self.path + ".bkp"
+        self._current_epoch = 0
+        self._last_batch = -1
+        self._batches_since_save = 0
+
+    def on_train_begin(self, logs=None):
+        if not getattr(self.model, "built", False) or not self.model.weights:
+            raise ValueError("BackupAndRestore: the model must be built before fit (give the first layer "
+                             "an input shape, or call it on a batch)")
+        for path in (self.path, self.previous_path if self.double_checkpoint else None):
+            if path is None or not os.path.exists(path):
+                continue
+            try:
+                metadata = saving.load_training_state(self.model, path)
+            except (OSError, ValueError):
+                if path == self.previous_path or not self.double_checkpoint:
+                    raise
+                continue
+            epoch = (metadata or {}).get("backup_epoch")
+            if isinstance(epoch, int) and not isinstance(epoch, bool) and epoch >= 0:
+                self.model._initial_epoch = epoch  # Keras' name; fit reads it after on_train_begin
+                self._current_epoch = epoch
+            return
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._current_epoch = epoch
+        self._last_batch = -1
+
+    def on_epoch_end(self, epoch, logs=None):
+        self._current_epoch = epoch + 1
+        self._last_batch = -1
+        if self.save_freq == "epoch":
+            self._save()
+
+    def on_train_batch_end(self, batch, logs=None):
+        if self.save_freq == "epoch":
+            return
+        self._batches_since_save += batch - self._last_batch if batch > self._last_batch else batch + 1
+        self._last_batch = batch
+        if self._batches_since_save >= self.save_freq:
+            self._batches_since_save = 0
+            self._save()
+
+    def _save(self) -> None:
+        os.makedirs(self.backup_dir, exist_ok=True)
+        if self.double_checkpoint and os.path.exists(self.path):
+            shutil.copyfile(self.path, self.previous_path)
+        self.model.save(self.path, metadata={"backup_epoch": self._current_epoch,
+                                             "backup_batch": self._last_batch + 1})
+
+    def on_train_end(self, logs=None):
+        if self.delete_checkpoint and os.path.isdir(self.backup_dir):
+            shutil.rmtree(self.backup_dir)
+
+
 CALLBACKS = {cls.__name__: cls for cls in (History, EarlyStopping, ModelCheckpoint, ReduceLROnPlateau,
-                                            CSVLogger, TerminateOnNaN)}
+                                            CSVLogger, TerminateOnNaN, LearningRateScheduler, LambdaCallback,
+                                            BackupAndRestore)}

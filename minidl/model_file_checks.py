@@ -26,7 +26,7 @@ MAX_CONFIG_BYTES = 64 << 20         # the JSON config; 2,000 Dense layers take a
 MAX_WEIGHT_BYTES = 8 << 30          # all weight data together, as the headers declare it
 MAX_INFLATION = 20                  # deflated entries, over 1 MiB inflated, may inflate at most 20x:
 INFLATION_FLOOR = 1 << 20           # float weights deflate to ~90%; 20x is zeros, i.e. a zip bomb
-_MEMBER_NAME = re.compile(r"weight_\d{4,7}|config")
+_MEMBER_NAME = re.compile(r"weight_\d{4,7}|optimizer_\d{4,7}|config")
 # np.save's header for a plain array, e.g. {'descr': '<f4', 'fortran_order': False, 'shape': (5, 3), }
 _PLAIN_HEADER = re.compile(rb"\{'descr': '([<>|=]?[fiub]\d{1,2})', 'fortran_order': (True|False), "
                            rb"'shape': \(((?:\d{1,20}, ?)*\d{0,20})\), \} *\n")
@@ -131,7 +131,7 @@ def open_members(archive: zipfile.ZipFile, where: str, file_size: int) -> dict[s
         name = info.filename[:-4] if info.filename.endswith(".npy") else None
         if name is None or not _MEMBER_NAME.fullmatch(name):
             raise refuse(where, f"unexpected entry {short_repr(info.filename, 80)}; a minidl file holds "
-                                f"only 'config' and weight_0000 ... (as .npy)")
+                                f"only 'config', weight_0000 ... and optimizer_0000 ... (as .npy)")
         if info.flag_bits & 0x1:
             raise refuse(where, f"entry {name!r} is encrypted")
         if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):

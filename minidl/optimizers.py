@@ -257,6 +257,33 @@ class Optimizer:
         """The slot arrays, parameter by parameter, in the order the parameters were first seen."""
         return [a for _, slots in self._slots.values() for a in slots.values()]
 
+    # --- state, for saving and resuming (minidl.saving) ------------------------------------------
+    def get_state(self, params: list) -> tuple[int, list[tuple[int, str, Array]]]:
+        """(iterations, [(index into ``params``, slot name, slot array), ...]): what a resumed
+        run needs to take the next step exactly as an unbroken one; slots of other parameters
+        are left out."""
+        slots = []
+        for index, param in enumerate(params):
+            entry = self._slots.get(id(param))
+            if entry is not None and entry[0] is param:
+                slots.extend((index, name, array) for name, array in entry[1].items())
+        return self.iterations, slots
+
+    def set_state(self, params: list, iterations: int, slots: list[tuple[int, str, Array]]) -> None:
+        """Restore what ``get_state`` gave, onto ``params`` (the same parameters, in order, e.g.
+        those of a reloaded model). Raises ValueError for an index or a shape that does not fit."""
+        restored: dict[int, tuple[Any, dict[str, Array]]] = {}
+        for index, name, array in slots:
+            if not 0 <= index < len(params) or tuple(array.shape) != tuple(params[index].data.shape):
+                raise ValueError(f"{type(self).__name__}.set_state: slot {name!r} of parameter {index} "
+                                 f"has shape {tuple(array.shape)}, which does not fit the {len(params)} "
+                                 f"parameters given")
+            param = params[index]
+            restored.setdefault(id(param), (param, {}))[1][name] = array.astype(param.data.dtype, copy=True)
+        self._slots = restored
+        self._scratch.clear()
+        self.iterations = int(iterations)
+
     # --- configuration ---------------------------------------------------------------------------
     def get_config(self) -> dict:
         lr = self._learning_rate

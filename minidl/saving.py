@@ -3,10 +3,17 @@
 A model file is an ordinary NumPy ``.npz`` archive:
 
     weight_0000, weight_0001, ...   the weights, in ``model.get_weights()`` order (Keras' order)
+    optimizer_0000, ...             the optimizer's slots (moments), when the model is compiled
     config                          uint8 array holding UTF-8 JSON:
-                                    {"format": "minidl", "version": 1, "class_name": "Sequential",
+                                    {"format": "minidl", "version": 2, "class_name": "Sequential",
                                      "model": model.get_config(), "input_shape": [null, 20],
-                                     "metadata": {...}}
+                                     "metadata": {...}, "compile": {...},
+                                     "optimizer_state": {...}, "random_state": {...}}
+
+Version 2 adds what resuming needs (``minidl.resume_state``): ``load_model`` returns the model
+compiled as it was, its optimizer with its slots and step count, and ``dl.random`` where it was,
+so that training 3 epochs, saving, loading and training 3 more gives the weights 6 epochs in one
+go give. Version 1 files (no compile settings) still load, uncompiled.
 
 A model file is untrusted input, and loading checks it in the order that keeps a small file
 from taking the machine: the zip's member list and each member's ``.npy`` header, before any
@@ -26,6 +33,7 @@ whole, and its leftover temp file is removed by a later save into that folder.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import zipfile
@@ -35,8 +43,11 @@ import numpy as np
 
 # Names that lived in this file before it was split stay importable from it (minidl.saving.X),
 # hence the re-exports not used here (noqa: F401).
+from minidl import random
 from minidl.atomic_write import STALE_TEMP_SECONDS, atomic_savez, remove_stale_temp_files  # noqa: F401
-from minidl.layers.serialization import (MODELS, check_config_numbers, deserialize_layer,  # noqa: F401
+from minidl import resume_state
+from minidl.layers.base import Layer
+from minidl.layers.serialization import (LAYERS, MODELS, check_config_numbers, deserialize_layer,  # noqa: F401
                                          serialize_layer, short_repr, size_budget)
 from minidl.model_file_checks import (INFLATION_FLOOR, MAX_CONFIG_BYTES, MAX_INFLATION,  # noqa: F401
                                       MAX_MEMBERS, MAX_WEIGHT_BYTES, Member, ModelFileError,
@@ -44,7 +55,7 @@ from minidl.model_file_checks import (INFLATION_FLOOR, MAX_CONFIG_BYTES, MAX_INF
 
 FORMAT = "minidl"
 WEIGHTS_FORMAT = "minidl-weights"
-VERSION = 1
+VERSION = 2
 
 
 # --- writing ------------------------------------------------------------------------------------
@@ -68,14 +79,16 @@ def _weight_arrays(model, path) -> dict[str, np.ndarray]:
     return arrays
 
 
-def save_model(model, path, metadata: dict | None = None) -> None:
-    """Write ``model`` (config, weights, optional metadata) to one ``.npz`` file at ``path``.
+def save_model(model, path, metadata: dict | None = None, include_optimizer: bool = True) -> None:
+    """Write ``model`` (config, weights, compile settings, optimizer state, ``dl.random``'s
+    state, optional metadata) to one ``.npz`` file at ``path``.
 
     Args:
         model: a Sequential (anything with get_config, get_weights, built_input_shape).
         path: the file to write (used as given; ".npz" is not appended).
         metadata: optional JSON-able dict an application needs with the model (feature
             settings, label names, ...); read it back with ``read_metadata(path)``.
+        include_optimizer: also write the optimizer's slots and step count (as Keras).
     Raises:
         ValueError: the metadata or a layer's config is not JSON-able.
     """
@@ -87,8 +100,12 @@ def save_model(model, path, metadata: dict | None = None) -> None:
     document = {"format": FORMAT, "version": VERSION, "class_name": type(model).__name__,
                 "model": model.get_config(),
                 "input_shape": None if input_shape is None else list(input_shape),
-                "metadata": metadata}
+                "metadata": metadata, "compile": resume_state.compile_config(model),
+                "random_state": random.get_state()}
     arrays = _weight_arrays(model, path)
+    if include_optimizer and document["compile"] is not None:
+        document["optimizer_state"], slots = resume_state.optimizer_state(model)
+        arrays.update({f"optimizer_{k:04d}": slot for k, slot in enumerate(slots)})
     arrays["config"] = _json_bytes(document, "the model config", path)
     atomic_savez(path, arrays)
 
@@ -164,18 +181,24 @@ class _ModelFile:
                                 f"reads versions 1 to {VERSION})")
         return document
 
-    def _weight_members(self) -> list[Member]:
-        names = sorted(name for name in self.members if name != "config")
-        expected = [f"weight_{i:04d}" for i in range(len(names))]
-        if sorted(names, key=lambda n: int(n[7:])) != expected:
-            raise refuse(self.where, f"expected entries weight_0000 ... in sequence and 'config', got "
+    def _numbered_members(self, prefix: str) -> list[Member]:
+        """The members prefix_0000, prefix_0001, ... in order; refused unless they run without a gap."""
+        names = [name for name in self.members if name.startswith(prefix)]
+        expected = [f"{prefix}{i:04d}" for i in range(len(names))]
+        if sorted(names, key=lambda n: int(n[len(prefix):])) != expected:
+            raise refuse(self.where, f"expected entries {prefix}0000 ... in sequence and 'config', got "
                                      f"{short_repr(', '.join(sorted(self.members)), 300)}")
+        return [self.members[name] for name in expected]
+
+    def _weight_members(self) -> list[Member]:
+        expected = [member.name for member in self._numbered_members("weight_")]
+        self.slots = self._numbered_members("optimizer_")
         declared = self.document.get("num_weights")
         if self.document["format"] == WEIGHTS_FORMAT and declared is not None and declared != len(expected):
             raise refuse(self.where, f"the header says {short_repr(declared, 40)} weights, the file holds "
                                      f"{len(expected)}")
         weights = [self.members[name] for name in expected]
-        for member in weights:
+        for member in weights + self.slots:
             kind = member.dtype.kind
             if kind not in "fiub":
                 raise refuse(self.where, f"{member.name} has dtype {member.dtype}, expected numbers")
@@ -208,6 +231,18 @@ class _ModelFile:
         return arrays
 
 
+    def read_slots(self, allow_nonfinite: bool) -> list[np.ndarray]:
+        """The optimizer's slot arrays in order, each checked to be finite unless allowed."""
+        arrays = []
+        for member in self.slots:
+            value = read_data(self.archive, member, self.where)
+            if not allow_nonfinite and value.dtype.kind == "f" and not np.isfinite(value).all():
+                raise refuse(self.where, f"{member.name} (an optimizer slot) holds NaN or infinite values; "
+                                         f"pass allow_nonfinite=True to load it anyway")
+            arrays.append(value)
+        return arrays
+
+
 def _check_metadata(document: dict, validate_metadata, where: str) -> None:
     if validate_metadata is None:
         return
@@ -221,17 +256,26 @@ def _total_weight_elements(file: _ModelFile) -> int:
     return sum(member.size for member in file.weights)
 
 
-def load_model(path, *, allow_nonfinite: bool = False, allow_non_float: bool = False,
-               validate_metadata: Callable[[dict | None], None] | None = None):
-    """The model saved at ``path`` by ``save_model``, with its weights; nothing in the file runs.
+def load_model(path, *, custom_objects: dict | None = None, compile: bool = True,  # noqa: A002 (Keras' name)
+               allow_nonfinite: bool = False, allow_non_float: bool = False,
+               validate_metadata: Callable[[dict | None], None] | None = None,
+               restore_random_state: bool = True):
+    """The model saved at ``path`` by ``save_model``, with its weights, compiled as it was saved,
+    with its optimizer's state; nothing in the file runs.
 
     Args:
         path: the ``.npz`` file.
+        custom_objects: {name: class or function} for what the file names that is not minidl's:
+            a layer class, a loss or metric function, an optimizer class (as Keras).
+        compile: compile the model with the saved settings and restore the optimizer's slots
+            and step count (a file of version 1, or saved uncompiled, loads uncompiled).
         allow_nonfinite: load weights holding NaN or inf (refused by default).
         allow_non_float: load integer or boolean weight arrays, cast to the layers' float type.
         validate_metadata: called with the file's metadata dict (or None) before the model is
             built; raising ValueError (or TypeError, KeyError) refuses the file, e.g. an
             application checking that its ``sample_rate`` is sane.
+        restore_random_state: put ``dl.random`` where it was at the save, so that training
+            goes on with the shuffles and dropout masks an unbroken run would have drawn.
     Raises:
         FileNotFoundError: no file at ``path``.
         ModelFileError: (a ValueError) anything wrong with the file, naming the file and the problem.
@@ -242,10 +286,79 @@ def load_model(path, *, allow_nonfinite: bool = False, allow_non_float: bool = F
             raise ModelFileError(f"model file {where} holds only weights (saved by save_weights); build the "
                                  f"model and call model.load_weights({where})")
         _check_metadata(document, validate_metadata, where)
-        model = _build(document, where, _total_weight_elements(file))
+        with _custom_layers(custom_objects, where):
+            model = _build(document, where, _total_weight_elements(file))
         file.check_against(model)
+        slot_state = None
+        if compile and document.get("compile") is not None:
+            try:
+                resume_state.compile_from_config(model, document["compile"], custom_objects)
+                if file.slots or document.get("optimizer_state") is not None:
+                    slot_state = document.get("optimizer_state")
+                    resume_state.check_optimizer_state(slot_state, len(file.slots),
+                                                       [tuple(w.shape) for w in model.weights],
+                                                       [m.shape for m in file.slots])
+            except (ValueError, TypeError) as error:
+                raise refuse(where, f"the compile settings cannot be used: {error}") from None
         model.set_weights(file.read_weights(model, allow_nonfinite))
+        if slot_state is not None:
+            resume_state.restore_optimizer(model, slot_state, file.read_slots(allow_nonfinite))
+        if restore_random_state and document.get("random_state") is not None:
+            try:
+                resume_state.restore_random(document["random_state"])
+            except ValueError as error:
+                raise refuse(where, str(error)) from None
     return model
+
+
+def load_training_state(model, path, *, allow_nonfinite: bool = False) -> dict | None:
+    """Put a file of ``save_model`` back into the compiled ``model`` it was saved from: its
+    weights, its optimizer's slots and step count, and ``dl.random``'s state, so that training
+    goes on as if never stopped (``callbacks.BackupAndRestore``). The optimizer's settings are
+    the model's own. Returns the file's metadata.
+
+    Raises:
+        ModelFileError: the file does not fit the model (count or shape of a weight or a slot).
+    """
+    with _ModelFile(path) as file:
+        file.check_against(model)
+        state = file.document.get("optimizer_state")
+        if state is not None and getattr(model, "optimizer", None) is not None:
+            try:
+                resume_state.check_optimizer_state(state, len(file.slots), [tuple(w.shape) for w in model.weights],
+                                                   [m.shape for m in file.slots])
+            except ValueError as error:
+                raise refuse(file.where, str(error)) from None
+        else:
+            state = None
+        model.set_weights(file.read_weights(model, allow_nonfinite))
+        if state is not None:
+            resume_state.restore_optimizer(model, state, file.read_slots(allow_nonfinite))
+        if file.document.get("random_state") is not None:
+            try:
+                resume_state.restore_random(file.document["random_state"])
+            except ValueError as error:
+                raise refuse(file.where, str(error)) from None
+        return file.document.get("metadata")
+
+
+@contextlib.contextmanager
+def _custom_layers(custom_objects: dict | None, where: str):
+    """The layer classes among ``custom_objects`` known by their given names while a model is built."""
+    added = {}
+    for name, value in (custom_objects or {}).items():
+        if isinstance(value, type) and issubclass(value, Layer):
+            if LAYERS.get(name) not in (None, value):
+                raise ModelFileError(f"load_model({where}): custom_objects names {name!r}, which is minidl's "
+                                     f"own {LAYERS[name].__name__}")
+            added[name] = value
+    fresh = [name for name in added if name not in LAYERS]
+    LAYERS.update(added)
+    try:
+        yield
+    finally:
+        for name in fresh:
+            del LAYERS[name]
 
 
 def _build(document: dict, where: str, weight_elements: int):
@@ -269,7 +382,7 @@ def _build(document: dict, where: str, weight_elements: int):
     name = config.get("name")
     with size_budget(weight_elements):
         try:
-            model = MODELS[class_name](layers, name=name if isinstance(name, str) else None)
+            model = MODELS[class_name].from_saved_layers(layers, config)
         except (ValueError, TypeError) as error:
             raise refuse(where, f"the layers cannot be built: {error}") from None
         if input_shape is not None:

@@ -113,6 +113,7 @@ RECURRENT_OPTIONS = (f"{OPTIONS}::test_dropout_with_injected_masks_equals_keras_
                      f"{OPTIONS}::test_stateful_equals_live_keras_across_calls_and_reset")
 NORMALIZATION = ("tests/minidl/layers/test_normalization.py::test_matches_keras_fixture",
                  "tests/minidl/layers/test_normalization.py::test_matches_keras_live")
+MERGE = "tests/minidl/layers/test_merge.py"
 KERAS_VALUE_TESTS: dict[str, tuple[str, ...]] = {
     "Dense": ("tests/minidl/layers/test_core.py::test_dense_equals_keras_fixture",
               "tests/minidl/layers/test_core.py::test_dense_equals_live_keras"),
@@ -153,11 +154,15 @@ KERAS_VALUE_TESTS: dict[str, tuple[str, ...]] = {
         "tests/minidl/layers/test_noise.py::test_spatial_dropout_drops_whole_channels_as_keras_live"),
     "Lambda": ("tests/minidl/layers/test_lambda_layer.py::test_lambda_matches_keras_live",),
     "TimeDistributed": ("tests/minidl/layers/test_wrappers.py::test_time_distributed_matches_live_keras",),
+    **{name: (f"{MERGE}::test_merge_layers_match_keras_live",)
+       for name in ("Add", "Subtract", "Multiply", "Average", "Maximum", "Minimum", "Concatenate", "Dot")},
 }
 
 NOT_IN_KERAS: dict[str, str] = {
     "Sequential": "a model (keras.Sequential), not a keras.layers class; it is registered as a layer "
                   "only so that a Sequential may nest in another",
+    "Model": "a model (keras.Model), not a keras.layers class; registered as a layer so that a model may "
+             "be called inside another; its values are compared with Keras in tests/minidl/test_model.py",
 }
 
 

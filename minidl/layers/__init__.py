@@ -2,7 +2,8 @@
 from minidl.layers.base import Layer
 from minidl.layers.serialization import LAYERS, deserialize_layer, serialize_layer
 from minidl.layers.conv import Conv1D, Conv2D, ZeroPadding1D, ZeroPadding2D
-from minidl.layers.core import Activation, Dense, Dropout, Flatten, Input, InputLayer, Reshape
+from minidl.layers.core import Activation, Dense, Dropout, Flatten, Reshape
+from minidl.layers.input_layer import Input, InputLayer
 from minidl.layers.normalization import BatchNormalization, LayerNormalization, Normalization
 from minidl.layers.pooling import (AveragePooling1D, AveragePooling2D, GlobalAveragePooling1D,
                                    GlobalAveragePooling2D, GlobalMaxPooling1D, GlobalMaxPooling2D,
@@ -10,6 +11,7 @@ from minidl.layers.pooling import (AveragePooling1D, AveragePooling2D, GlobalAve
 from minidl.layers.masking import Masking
 from minidl.layers.recurrent import GRU, LSTM, SimpleRNN
 from minidl.layers.wrappers import Bidirectional, TimeDistributed
+from minidl.layers.merge import Add, Average, Concatenate, Dot, Maximum, Minimum, Multiply, Subtract
 from minidl.layers.activations import ELU, LeakyReLU, PReLU, ReLU, Softmax
 from minidl.layers.attention import MultiHeadAttention
 from minidl.layers.embedding import Embedding

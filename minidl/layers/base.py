@@ -22,6 +22,7 @@ import minidl.functional as F
 from minidl import backend, initializers, regularizers
 from minidl.function import no_grad
 from minidl.layers.serialization import LAYERS
+from minidl.layers.symbolic import call_symbolic, is_symbolic
 from minidl.tensor import Tensor, as_tensor
 
 _name_counters: dict[str, itertools.count] = defaultdict(itertools.count)
@@ -172,6 +173,8 @@ class Layer:
         return mask if self.supports_masking else None
 
     def __call__(self, inputs, training: bool | None = None, mask=None, **kwargs):
+        if is_symbolic(inputs):  # layers.Input outputs: record a graph node (minidl.layers.symbolic)
+            return call_symbolic(self, inputs, training, kwargs)
         inputs = self._prepare(inputs)
         if not self.built:
             self.build(tuple(inputs.shape))

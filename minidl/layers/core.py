@@ -1,4 +1,4 @@
-"""Core layers: Dense, Activation, Flatten, Dropout, Reshape, Input."""
+"""Core layers: Dense, Activation, Flatten, Dropout, Reshape (Input and InputLayer: input_layer.py)."""
 from __future__ import annotations
 
 import math
@@ -6,6 +6,7 @@ import math
 import minidl.functional as F
 from minidl import regularizers
 from minidl.layers.base import Layer, check_last_axis
+from minidl.layers.input_layer import Input, InputLayer  # noqa: F401 (their old import path)
 from minidl.tensor import Tensor
 
 
@@ -139,32 +140,3 @@ class Dropout(Layer):
     def get_config(self):
         return {**super().get_config(), "rate": self.rate,
                 "noise_shape": list(self.noise_shape) if self.noise_shape is not None else None}
-
-
-class InputLayer(Layer):
-    """Declares the shape of one sample (without the batch axis); passes inputs through after
-    checking them. ``layers.Input(shape)`` makes one, as the first entry of a Sequential."""
-
-    def __init__(self, shape: tuple, **kwargs):
-        super().__init__(**kwargs)
-        self.shape = tuple(shape)
-        self.input_shape_arg = self.shape
-        self.supports_masking = True
-
-    def call(self, inputs):
-        expected = self.shape
-        got = inputs.shape[1:]
-        if len(got) != len(expected) or any(e is not None and e != g for e, g in zip(expected, got)):
-            raise ValueError(f"Input '{self.name}': expected samples of shape {expected}, "
-                             f"got a batch of shape {inputs.shape}")
-        return inputs
-
-    def get_config(self):
-        config = super().get_config()
-        config.pop("input_shape", None)
-        return {**config, "shape": list(self.shape)}
-
-
-def Input(shape: tuple, name: str | None = None, dtype: str | None = None) -> InputLayer:  # noqa: N802
-    """The input of a Sequential model: ``Sequential([layers.Input((20,)), layers.Dense(3)])``."""
-    return InputLayer(shape=shape, name=name, dtype=dtype)

@@ -51,7 +51,7 @@ KERAS_ONLY_LAYERS = frozenset((
 def register_model(cls: ModelClass) -> ModelClass:
     """Class decorator: let ``minidl.saving.load_model`` rebuild models of this class by name.
 
-    The class must take ``(layers, name=...)``, as Sequential does; it is also a Layer, so it is
+    The class must have ``from_saved_layers(layers, config)``, as Model and Sequential do; it is also a Layer, so it is
     in LAYERS already (a Sequential may be nested inside another).
     """
     MODELS[cls.__name__] = cls

@@ -1,11 +1,13 @@
-"""Callbacks against Keras' rules, driven by a tiny fake model (no Sequential needed)."""
+"""Callbacks against Keras' rules, driven by a tiny fake model, and (LearningRateScheduler,
+LambdaCallback, BackupAndRestore) by real fits."""
 import csv
 import math
 
 import numpy as np
 import pytest
 
-from minidl import callbacks
+import minidl as dl
+from minidl import callbacks, layers
 
 
 class FakeOptimizer:
@@ -220,3 +222,113 @@ def test_callback_list_fans_out_every_hook_and_pythonifies_logs():
     assert cbs.history.history == {"loss": [1.0]}
     with pytest.raises(TypeError, match="Callback instances"):
         callbacks.CallbackList([object()])
+
+
+# --- LearningRateScheduler, LambdaCallback, BackupAndRestore -------------------------------------
+# (their values against Keras: the "lr_scheduler" case of tests/minidl/test_batches.py)
+def _linear_model(optimizer=None):
+    dl.random.seed(2)
+    model = dl.Sequential([layers.Input((3,)), layers.Dense(4, activation="relu"), layers.Dropout(0.2),
+                           layers.Dense(1)])
+    model.compile(optimizer=optimizer or dl.optimizers.Adam(0.01), loss="mse")
+    return model
+
+
+def _regression(n=24):
+    x = np.random.default_rng(0).normal(size=(n, 3)).astype("float32")
+    return x, x.sum(axis=1, keepdims=True)
+
+
+def test_learning_rate_scheduler_takes_one_or_two_arguments_and_logs_the_rate():
+    x, y = _regression()
+    model = _linear_model(dl.optimizers.SGD(0.1))
+    history = model.fit(x, y, epochs=3, verbose=0,
+                        callbacks=[dl.callbacks.LearningRateScheduler(lambda epoch: 0.1 / (epoch + 1))])
+    assert history.history["learning_rate"] == pytest.approx([0.1, 0.05, 0.1 / 3])
+
+
+@pytest.mark.parametrize("result", [1, "0.1", None, np.array([0.1])])
+def test_learning_rate_scheduler_refuses_a_schedule_that_does_not_return_a_float(result):
+    x, y = _regression()
+    with pytest.raises(ValueError, match="must return a float"):
+        _linear_model().fit(x, y, verbose=0, callbacks=[dl.callbacks.LearningRateScheduler(lambda e, lr: result)])
+
+
+def test_lambda_callback_hooks_by_name_and_refuses_unknown_ones():
+    seen = []
+    callback = dl.callbacks.LambdaCallback(on_epoch_end=lambda epoch, logs: seen.append(("epoch", epoch)),
+                                           on_test_end=lambda logs: seen.append(("test", round(logs["loss"], 9))))
+    x, y = _regression()
+    history = _linear_model().fit(x, y, epochs=2, verbose=0, validation_data=(x, y), callbacks=[callback])
+    assert seen == [("test", round(history.history["val_loss"][0], 9)), ("epoch", 0),
+                    ("test", round(history.history["val_loss"][1], 9)), ("epoch", 1)]
+    with pytest.raises(TypeError, match="unknown hook 'on_epoch_ending'"):
+        dl.callbacks.LambdaCallback(on_epoch_ending=print)
+    with pytest.raises(TypeError, match="on_epoch_end must be a function"):
+        dl.callbacks.LambdaCallback(on_epoch_end=3)
+
+
+class _Interrupt(dl.callbacks.Callback):
+    def __init__(self, at_epoch):
+        super().__init__()
+        self.at_epoch = at_epoch
+
+    def on_epoch_begin(self, epoch, logs=None):
+        if epoch == self.at_epoch:
+            raise KeyboardInterrupt(f"killed at epoch {epoch}")
+
+
+def test_backup_and_restore_resumes_an_interrupted_fit_exactly(tmp_path):
+    x, y = _regression()
+    whole = _linear_model()
+    whole.fit(x, y, epochs=5, batch_size=8, verbose=0)
+    backup = dl.callbacks.BackupAndRestore(tmp_path / "backup")
+    interrupted = _linear_model()
+    with pytest.raises(KeyboardInterrupt):
+        interrupted.fit(x, y, epochs=5, batch_size=8, verbose=0, callbacks=[backup, _Interrupt(3)])
+    assert (tmp_path / "backup" / "latest.npz").exists()
+    dl.random.seed(123)  # a new process, or anything between
+    restarted = _linear_model()
+    epochs = []
+    history = restarted.fit(x, y, epochs=5, batch_size=8, verbose=0, callbacks=[
+        backup, dl.callbacks.LambdaCallback(on_epoch_begin=lambda epoch, logs: epochs.append(epoch))])
+    assert epochs == [3, 4] and history.epoch == [3, 4]
+    for a, b in zip(restarted.get_weights(), whole.get_weights()):
+        np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
+    assert not (tmp_path / "backup").exists()  # a finished fit deletes its backup
+    assert restarted.fit(x, y, epochs=1, verbose=0).epoch == [0]  # and the next fit starts afresh
+
+
+def test_backup_every_few_batches_redoes_the_interrupted_epoch(tmp_path):
+    x, y = _regression()  # 3 batches of 8 an epoch; saves after batches 2, 4, 6, 8 of the run
+    backup = dl.callbacks.BackupAndRestore(tmp_path, save_freq=2)
+    with pytest.raises(KeyboardInterrupt):
+        _linear_model().fit(x, y, epochs=5, batch_size=8, verbose=0, callbacks=[backup, _Interrupt(3)])
+    epochs = []
+    _linear_model().fit(x, y, epochs=5, batch_size=8, verbose=0, callbacks=[
+        backup, dl.callbacks.LambdaCallback(on_epoch_begin=lambda epoch, logs: epochs.append(epoch))])
+    assert epochs == [2, 3, 4]  # the last save was inside epoch 2 (0-based), as in Keras
+
+
+def test_backup_and_restore_falls_back_to_the_previous_backup(tmp_path):
+    x, y = _regression()
+    backup = dl.callbacks.BackupAndRestore(tmp_path, double_checkpoint=True, delete_checkpoint=False)
+    model = _linear_model()
+    with pytest.raises(KeyboardInterrupt):
+        model.fit(x, y, epochs=4, verbose=0, callbacks=[backup, _Interrupt(2)])
+    (tmp_path / "latest.npz").write_bytes(b"damaged")
+    epochs = []
+    _linear_model().fit(x, y, epochs=4, verbose=0, callbacks=[
+        backup, dl.callbacks.LambdaCallback(on_epoch_begin=lambda epoch, logs: epochs.append(epoch))])
+    assert epochs == [1, 2, 3]  # the .bkp holds the state after epoch 1 (0-based 0)
+
+
+def test_backup_and_restore_arguments():
+    with pytest.raises(ValueError, match="backup_dir"):
+        dl.callbacks.BackupAndRestore("")
+    with pytest.raises(ValueError, match="save_freq"):
+        dl.callbacks.BackupAndRestore("b", save_freq=0)
+    unbuilt = dl.Sequential([layers.Dense(1)])
+    unbuilt.compile(loss="mse")
+    with pytest.raises(ValueError, match="must be built"):
+        unbuilt.fit(*_regression(), verbose=0, callbacks=[dl.callbacks.BackupAndRestore("b")])

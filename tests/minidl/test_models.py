@@ -344,7 +344,7 @@ def test_a_deep_sequential_is_built_once_not_once_per_layer(monkeypatch):
     original = dl.Sequential.build
     monkeypatch.setattr(dl.Sequential, "build", lambda self, shape: builds.append(shape) or original(self, shape))
     model = dl.Sequential([layers.Input((2,))] + [layers.Dense(2) for _ in range(300)])
-    assert len(builds) == 1 and len(model.output_shapes) == 301
+    assert len(builds) == 1 and len(model.output_shapes) == 300   # model.layers leaves out the InputLayer
     model.add(layers.Dense(4))                  # one more trial call, not a rebuild of 301 layers
     assert len(builds) == 1 and model.output_shapes[-1] == (None, 4)
     assert model.count_params() == 300 * 6 + 12

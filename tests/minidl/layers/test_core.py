@@ -117,7 +117,7 @@ def test_flatten_reshape_activation():
 
 
 def test_input_layer_checks_sample_shape():
-    layer = layers.Input((3,))
+    layer = layers.InputLayer((3,))  # layers.Input gives its symbolic tensor, as keras.Input
     with pytest.raises(ValueError, match=r"expected samples of shape \(3,\), got a batch of shape \(2, 4\)"):
         layer(np.ones((2, 4), dtype="float32"))
 
