@@ -47,7 +47,7 @@ def test_branches_merged_in_a_graph_match_keras_from_the_same_weights():
     keras = pytest.importorskip("keras")
 
     def build(lib):
-        x = lib.Input((6,))
+        x = lib.Input((6,), name="features")  # named: auto names count every Input made before
         left = lib.layers.Dense(4, activation="tanh", name="left")(x)
         right = lib.layers.Dense(4, activation="relu", name="right")(x)
         joined = lib.layers.Concatenate(name="joined")([lib.layers.Add(name="sum")([left, right]),
