@@ -260,8 +260,8 @@ class LSTM(_RNN):
         recurrent_activation: of i, f, o; "sigmoid" by default.
         use_bias, kernel_initializer, recurrent_initializer, bias_initializer: as SimpleRNN.
         unit_forget_bias: start b_f at 1 (Jozefowicz et al., 2015), as Keras does by default.
-        dropout, recurrent_dropout, return_sequences, go_backwards, stateful, unroll,
-        zero_output_for_mask: as SimpleRNN. return_state: also return the final states: [output, h, c].
+        dropout, recurrent_dropout, return_sequences, go_backwards, stateful, unroll, zero_output_for_mask:
+            as SimpleRNN. return_state: also return the final states: [output, h, c].
     Call arguments:
         mask: optional bool (batch, steps); at False steps h and c pass through unchanged.
         initial_state: optional [h0, c0], each (batch, units); zeros by default.
@@ -329,8 +329,8 @@ class GRU(_RNN):
         activation: of ĥ, "tanh"; recurrent_activation: of z and r, "sigmoid".
         reset_after: apply the reset gate after the recurrent product (True, Keras' default) or
             before it (False, Cho et al. 2014).
-        use_bias, initializers, dropout, recurrent_dropout, return_sequences, go_backwards, stateful,
-        unroll, zero_output_for_mask: as SimpleRNN. return_state: [output, h].
+        use_bias, initializers, dropout, recurrent_dropout, return_sequences, go_backwards, stateful, unroll, zero_output_for_mask:
+            as SimpleRNN. return_state: [output, h].
     Call arguments:
         mask: optional bool (batch, steps); at False steps h passes through unchanged.
         initial_state: optional [h0] (batch, units). training: whether dropout is applied.
