@@ -7,6 +7,7 @@
     python benchmarks/digits.py --split speaker --recipe baseline trim vtlp draws voices specaug --seeds 1 2 3 --jobs 2
                                                        # the ablation: each recipe, each speaker held out
     python benchmarks/digits.py --ensemble voices voices_cmvn --seeds 1 2 3   # the two recipes' models together
+    python benchmarks/digits.py --ensemble ensemble --seeds 4 5 6     # the recommended ensemble's members together
     python benchmarks/digits.py --noise                # examples/digits_noise.py -> results/noise.json
     python benchmarks/digits.py --ctc                  # examples/connected_digits_ctc.py -> results/connected_digits.json
 
@@ -142,24 +143,27 @@ def run_recipes(names: list[str], split: str, seeds: list[int], jobs: int) -> No
 
 
 def run_ensemble(names: list[str], seeds: list[int]) -> None:
-    """Every held-out-speaker fold of each seed, scored by the mean of the models that the runs
-    of ``names`` (``--recipe``, same seeds) saved; one record per fold, recipe "A+B"."""
-    import audio  # noqa: PLC0415
+    """Every held-out-speaker fold of each seed, scored by the ensemble of the models that the runs
+    of ``names`` (``--recipe``, same seeds) saved; one record per fold, its recipe "A+B" (or the
+    ensemble's name when ``names`` is one name of recipes.ENSEMBLES, which stands for its members)."""
     import minidl  # noqa: PLC0415
     from audio.fsdd import FSDD  # noqa: PLC0415
     import numpy as np  # noqa: PLC0415
-    from minidl.apps.ensemble import Ensemble  # noqa: PLC0415
+    from minidl.apps.ensemble import COMBINE, Ensemble  # noqa: PLC0415
+    from minidl.apps.recipes import ENSEMBLES  # noqa: PLC0415
+    label = names[0] if len(names) == 1 and names[0] in ENSEMBLES else "+".join(names)
+    names = list(ENSEMBLES[names[0]]) if label in ENSEMBLES else names
     fsdd = FSDD()
     for seed in seeds:
         for held_out in fsdd.speakers():
             _, test = fsdd.split("speaker", held_out=held_out)
             folders = [ROOT / "runs" / "benchmark" / f"recipe_{name}_speaker_{held_out}_{seed}" for name in names]
             members = [json.loads((folder / "metrics.json").read_text()) for folder in folders]
-            signals = [audio.load(r.path, sample_rate=8000)[0] for r in test]
-            predicted = Ensemble([folder / "model.npz" for folder in folders]).probabilities(signals).argmax(axis=1)
+            ensemble = Ensemble([folder / "model.npz" for folder in folders])
+            predicted = ensemble.recording_probabilities(fsdd, test, progress=False).argmax(axis=1)
             accuracy = float(np.mean(predicted == np.array([r.digit for r in test])))
             record = {"name": "fsdd_digits", "library": "minidl", "model": members[0]["model"],
-                      "recipe": "+".join(names), "split": "speaker", "held_out": held_out,
+                      "recipe": label, "split": "speaker", "held_out": held_out, "combine": COMBINE,
                       "epochs": members[0]["settings"]["epochs"], "seed": seed, "version": minidl.__version__,
                       "test_accuracy": accuracy, "members": {n: m["test_accuracy"] for n, m in zip(names, members)},
                       "training_seconds": round(sum(m["training_seconds"] for m in members), 2)}

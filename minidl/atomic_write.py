@@ -101,6 +101,18 @@ def atomic_savez(path, arrays: dict[str, np.ndarray]) -> None:
         path: the file to write (used as given; ".npz" is not appended).
         arrays: member name -> array, as for ``np.savez``.
     """
+    atomic_write(path, lambda f: np.savez(f, **arrays))  # a file object: numpy adds no ".npz"
+
+
+def atomic_write_text(path, text: str) -> None:
+    """Write ``text`` (UTF-8) to ``path`` as atomic_savez writes arrays: all of it or nothing."""
+    atomic_write(path, lambda f: f.write(text.encode("utf-8")))
+
+
+def atomic_write(path, write) -> None:
+    """Call ``write(binary_file)`` on a temporary file beside ``path``, sync it, rename it over
+    ``path``; the temporary file is removed if ``write`` fails. A file saved over keeps its
+    permission bits."""
     path = os.fspath(path)
     folder = os.path.dirname(os.path.abspath(path))
     remove_stale_temp_files(folder)
@@ -111,7 +123,7 @@ def atomic_savez(path, arrays: dict[str, np.ndarray]) -> None:
     handle, temporary = _create_temp(folder, os.path.basename(path))
     try:
         with os.fdopen(handle, "wb") as f:
-            np.savez(f, **arrays)  # a file object: numpy adds no ".npz" to the name
+            write(f)
             f.flush()
             if mode is not None and hasattr(os, "fchmod"):
                 os.fchmod(f.fileno(), mode)

@@ -2,10 +2,10 @@
 
     minidl-digits train --out runs/demo                  # the recommended recipe (minidl/apps/recipes.py)
     minidl-digits train --recipe none --model cnn --epochs 25 --out runs/cnn   # the options alone
-    minidl-digits predict runs/demo/model.npz some.wav other.wav     # PATH<TAB>DIGIT<TAB>PROBABILITY
-    minidl-digits stream runs/demo/model.npz three_digits.wav        # digits as they are heard
+    minidl-digits predict runs/demo some.wav other.wav     # PATH<TAB>DIGIT<TAB>PROBABILITY
+    minidl-digits stream runs/demo three_digits.wav        # digits as they are heard
     minidl-digits transcribe runs/connected_digits_ctc/model.npz 4071.wav
-    minidl-digits export runs/demo/model.npz model.onnx             # for ONNX Runtime (needs onnx)
+    minidl-digits export runs/demo/members/voices/model.npz model.onnx   # ONNX Runtime (needs onnx)
 
 Each subcommand is a few lines over ``minidl.apps.digits``, ``streaming`` and ``ctc_digits``.
 The training options and the run over held-out speakers (``add_training_options``,
@@ -32,7 +32,8 @@ import numpy as np
 import audio
 from audio.io import printable
 from minidl.apps import ctc_digits, digits
-from minidl.apps.recipes import RECIPES, RECOMMENDED, recipe
+from minidl.apps.ensemble import is_ensemble, load_recogniser, train_ensemble
+from minidl.apps.recipes import ENSEMBLES, RECIPES, RECOMMENDED, recipe
 from minidl.apps.streaming import check_chunk_ms, stream_file
 from minidl.export import ExportError
 from minidl.export import onnx as export_onnx
@@ -151,7 +152,7 @@ def add_training_options(parser: argparse.ArgumentParser, model: str | None = No
     if model is None:
         parser.add_argument("--model", choices=digits.MODEL_KINDS, default=None,
                             help="with --recipe none (default cnn); a recipe names its own model")
-        parser.add_argument("--recipe", choices=(*RECIPES, "none"), default=recipe,
+        parser.add_argument("--recipe", choices=(*RECIPES, *ENSEMBLES, "none"), default=recipe,
                             help=f"features + augmentation + model + schedule by name (default {recipe}; "
                                  f"see minidl/apps/recipes.py); 'none' for the options alone")
     else:
@@ -185,16 +186,19 @@ def run_training(args: argparse.Namespace, story: str, train: Callable[..., dict
     Raises:
         SystemExit: options that do not go together, or no FSDD recordings to be found.
     """
-    named = getattr(args, "recipe", "none") != "none"
-    if named and args.model is not None and args.model != RECIPES[args.recipe][1]["model"]:
-        raise SystemExit(f"minidl-digits: --model {args.model} does not go with --recipe {args.recipe}, which "
-                         f"trains a {RECIPES[args.recipe][1]['model']}; add --recipe none to choose the model")
-    kind = RECIPES[args.recipe][1]["model"] if named else (args.model or "cnn")
-    out = pathlib.Path(args.out or f"runs/{story}")
-    if args.epochs is not None:
-        epochs = args.epochs
+    name = getattr(args, "recipe", "none")
+    ensemble, named = name in ENSEMBLES, name in RECIPES
+    if ensemble:
+        kind, epochs = "ensemble", args.epochs   # None: each member's own
+    elif named:
+        kind, epochs = RECIPES[name][1]["model"], args.epochs or RECIPES[name][1]["epochs"]
     else:
-        epochs = RECIPES[args.recipe][1]["epochs"] if named else digits.DEFAULT_EPOCHS[kind]
+        kind = args.model or "cnn"
+        epochs = args.epochs or digits.DEFAULT_EPOCHS[kind]
+    if (ensemble or named) and args.model is not None and args.model != kind:
+        raise SystemExit(f"minidl-digits: --model {args.model} does not go with --recipe {name}, which "
+                         f"trains {'an ' if ensemble else 'a '}{kind}; add --recipe none to choose the model")
+    out = pathlib.Path(args.out or f"runs/{story}")
     if args.split == "speaker" and not args.held_out:
         raise SystemExit("--split speaker needs --held-out NAME or --held-out all")
     if args.split == "official" and args.held_out:
@@ -206,15 +210,21 @@ def run_training(args: argparse.Namespace, story: str, train: Callable[..., dict
         chosen = dict(epochs=epochs, batch_size=args.batch_size, seed=args.seed, split=args.split,
                       held_out=held_out, backend=args.backend)
         folder = out if held_out is None or args.held_out != "all" else out / f"held_out_{held_out}"
-        if named:
-            settings, features = recipe(args.recipe, **chosen)
+        if ensemble:
+            if epochs is None:
+                del chosen["epochs"]
+            metrics = train_ensemble(name, folder, fsdd=fsdd, verbose=args.verbose, **chosen)
+        elif named:
+            settings, features = recipe(name, **chosen)
             metrics = digits.train(settings, folder, features=features, fsdd=fsdd, verbose=args.verbose)
         else:
             settings = digits.TrainSettings(model=kind, augment=args.augment, **chosen)
             metrics = train(settings, folder, fsdd=fsdd, verbose=args.verbose)
         who = f" ({held_out} held out)" if held_out else ""
-        print(f"{kind}{who}: test accuracy {100 * metrics['test_accuracy']:.2f}% "
-              f"after {epochs} epochs, {metrics['training_seconds']:.0f} s of training; files in {folder}")
+        schedule = f"{epochs} epochs" if epochs else "each member's epochs"
+        members = "".join(f"; {member} {100 * a:.2f}%" for member, a in metrics.get("members", {}).items())
+        print(f"{kind}{who}: test accuracy {100 * metrics['test_accuracy']:.2f}%{members}, "
+              f"after {schedule}, {metrics['training_seconds']:.0f} s of training; files in {folder}")
         results.append(metrics)
     if len(results) > 1:
         write_summary(results, kind, out)
@@ -241,16 +251,16 @@ def parser() -> argparse.ArgumentParser:
     commands = command.add_subparsers(dest="command", required=True)
     add_training_options(commands.add_parser("train", help="train a model on FSDD"), recipe=RECOMMENDED)
     evaluate = commands.add_parser("evaluate", help="accuracy of a saved model on an FSDD split")
-    evaluate.add_argument("model")
+    evaluate.add_argument("model", help="a model file (model.npz), a run folder holding one, or an ensemble folder (ensemble.json)")
     evaluate.add_argument("--split", choices=("official", "speaker"), default="official")
     evaluate.add_argument("--held-out", default=None)
     evaluate.add_argument("--data", default=None, help="FSDD folder (default: the lookup order)")
     predict = commands.add_parser("predict", help="the digit spoken in each WAV file")
-    predict.add_argument("model")
+    predict.add_argument("model", help="a model file (model.npz), a run folder holding one, or an ensemble folder (ensemble.json)")
     predict.add_argument("files", nargs="+")
     predict.add_argument("--json", action="store_true", help="one JSON object per line")
     stream = commands.add_parser("stream", help="find digits in a file fed in 100 ms chunks")
-    stream.add_argument("model")
+    stream.add_argument("model", help="a model file (model.npz), a run folder holding one, or an ensemble folder (ensemble.json)")
     stream.add_argument("file")
     stream.add_argument("--chunk-ms", type=chunk_milliseconds, default=100.0,
                         help="milliseconds per chunk, from 1 to 60000 (default 100)")
@@ -267,7 +277,7 @@ def parser() -> argparse.ArgumentParser:
 def evaluate(args: argparse.Namespace) -> int:
     """Print {model, split, held_out, test_accuracy, files} as one JSON line; 1 if the model or a
     recording cannot be read."""
-    recogniser = load_or_report(digits.Recogniser, args.model)
+    recogniser = load_or_report(load_recogniser, args.model)
     if recogniser is None:
         return 1
     fsdd = open_fsdd(args.data)
@@ -277,15 +287,14 @@ def evaluate(args: argparse.Namespace) -> int:
         raise SystemExit(f"minidl-digits: {error}") from None
     problem = None
     try:
-        features = digits.dataset_features(fsdd, test, recogniser.features)
+        probabilities = recogniser.recording_probabilities(fsdd, test)
     except audio.AudioError as error:   # its message names the recording
         problem = str(error)
     if problem is not None:
         # reported out here: the progress bar closes (its own line ended) once the exception's
         # frames are gone, so the message gets a line of its own
         return report(None, problem)
-    scores = digits.classification_report(np.array([r.digit for r in test]),
-                                          recogniser.probabilities(features))
+    scores = digits.classification_report(np.array([r.digit for r in test]), probabilities)
     print(json.dumps({"model": str(args.model), "split": args.split, "held_out": args.held_out,
                       "test_accuracy": scores["accuracy"], "files": len(test)}))
     return 0
@@ -294,7 +303,7 @@ def evaluate(args: argparse.Namespace) -> int:
 def predict(args: argparse.Namespace) -> int:
     """Print PATH<TAB>DIGIT<TAB>PROBABILITY (or JSON) per file as it is answered; 1 if the model
     or any file could not be read (the others are still answered)."""
-    recogniser = load_or_report(digits.Recogniser, args.model)
+    recogniser = load_or_report(load_recogniser, args.model)
     if recogniser is None:
         return 1
     failed = False
@@ -316,7 +325,7 @@ def predict(args: argparse.Namespace) -> int:
 
 def stream(args: argparse.Namespace) -> int:
     """Print each digit as the endpointer finds it; 1 if the model or the file cannot be read."""
-    recogniser = load_or_report(digits.Recogniser, args.model)
+    recogniser = load_or_report(load_recogniser, args.model)
     if recogniser is None:
         return 1
     try:
@@ -344,7 +353,11 @@ def transcribe(args: argparse.Namespace) -> int:
 def export(args: argparse.Namespace) -> int:
     """Write the digit or CTC model as ONNX (its metadata stored in the file) and print one JSON
     line; 1 if the model cannot be read or exported. A CTC model gets a ``mask`` input and
-    per-frame posteriors (softmax) as its output, with ``output_mask`` for the lengths."""
+    per-frame posteriors (softmax) as its output, with ``output_mask`` for the lengths. An
+    ensemble is refused: ONNX gets one model, so each member is exported on its own."""
+    if is_ensemble(args.model):
+        return report(args.model, "an ensemble of several models; export each member's model.npz "
+                                  "(its members/<recipe>/ folders) on its own")
     try:
         metadata = read_metadata(args.model)
     except MODEL_ERRORS as error:
@@ -368,7 +381,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     if args.command == "train":
         try:
-            run_training(args, f"digits_{args.model}")
+            run_training(args, f"digits_{args.model or args.recipe}")
         except audio.AudioError as error:   # a damaged recording; its message names it
             return report(None, error)
         return 0

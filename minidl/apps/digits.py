@@ -37,7 +37,7 @@ from minidl.apps.augmentation import EpochDraws
 # the data side lives in digit_data; its names stay reachable here (digits.TrainSettings, ...)
 from minidl.apps.digit_data import (PaddedBatches, TrainSettings, coverage_length, dataset_features,  # noqa: F401
                                     fixed_length, load_data, training_copies, with_available_voices)
-from minidl.apps.features import FeatureSettings, signal_features
+from minidl.apps.features import FeatureSettings, finish_features, signal_features
 from minidl.apps.model_metadata import (check_choice, check_frames, check_labels, check_model_shapes,
                                         check_task, feature_settings_from_metadata)
 from minidl.apps.plots import plot_confusion, plot_history
@@ -336,9 +336,22 @@ class Recogniser:
         """(n, 10) probabilities for n utterances' features, each (frames, n_features)."""
         return predict_probabilities(self.kind, self.model, features, self.frames)
 
+    def signal_probabilities(self, signals: list[np.ndarray]) -> np.ndarray:
+        """(n, 10) probabilities for n signals at the model's sample rate."""
+        return self.probabilities([signal_features(signal, self.features) for signal in signals])
+
+    def mfcc_probabilities(self, mfccs: list[np.ndarray]) -> np.ndarray:
+        """(n, 10) probabilities for n utterances' (frames, n_mfcc) MFCCs (a stream's segments:
+        deltas and normalisation are added here, trimming is the endpointer's job)."""
+        return self.probabilities([finish_features(m, self.features) for m in mfccs])
+
+    def recording_probabilities(self, fsdd, recordings: list, progress: bool = True) -> np.ndarray:
+        """(n, 10) probabilities for n recordings of ``fsdd``, their MFCCs from its feature cache."""
+        return self.probabilities(dataset_features(fsdd, recordings, self.features, progress))
+
     def classify(self, signal: np.ndarray) -> tuple[str, float]:
         """(label, probability) for one signal at the model's sample rate."""
-        p = self.probabilities([signal_features(signal, self.features)])[0]
+        p = self.signal_probabilities([signal])[0]
         return self.labels[int(p.argmax())], float(p.max())
 
     def predict_file(self, path, max_seconds: float | None = MAX_PREDICT_SECONDS) -> dict:

@@ -1,13 +1,13 @@
 """Recipes: features + augmentation + model + training schedule, by name.
 
-Each recipe adds one ingredient to the one before it, so ``benchmarks/digits.py --split speaker
---recipe ...`` measures what each ingredient buys on speakers the model has never heard (the
-README's ablation table). ``RECOMMENDED`` (chosen on seed 0, before the table's seeds) is what
-``minidl-digits train`` and ``make demo`` train. On seeds 1-3, every speaker held out in turn,
-"voices" averages 86.1% against 84.6% for "draws" and 83.0% for the baseline; its worst speaker
-is jackson at 77.1% (draws: nicolas at 78.5%, baseline: lucas at 74.1%). On the official split
-it scores 99.3% after 596 s of training on 2 threads of a machine at load 15
-(benchmarks/results/digits.json, README). Without espeak-ng and flite it trains as "draws".
+Each recipe of the chain adds one ingredient to the one before it, so ``benchmarks/digits.py
+--split speaker --recipe ...`` measures what each ingredient buys on speakers the model has
+never heard (the README's ablation table). An ensemble (``ENSEMBLES``) names recipes whose
+models are trained one after the other and heard together (``minidl.apps.ensemble``).
+``RECOMMENDED`` is what ``minidl-digits train`` and ``make demo`` train: the ensemble of
+"voices", "voices_cmvn" and "trim", chosen on seeds 0-3 and reported on fresh seeds 4-6
+(benchmarks/results/digits.json, README). Without espeak-ng and flite its first two members
+train as "draws" and "draws" with CMVN, with a warning.
 
     baseline   the CRNN with the recipe before issue 13: global normalisation, the clean set
                plus one copy of each recording with speed perturbation and noise, 15 epochs
@@ -22,7 +22,11 @@ it scores 99.3% after 596 s of training on 2 threads of a machine at load 15
     specaug    + SpecAugment masks on the copies' log mels
 
     voices_cmvn  "voices" with per-utterance CMVN instead of global standardisation: not a
-               step of the chain, but the second member of a two-model ensemble
+               step of the chain, but a member of the ensemble
+
+    ensemble   voices + voices_cmvn + trim, their log-probabilities averaged: three models
+               that differ in normalisation, voices and schedule, so they err on different
+               words of a new voice
 """
 from __future__ import annotations
 
@@ -63,7 +67,22 @@ def _steps() -> dict[str, tuple[FeatureSettings, dict]]:
 RECIPES = _steps()
 #: the ablation's chain, each the one before plus one ingredient
 CHAIN = ("baseline", "trim", "vtlp", "draws", "voices", "specaug")
-RECOMMENDED = "voices"
+#: recipes trained one after the other and heard together (minidl.apps.ensemble.train_ensemble)
+ENSEMBLES = {"ensemble": ("voices", "voices_cmvn", "trim")}
+RECOMMENDED = "ensemble"
+
+
+def members_of(name: str) -> tuple[str, ...]:
+    """The recipes an ensemble name trains, or (name,) for a single recipe.
+
+    Raises:
+        ValueError: a name that is neither (the message lists the known ones).
+    """
+    if name in ENSEMBLES:
+        return ENSEMBLES[name]
+    if name in RECIPES:
+        return (name,)
+    raise ValueError(f"unknown recipe {name!r}; choose one of {', '.join((*RECIPES, *ENSEMBLES))}")
 
 
 def recipe(name: str, **overrides) -> tuple[TrainSettings, FeatureSettings]:
@@ -79,4 +98,4 @@ def recipe(name: str, **overrides) -> tuple[TrainSettings, FeatureSettings]:
     return TrainSettings(**{**train, **overrides}), features
 
 
-__all__ = ["CHAIN", "RECIPES", "RECOMMENDED", "recipe"]
+__all__ = ["CHAIN", "ENSEMBLES", "RECIPES", "RECOMMENDED", "members_of", "recipe"]

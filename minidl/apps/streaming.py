@@ -4,8 +4,9 @@
           └──energy of each 10 ms frame──► Endpointer ──(start, end) of a digit──►
              that segment's frames (+ context) ──Recogniser──► digit, probability, latency
 
-The recogniser is ``minidl.apps.digits.Recogniser``; it sees the same features as in training
-(``minidl.apps.features.finish_features`` on the streamed MFCCs, which equal the whole file's).
+The recogniser is ``minidl.apps.digits.Recogniser`` or an ``minidl.apps.ensemble.Ensemble``; it
+sees the same features as in training (``mfcc_probabilities``: deltas and normalisation on the
+streamed MFCCs, which equal the whole file's).
 This is the ``minidl-digits stream`` command.
 """
 from __future__ import annotations
@@ -20,7 +21,7 @@ import numpy as np
 import audio
 from audio.stream import StreamingMFCC
 from minidl.apps.digits import Recogniser
-from minidl.apps.features import finish_features
+from minidl.apps.ensemble import Ensemble, load_recogniser
 
 FLOOR_DB = -100.0   # the noise floor never goes below this: digital silence has no level
 # A chunk is what a microphone hands over at once: under 1 ms is a sample or two (and a decision
@@ -110,14 +111,14 @@ def check_chunk_ms(chunk_ms: float) -> float:
     return float(chunk_ms)
 
 
-def stream_file(model: Recogniser | str | pathlib.Path, path: str | pathlib.Path, chunk_ms: float = 100.0,
+def stream_file(model: Recogniser | Ensemble | str | pathlib.Path, path: str | pathlib.Path, chunk_ms: float = 100.0,
                 rule: EndpointRule = EndpointRule()) -> Iterator[dict]:
     """Feed a file through StreamingMFCC in chunks; yield one dict per digit found:
     {digit, probability, start_s, end_s, latency_s} where latency is from the end of speech
     (in audio time) to the decision, plus the compute time of the decision.
 
     Args:
-        model: a Recogniser, or the path of its model file.
+        model: a Recogniser or an Ensemble (minidl.apps.ensemble), or the path of either.
         path: the audio file, of any length (no max_seconds: it is fed in chunks).
         chunk_ms: milliseconds per chunk, from MIN_CHUNK_MS to MAX_CHUNK_MS.
     Raises:
@@ -126,7 +127,7 @@ def stream_file(model: Recogniser | str | pathlib.Path, path: str | pathlib.Path
         audio.AudioError: the audio file cannot be read.
     """
     chunk_ms = check_chunk_ms(chunk_ms)
-    recogniser = model if isinstance(model, Recogniser) else Recogniser(model)
+    recogniser = model if isinstance(model, (Recogniser, Ensemble)) else load_recogniser(model)
     settings = recogniser.features
     signal, rate = audio.load(path, sample_rate=settings.sample_rate)
     stream = StreamingMFCC(rate, preset=settings.preset, n_mfcc=settings.n_mfcc)
@@ -152,7 +153,7 @@ def stream_file(model: Recogniser | str | pathlib.Path, path: str | pathlib.Path
         yield found
 
 
-def decide(recogniser: Recogniser, mfcc_frames: list[np.ndarray], segment: tuple[int, int] | None,
+def decide(recogniser: Recogniser | Ensemble, mfcc_frames: list[np.ndarray], segment: tuple[int, int] | None,
            rule: EndpointRule, heard_s: float) -> dict | None:
     """Classify the frames of ``segment`` (start, end) of the MFCCs so far, plus
     ``rule.context_ms`` each side.
@@ -173,7 +174,7 @@ def decide(recogniser: Recogniser, mfcc_frames: list[np.ndarray], segment: tuple
     segment = np.asarray(mfcc_frames[max(0, start - pad):min(len(mfcc_frames), end + pad)], dtype=np.float32)
     if len(segment) == 0:
         return None
-    p = recogniser.probabilities([finish_features(segment, recogniser.features)])[0]
+    p = recogniser.mfcc_probabilities([segment])[0]
     compute = time.perf_counter() - tick
     end_s = end * rule.frame_ms / 1000
     return {"digit": recogniser.labels[int(p.argmax())], "probability": round(float(p.max()), 4),

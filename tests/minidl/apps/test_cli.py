@@ -58,7 +58,8 @@ def test_train_runs_the_recommended_recipe_unless_told_otherwise(fake_data, tmp_
 
 
 @pytest.mark.parametrize("options, message", [
-    (["--model", "cnn"], "--model cnn does not go with --recipe voices"),
+    (["--model", "cnn"], "--model cnn does not go with --recipe ensemble, which trains an ensemble"),
+    (["--recipe", "trim", "--model", "cnn"], "--model cnn does not go with --recipe trim, which trains a crnn"),
     (["--split", "speaker"], "--split speaker needs --held-out NAME or --held-out all"),
     (["--held-out", "alice"], "--held-out applies to --split speaker"),
 ])

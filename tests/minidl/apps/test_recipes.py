@@ -5,7 +5,7 @@ import dataclasses
 
 import pytest
 
-from minidl.apps.recipes import CHAIN, RECIPES, RECOMMENDED, recipe
+from minidl.apps.recipes import CHAIN, ENSEMBLES, RECIPES, RECOMMENDED, members_of, recipe
 
 
 def _differences(before, after):
@@ -40,11 +40,19 @@ def test_the_baseline_is_the_recipe_before_issue_13():
 
 
 def test_recipe_applies_overrides_and_refuses_unknown_names():
-    settings, features = recipe(RECOMMENDED, split="speaker", held_out="lucas", seed=3)
+    settings, features = recipe("voices", split="speaker", held_out="lucas", seed=3)
     assert (settings.split, settings.held_out, settings.seed) == ("speaker", "lucas", 3)
-    assert dataclasses.asdict(settings)["augmentation"] == RECIPES[RECOMMENDED][1]["augmentation"].to_dict()
+    assert dataclasses.asdict(settings)["augmentation"] == RECIPES["voices"][1]["augmentation"].to_dict()
     with pytest.raises(ValueError, match="unknown recipe 'fast'; choose one of baseline"):
         recipe("fast")
+
+
+def test_the_recommended_recipe_is_an_ensemble_of_recipes_that_differ():
+    assert RECOMMENDED in ENSEMBLES and members_of(RECOMMENDED) == ("voices", "voices_cmvn", "trim")
+    assert all(member in RECIPES for members in ENSEMBLES.values() for member in members)
+    assert members_of("trim") == ("trim",)
+    with pytest.raises(ValueError, match="unknown recipe 'fast'; choose one of .*ensemble"):
+        members_of("fast")
 
 
 def test_make_demo_trains_the_recommended_recipe_on_the_official_split():
