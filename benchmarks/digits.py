@@ -95,21 +95,29 @@ def worker(library: str, model: str, split: str, held_out: str | None, epochs: i
 
 
 def recipe_worker(name: str, split: str, held_out: str | None, seed: int, threads: int) -> dict:
-    """One training of a named recipe (minidl.apps.recipes) on one split, as a record."""
+    """One training of a named recipe (minidl.apps.recipes) on one split, as a record; an ensemble
+    name trains each of its members, one after the other, as ``minidl-digits train`` does."""
     import minidl  # noqa: PLC0415
     from minidl.apps import digits  # noqa: PLC0415
-    from minidl.apps.recipes import recipe  # noqa: PLC0415
-    settings, features = recipe(name, split=split, held_out=held_out, seed=seed)
+    from minidl.apps.ensemble import train_ensemble  # noqa: PLC0415
+    from minidl.apps.recipes import ENSEMBLES, members_of, recipe  # noqa: PLC0415
+    out = ROOT / "runs" / "benchmark" / f"recipe_{name}_{split}_{held_out}_{seed}"
+    settings, features = recipe(members_of(name)[0], split=split, held_out=held_out, seed=seed)
     start = time.perf_counter()
-    metrics = digits.train(settings, ROOT / "runs" / "benchmark" / f"recipe_{name}_{split}_{held_out}_{seed}",
-                           features=features, verbose=0, progress=False)
-    return {"name": "fsdd_digits", "library": "minidl", "model": settings.model, "recipe": name, "split": split,
-            "held_out": held_out, "epochs": settings.epochs, "seed": seed, "batch_size": settings.batch_size,
-            "augment": settings.augment, "version": minidl.__version__,
-            "test_accuracy": metrics["test_accuracy"], "training_seconds": metrics["training_seconds"],
-            "feature_seconds": metrics["feature_seconds"], "wall_seconds": round(time.perf_counter() - start, 2),
-            "parameters": metrics["parameters"], "threads": threads, "load_average": round(os.getloadavg()[0], 2),
-            "features": features.to_dict(), "augmentation": settings.augmentation.to_dict()}
+    if name in ENSEMBLES:
+        metrics = train_ensemble(name, out, verbose=0, progress=False, split=split, held_out=held_out, seed=seed)
+    else:
+        metrics = digits.train(settings, out, features=features, verbose=0, progress=False)
+    record = {"name": "fsdd_digits", "library": "minidl", "model": settings.model, "recipe": name, "split": split,
+              "held_out": held_out, "epochs": settings.epochs, "seed": seed, "batch_size": settings.batch_size,
+              "augment": settings.augment, "version": minidl.__version__,
+              "test_accuracy": metrics["test_accuracy"], "training_seconds": metrics["training_seconds"],
+              "feature_seconds": metrics["feature_seconds"], "wall_seconds": round(time.perf_counter() - start, 2),
+              "parameters": metrics["parameters"], "threads": threads, "load_average": round(os.getloadavg()[0], 2),
+              "features": features.to_dict(), "augmentation": settings.augmentation.to_dict()}
+    if name in ENSEMBLES:
+        record.update(members=metrics["members"], combine=metrics["combine"])
+    return record
 
 
 def run_recipes(names: list[str], split: str, seeds: list[int], jobs: int) -> None:
