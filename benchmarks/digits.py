@@ -8,7 +8,7 @@
                                                        # the ablation: each recipe, each speaker held out
     python benchmarks/digits.py --ensemble voices voices_cmvn --seeds 1 2 3   # the two recipes' models together
     python benchmarks/digits.py --ensemble ensemble --seeds 4 5 6     # the recommended ensemble's members together
-    python benchmarks/digits.py --noise                # examples/digits_noise.py -> results/noise.json
+    python benchmarks/digits.py --noise [--model runs/demo]   # examples/digits_noise.py -> results/noise.json
     python benchmarks/digits.py --ctc                  # examples/connected_digits_ctc.py -> results/connected_digits.json
 
 Each training runs in a process of its own (``--worker``), so NumPy's and torch's thread pools
@@ -208,9 +208,9 @@ def run_example(script: str, out: Path, *options: str) -> None:
     print(done.stdout.strip())
 
 
-def noise() -> None:
+def noise(model: str | None = None) -> None:
     out = ROOT / "runs" / "benchmark" / "noise"
-    run_example("digits_noise.py", out, "--verbose", "0")
+    run_example("digits_noise.py", out, "--verbose", "0", *(["--model", model] if model else []))
     (RESULTS.parent / "noise.json").write_text(json.dumps([json.loads((out / "noise.json").read_text())], indent=1))
 
 
@@ -232,6 +232,8 @@ def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--noise", action="store_true", help="run the noise-robustness story instead")
     parser.add_argument("--ctc", action="store_true", help="run the connected-digit CTC story instead")
+    parser.add_argument("--model", default=None,
+                        help="with --noise: a saved model or ensemble folder (e.g. runs/demo) tested beside the CNNs")
     parser.add_argument("--split", choices=("official", "speaker"), default="official")
     parser.add_argument("--epochs", type=int, default=None, help="default: each model's, digits.DEFAULT_EPOCHS")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
@@ -249,7 +251,7 @@ def main(argv=None) -> None:
     if args.recipe:
         return run_recipes(args.recipe, args.split, args.seeds, args.jobs)
     if args.noise:
-        return noise()
+        return noise(args.model)
     if args.ctc:
         return ctc()
     if args.split == "official":
