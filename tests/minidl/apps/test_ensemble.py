@@ -161,3 +161,13 @@ def test_write_manifest_leaves_no_temporary_file(tmp_path):
     write_manifest(tmp_path, ["members/a/model.npz", "members/b/model.npz"])
     assert [p.name for p in tmp_path.iterdir()] == [MANIFEST]
     assert json.loads((tmp_path / MANIFEST).read_text())["members"][1] == "members/b/model.npz"
+
+
+def test_an_ensemble_gives_one_answer_for_every_rate_channel_count_and_format(trained_pair, tmp_path, capsys):
+    from tests.minidl.apps.test_cli import FORMATS, write_formats
+    paths = write_formats(tone(2, 1, seed=5), tmp_path / "two")
+    assert cli.main(["predict", str(trained_pair[0]), *map(str, paths)]) == 0
+    rows = [line.split("\t") for line in capsys.readouterr().out.splitlines()]
+    reference = rows[0]                      # 8 kHz, mono, 16-bit: FSDD's own format
+    for fmt, row in zip(FORMATS, rows):
+        assert row[1] == reference[1] and abs(float(row[2]) - float(reference[2])) < 0.05, (fmt, row)
