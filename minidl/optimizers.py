@@ -269,9 +269,17 @@ class Optimizer:
                 slots.extend((index, name, array) for name, array in entry[1].items())
         return self.iterations, slots
 
-    def set_state(self, params: list, iterations: int, slots: list[tuple[int, str, Array]]) -> None:
+    def set_state(self, params: list, iterations: int, slots: list[tuple[int, str, Array]],
+                  calls: int | None = None) -> None:
         """Restore what ``get_state`` gave, onto ``params`` (the same parameters, in order, e.g.
-        those of a reloaded model). Raises ValueError for an index or a shape that does not fit."""
+        those of a reloaded model), and ``calls`` (default iterations·gradient_accumulation_steps):
+        with accumulation, the calls since the last update say when the next one comes. Raises
+        ValueError for an index or a shape that does not fit, or calls that do not give iterations."""
+        steps = self.gradient_accumulation_steps or 1
+        if calls is not None and calls // steps != iterations:
+            raise ValueError(f"{type(self).__name__}.set_state: calls {calls} with gradient_accumulation_steps "
+                             f"{self.gradient_accumulation_steps} make {calls // steps} updates, not iterations "
+                             f"{iterations}")
         restored: dict[int, tuple[Any, dict[str, Array]]] = {}
         for index, name, array in slots:
             if not 0 <= index < len(params) or tuple(array.shape) != tuple(params[index].data.shape):
@@ -282,7 +290,7 @@ class Optimizer:
             restored.setdefault(id(param), (param, {}))[1][name] = array.astype(param.data.dtype, copy=True)
         self._slots = restored
         self._scratch.clear()
-        self.iterations = int(iterations)
+        self.calls = int(iterations) * steps if calls is None else int(calls)
 
     # --- configuration ---------------------------------------------------------------------------
     def get_config(self) -> dict:
@@ -572,15 +580,24 @@ class Nadam(Optimizer):
         self.beta_1, self.beta_2, self.epsilon = float(beta_1), float(beta_2), float(epsilon)
         self.u_product = 1.0  # Π_t; advanced once per update, before the weights are
 
+    def momentum_at(self, t: int) -> float:
+        """μ_t = β₁·(1 - ½·0.96ᵗ)."""
+        return self.beta_1 * (1.0 - 0.5 * 0.96 ** t)
+
     def _update_all(self, params, grads, lr):
-        self.u_product *= self.beta_1 * (1.0 - 0.5 * 0.96 ** (self.iterations + 1))
+        self.u_product *= self.momentum_at(self.iterations + 1)
         super()._update_all(params, grads, lr)
+
+    def set_state(self, params, iterations, slots, calls=None):
+        """As Optimizer.set_state; Π_t is a function of iterations alone, so it is recomputed, with
+        the products taken in the order the updates took them (1·μ_1·μ_2···, bit for bit)."""
+        super().set_state(params, iterations, slots, calls)
+        self.u_product = math.prod((self.momentum_at(t) for t in range(1, self.iterations + 1)), start=1.0)
 
     def update_step(self, gradient, param, learning_rate):
         xp = get_array_module(param.data)
         t = self.iterations + 1
-        u_t = self.beta_1 * (1.0 - 0.5 * 0.96 ** t)
-        u_next = self.beta_1 * (1.0 - 0.5 * 0.96 ** (t + 1))
+        u_t, u_next = self.momentum_at(t), self.momentum_at(t + 1)
         m, v = self.slot(param, "momentum"), self.slot(param, "velocity")
         m += (gradient - m) * (1 - self.beta_1)
         v += (gradient * gradient - v) * (1 - self.beta_2)

@@ -11,8 +11,15 @@ metrics, or from the caller's ``custom_objects``; no name in a file can reach an
                 "metrics": ["accuracy", {"custom": "my_metric"}], "terminate_on_nan": true}
                 (several outputs: "loss" and "metrics" are lists in output order, a loss may be
                 null, and "loss_weights" is the list of their weights)
-    "optimizer_state": {"iterations": 120, "slots": [[0, "momentum"], [0, "velocity"], ...]}
-                        (slot k is the array optimizer_000k; its first number indexes model.weights)
+    "optimizer_state": {"iterations": 120, "calls": 240, "slots": [[0, "momentum"], [0, "velocity"], ...]}
+                        (slot k is the array optimizer_000k; its first number indexes model.weights;
+                        "calls" counts apply() calls, iterations·n plus those accumulated since the
+                        last update under gradient_accumulation_steps n; files without it have
+                        calls = iterations·n)
+
+Every other piece of state the optimizer options keep is a slot or follows from the step count:
+use_ema's moving averages ("average") and gradient_accumulation_steps' sums
+("accumulated_gradient") are slots; Nadam's product Π_t is recomputed from iterations on restore.
     "random_state": minidl.random.get_state()
 """
 from __future__ import annotations
@@ -84,7 +91,8 @@ def optimizer_state(model) -> tuple[dict | None, list[np.ndarray]]:
         return None, []
     iterations, slots = optimizer.get_state(model.weights)
     arrays = [np.asarray(backend.to_numpy(array)) for _, _, array in slots]
-    return {"iterations": int(iterations), "slots": [[index, name] for index, name, _ in slots]}, arrays
+    return {"iterations": int(iterations), "calls": int(optimizer.calls),
+            "slots": [[index, name] for index, name, _ in slots]}, arrays
 
 
 # --- reading ------------------------------------------------------------------------------------
@@ -175,10 +183,12 @@ def _compile_several(model, config: dict, optimizer, terminate_on_nan: bool, cus
                   terminate_on_nan=terminate_on_nan)
 
 
-def check_optimizer_state(state: Any, num_slots: int, weight_shapes: list[tuple], slot_shapes: list[tuple]) -> int:
+def check_optimizer_state(state: Any, num_slots: int, weight_shapes: list[tuple], slot_shapes: list[tuple],
+                          optimizer=None) -> int:
     """The step count of a document's "optimizer_state", after checking it against the file's
-    ``num_slots`` optimizer arrays (their ``slot_shapes``, from the headers) and the model's
-    ``weight_shapes``; no data is read.
+    ``num_slots`` optimizer arrays (their ``slot_shapes``, from the headers), the model's
+    ``weight_shapes`` and, when given, the ``optimizer`` it is for (its calls must make its
+    iterations with the optimizer's gradient_accumulation_steps); no data is read.
 
     Raises:
         ValueError: naming what does not fit.
@@ -188,6 +198,13 @@ def check_optimizer_state(state: Any, num_slots: int, weight_shapes: list[tuple]
     iterations = state.get("iterations")
     if isinstance(iterations, bool) or not isinstance(iterations, int) or not 0 <= iterations < MAX_ITERATIONS:
         raise ValueError(f"optimizer_state.iterations must be an int in [0, 2**53), got {short_repr(iterations, 40)}")
+    calls = state.get("calls", iterations)
+    if isinstance(calls, bool) or not isinstance(calls, int) or not iterations <= calls < MAX_ITERATIONS:
+        raise ValueError(f"optimizer_state.calls must be an int in [iterations, 2**53), got {short_repr(calls, 40)}")
+    steps = (getattr(optimizer, "gradient_accumulation_steps", None) or 1) if optimizer is not None else None
+    if steps is not None and "calls" in state and calls // steps != iterations:
+        raise ValueError(f"optimizer_state: calls {calls} with gradient_accumulation_steps {steps} make "
+                         f"{calls // steps} updates, but iterations is {iterations}")
     slots = state["slots"]
     if len(slots) != num_slots:
         raise ValueError(f"optimizer_state lists {len(slots)} slots, the file holds {num_slots} optimizer arrays")
@@ -205,9 +222,14 @@ def check_optimizer_state(state: Any, num_slots: int, weight_shapes: list[tuple]
 
 
 def restore_optimizer(model, state: dict, arrays: list[np.ndarray]) -> None:
-    """Give the compiled ``model``'s optimizer the checked ``state`` and its slot ``arrays``."""
+    """Give the compiled ``model``'s optimizer the checked ``state`` and its slot ``arrays``.
+
+    Raises:
+        ValueError: "calls" that do not make "iterations" updates with the optimizer's
+            gradient_accumulation_steps.
+    """
     slots = [(index, name, array) for (index, name), array in zip(state["slots"], arrays)]
-    model.optimizer.set_state(model.weights, state["iterations"], slots)
+    model.optimizer.set_state(model.weights, state["iterations"], slots, calls=state.get("calls"))
 
 
 def restore_random(state: Any) -> None:

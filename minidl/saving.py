@@ -297,7 +297,7 @@ def load_model(path, *, custom_objects: dict | None = None, compile: bool = True
                     slot_state = document.get("optimizer_state")
                     resume_state.check_optimizer_state(slot_state, len(file.slots),
                                                        [tuple(w.shape) for w in model.weights],
-                                                       [m.shape for m in file.slots])
+                                                       [m.shape for m in file.slots], model.optimizer)
             except (ValueError, TypeError) as error:
                 raise refuse(where, f"the compile settings cannot be used: {error}") from None
         model.set_weights(file.read_weights(model, allow_nonfinite))
@@ -326,7 +326,7 @@ def load_training_state(model, path, *, allow_nonfinite: bool = False) -> dict |
         if state is not None and getattr(model, "optimizer", None) is not None:
             try:
                 resume_state.check_optimizer_state(state, len(file.slots), [tuple(w.shape) for w in model.weights],
-                                                   [m.shape for m in file.slots])
+                                                   [m.shape for m in file.slots], model.optimizer)
             except ValueError as error:
                 raise refuse(file.where, str(error)) from None
         else:

@@ -66,6 +66,11 @@ GRADIENT_CHECKS: dict[str, tuple[str, ...]] = {
     "Conv2DFunction": ("tests/minidl/functional/test_conv.py::test_conv2d_gradient",
                        "tests/minidl/functional/test_conv.py::test_conv2d_gradient_without_bias"),
     "Conv1DFunction": ("tests/minidl/functional/test_conv.py::test_conv1d_gradient",),
+    "DepthwiseConv2DFunction": ("tests/minidl/functional/test_depthwise_conv.py::test_depthwise_conv2d_gradient",
+                                "tests/minidl/functional/test_depthwise_conv.py::"
+                                "test_depthwise_conv2d_gradient_without_bias"),
+    "DepthwiseConv1DFunction": ("tests/minidl/functional/test_depthwise_conv.py::"
+                                "test_depthwise_conv1d_is_the_2d_one_on_height_1_and_its_gradient",),
     "MaxPool2DFunction": ("tests/minidl/functional/test_pooling.py::test_pool2d_gradient",),
     "AvgPool2DFunction": ("tests/minidl/functional/test_pooling.py::test_pool2d_gradient",),
     "MaxPool1DFunction": ("tests/minidl/functional/test_pooling.py::test_pool1d_gradient",),
@@ -124,6 +129,8 @@ KERAS_VALUE_TESTS: dict[str, tuple[str, ...]] = {
     "InputLayer": CORE_KERAS + (f"{CORE}::test_input_layer_refuses_a_sample_shape_keras_refuses_live",),
     "Conv1D": CONV,
     "Conv2D": CONV,
+    **{name: ("tests/minidl/layers/test_depthwise_conv.py::test_depthwise_and_separable_layers_match_keras_live",)
+       for name in ("DepthwiseConv1D", "DepthwiseConv2D", "SeparableConv1D", "SeparableConv2D")},
     "ZeroPadding1D": (CONV[0], f"{CORE}::test_zero_padding_matches_keras_live"),
     "ZeroPadding2D": (CONV[0], f"{CORE}::test_zero_padding_matches_keras_live"),
     **{name: POOLING for name in ("MaxPooling1D", "MaxPooling2D", "AveragePooling1D", "AveragePooling2D",

@@ -2,6 +2,7 @@
 from minidl.layers.base import Layer
 from minidl.layers.serialization import LAYERS, deserialize_layer, serialize_layer
 from minidl.layers.conv import Conv1D, Conv2D, ZeroPadding1D, ZeroPadding2D
+from minidl.layers.depthwise_conv import DepthwiseConv1D, DepthwiseConv2D, SeparableConv1D, SeparableConv2D
 from minidl.layers.core import Activation, Dense, Dropout, Flatten, Reshape
 from minidl.layers.input_layer import Input, InputLayer
 from minidl.layers.normalization import BatchNormalization, LayerNormalization, Normalization
@@ -21,7 +22,7 @@ from minidl.layers.reshaping import Cropping1D, Permute, RepeatVector, UpSamplin
 
 
 def __getattr__(name: str):
-    """``layers.SeparableConv2D`` and other Keras layers minidl lacks: say so, by name."""
+    """``layers.ConvLSTM2D`` and other Keras layers minidl lacks: say so, by name."""
     from minidl.layers.serialization import KERAS_ONLY_LAYERS  # noqa: PLC0415 (only on a miss)
     if name in KERAS_ONLY_LAYERS:
         raise AttributeError(f"the Keras layer {name!r} is not supported by minidl")

@@ -39,11 +39,11 @@ ModelClass = TypeVar("ModelClass", bound=type)
 KERAS_ONLY_LAYERS = frozenset((
     "ActivityRegularization", "AdditiveAttention", "AlphaDropout", "Attention", "AveragePooling3D",
     "CategoryEncoding", "CenterCrop", "Conv1DTranspose", "Conv2DTranspose", "Conv3D", "Conv3DTranspose",
-    "ConvLSTM1D", "ConvLSTM2D", "ConvLSTM3D", "Cropping2D", "Cropping3D", "DepthwiseConv1D", "DepthwiseConv2D",
+    "ConvLSTM1D", "ConvLSTM2D", "ConvLSTM3D", "Cropping2D", "Cropping3D",
     "Discretization", "EinsumDense", "GaussianDropout", "GlobalAveragePooling3D", "GlobalMaxPooling3D",
     "GroupNormalization", "GroupQueryAttention", "GRUCell", "Hashing", "Identity", "IntegerLookup", "LSTMCell",
-    "MaxPooling3D", "MelSpectrogram", "RMSNormalization", "RNN", "Rescaling", "Resizing", "SeparableConv1D",
-    "SeparableConv2D", "SimpleRNNCell", "SpatialDropout2D", "SpatialDropout3D", "SpectralNormalization",
+    "MaxPooling3D", "MelSpectrogram", "RMSNormalization", "RNN", "Rescaling", "Resizing",
+    "SimpleRNNCell", "SpatialDropout2D", "SpatialDropout3D", "SpectralNormalization",
     "StackedRNNCells", "STFTSpectrogram", "StringLookup", "TextVectorization", "UnitNormalization",
     "UpSampling2D", "UpSampling3D", "ZeroPadding3D"))
 
@@ -151,7 +151,9 @@ def weight_lower_bound(config: dict, input_shape: tuple) -> int:
 
     A lower bound read off Keras' size arguments, so that it never refuses a real file:
     "units" makes a kernel (input_dim, k * units) with k >= 1 (Dense, SimpleRNN, LSTM, GRU);
-    "filters" a kernel kernel_size + (channels, filters); a wrapped "layer" / "backward_layer"
+    "filters" a kernel kernel_size + (channels, filters), but with "depth_multiplier" m (the
+    depthwise and separable convolutions) kernel_size + (channels, m), plus (channels·m, filters)
+    when there are filters; a wrapped "layer" / "backward_layer"
     (Bidirectional, TimeDistributed) sees the same last axis. Other layers count as 0.
     """
     trial = _trial_shape(input_shape)
@@ -159,9 +161,15 @@ def weight_lower_bound(config: dict, input_shape: tuple) -> int:
     total = 0
     if _is_count(config.get("units")):
         total += config["units"] * in_last
-    if _is_count(config.get("filters")):
-        kernel = config.get("kernel_size")
-        kernel = kernel if isinstance(kernel, list) and all(_is_count(k) for k in kernel) else [1]
+    kernel = config.get("kernel_size")
+    kernel = kernel if isinstance(kernel, list) and all(_is_count(k) for k in kernel) else [1]
+    if _is_count(config.get("depth_multiplier")):
+        # depthwise (+ separable's pointwise): kernel_size + (channels, m), then (channels·m, filters)
+        multiplier = config["depth_multiplier"]
+        total += math.prod(kernel) * in_last * multiplier
+        if _is_count(config.get("filters")):
+            total += in_last * multiplier * config["filters"]
+    elif _is_count(config.get("filters")):
         total += config["filters"] * math.prod(kernel) * in_last
     for key in ("layer", "backward_layer"):
         nested = config.get(key)

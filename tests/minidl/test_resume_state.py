@@ -253,3 +253,74 @@ def test_compile_settings_that_are_not_json_able_are_left_out_with_a_warning(tmp
     with pytest.warns(UserWarning, match="compile settings are left out"):
         model.save(str(tmp_path / "m.npz"))
     assert saving.load_model(tmp_path / "m.npz").loss is None
+
+
+# --- the optimizer options that keep state beyond the slots of their rule -------------------------
+# 36 training samples in batches of 8: 5 calls an epoch, so 3 epochs end 15 calls in, with 1 of 2
+# (or 3 of 4) gradients accumulated and not yet applied, and Nadam's Π_t a running product.
+OPTION_OPTIMIZERS = {
+    "adam_ema": lambda: dl.optimizers.Adam(0.01, use_ema=True, ema_momentum=0.9),
+    "sgd_ema_overwrite": lambda: dl.optimizers.SGD(0.05, momentum=0.9, use_ema=True, ema_momentum=0.8,
+                                                   ema_overwrite_frequency=4),
+    "adam_accumulate_2": lambda: dl.optimizers.Adam(0.01, gradient_accumulation_steps=2),
+    "nadam": lambda: dl.optimizers.Nadam(0.01),
+    "nadam_accumulate_4_ema": lambda: dl.optimizers.Nadam(dl.optimizers.ExponentialDecay(0.02, 7, 0.8),
+                                                          gradient_accumulation_steps=4, use_ema=True),
+}
+
+
+@pytest.mark.parametrize("name", sorted(OPTION_OPTIMIZERS))
+def test_ema_accumulation_and_nadam_resume_bit_for_bit_in_float64(tmp_path, name):
+    dl.set_floatx("float64")
+    whole, whole_history = one_go(OPTION_OPTIMIZERS[name], validation_split=0.25)
+    again, first, second = resumed(OPTION_OPTIMIZERS[name], tmp_path / "model.npz", validation_split=0.25)
+    assert again.get_weights()[0].dtype == np.float64
+    for a, b in zip(again.get_weights(), whole.get_weights()):
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(first.history["loss"] + second.history["loss"], whole_history.history["loss"],
+                               rtol=1e-12)
+    assert (again.optimizer.calls, again.optimizer.iterations) == (whole.optimizer.calls, whole.optimizer.iterations)
+    # what use_ema keeps: the averages, which finalize_variable_values puts into the weights
+    for model in (again, whole):
+        model.optimizer.finalize_variable_values(model.weights)
+    for a, b in zip(again.get_weights(), whole.get_weights()):
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)
+
+
+def test_the_file_holds_the_calls_and_nadam_gets_its_product_back(tmp_path):
+    """What the test above needs, so that it fails for the right reason if a piece goes."""
+    dl.set_floatx("float64")
+    model = build(dl.optimizers.Nadam(0.01, gradient_accumulation_steps=4))
+    model.fit(*data(), epochs=3, batch_size=8, verbose=0)  # 6 batches an epoch: 18 calls, 4 updates
+    model.save(str(tmp_path / "m.npz"))
+    with np.load(tmp_path / "m.npz", allow_pickle=False) as archive:
+        state = json.loads(archive["config"].tobytes())["optimizer_state"]
+    assert (state["iterations"], state["calls"]) == (4, 18)
+    assert sorted({name for _, name in state["slots"]}) == ["accumulated_gradient", "momentum", "velocity"]
+    again = saving.load_model(tmp_path / "m.npz")
+    assert again.optimizer.calls == 18 and again.optimizer.iterations == 4
+    # Π_4 = μ_1·μ_2·μ_3·μ_4 with μ_t = 0.9·(1 - ½·0.96ᵗ), each about 0.45
+    expected = 1.0
+    for t in range(1, 5):
+        expected *= 0.9 * (1 - 0.5 * 0.96 ** t)
+    assert again.optimizer.u_product == model.optimizer.u_product == expected
+
+
+@pytest.mark.parametrize("change, message", [
+    (_set("optimizer_state", "calls", 7), r"calls 7 with gradient_accumulation_steps 1 make 7 updates, "
+                                          r"but iterations is 2"),
+    (_set("optimizer_state", "calls", 1), r"calls must be an int in \[iterations, 2\*\*53\), got 1"),
+    (_set("optimizer_state", "calls", "2"), "calls must be an int"),
+])
+def test_a_bad_call_count_is_refused_by_name(tmp_path, change, message):
+    path = rewrite(saved(tmp_path), tmp_path / "bad.npz", change)
+    with pytest.raises(ModelFileError, match=message):
+        saving.load_model(path)
+
+
+def test_a_file_without_calls_resumes_as_before(tmp_path):
+    """Files written before "calls" existed: calls = iterations (no accumulation)."""
+    def drop(document):
+        del document["optimizer_state"]["calls"]
+    again = saving.load_model(rewrite(saved(tmp_path), tmp_path / "old.npz", drop))
+    assert again.optimizer.iterations == again.optimizer.calls == 2

@@ -85,8 +85,8 @@ def test_unsupported_keras_arguments_say_so():
 
 
 def test_a_keras_layer_minidl_lacks_is_named_as_not_supported():
-    with pytest.raises(AttributeError, match="the Keras layer 'SeparableConv2D' is not supported by minidl"):
-        layers.SeparableConv2D  # noqa: B018 (the attribute access is what is tested)
+    with pytest.raises(AttributeError, match="the Keras layer 'ConvLSTM2D' is not supported by minidl"):
+        layers.ConvLSTM2D  # noqa: B018 (the attribute access is what is tested)
     with pytest.raises(ValueError, match="the Keras layer 'Conv1DTranspose' is not supported by minidl"):
         deserialize_layer({"class_name": "Conv1DTranspose", "config": {}})
     keras = pytest.importorskip("keras")
