@@ -146,12 +146,15 @@ KERAS_VALUE_TESTS: dict[str, tuple[str, ...]] = {
     "Embedding": ("tests/minidl/layers/test_embedding.py::test_embedding_and_its_mask_match_keras_live",
                   "tests/minidl/layers/test_embedding.py::test_mask_zero_reaches_an_lstm_as_in_keras_live"),
     **{name: ("tests/minidl/layers/test_reshaping.py::test_reshaping_layers_match_keras_live",)
-       for name in ("Permute", "RepeatVector", "UpSampling1D", "Cropping1D")},
+       for name in ("Permute", "RepeatVector", "UpSampling1D", "Cropping1D", "UpSampling2D", "Cropping2D")},
     "GaussianNoise": ("tests/minidl/layers/test_noise.py::test_noise_layers_are_the_identity_at_inference_as_keras_live",
                       "tests/minidl/layers/test_noise.py::test_gaussian_noise_statistics_as_keras_live"),
     "SpatialDropout1D": (
         "tests/minidl/layers/test_noise.py::test_noise_layers_are_the_identity_at_inference_as_keras_live",
         "tests/minidl/layers/test_noise.py::test_spatial_dropout_drops_whole_channels_as_keras_live"),
+    "SpatialDropout2D": (
+        "tests/minidl/layers/test_noise.py::test_noise_layers_are_the_identity_at_inference_as_keras_live",
+        "tests/minidl/layers/test_noise.py::test_spatial_dropout_2d_drops_whole_feature_maps_as_keras_live"),
     "Lambda": ("tests/minidl/layers/test_lambda_layer.py::test_lambda_matches_keras_live",),
     "TimeDistributed": ("tests/minidl/layers/test_wrappers.py::test_time_distributed_matches_live_keras",),
     **{name: (f"{MERGE}::test_merge_layers_match_keras_live",)

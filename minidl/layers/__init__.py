@@ -16,8 +16,8 @@ from minidl.layers.activations import ELU, LeakyReLU, PReLU, ReLU, Softmax
 from minidl.layers.attention import MultiHeadAttention
 from minidl.layers.embedding import Embedding
 from minidl.layers.lambda_layer import Lambda, register_lambda_function
-from minidl.layers.noise import GaussianNoise, SpatialDropout1D
-from minidl.layers.reshaping import Cropping1D, Permute, RepeatVector, UpSampling1D
+from minidl.layers.noise import GaussianNoise, SpatialDropout1D, SpatialDropout2D
+from minidl.layers.reshaping import Cropping1D, Cropping2D, Permute, RepeatVector, UpSampling1D, UpSampling2D
 
 
 def __getattr__(name: str):

@@ -39,13 +39,13 @@ ModelClass = TypeVar("ModelClass", bound=type)
 KERAS_ONLY_LAYERS = frozenset((
     "ActivityRegularization", "AdditiveAttention", "AlphaDropout", "Attention", "AveragePooling3D",
     "CategoryEncoding", "CenterCrop", "Conv1DTranspose", "Conv2DTranspose", "Conv3D", "Conv3DTranspose",
-    "ConvLSTM1D", "ConvLSTM2D", "ConvLSTM3D", "Cropping2D", "Cropping3D", "DepthwiseConv1D", "DepthwiseConv2D",
+    "ConvLSTM1D", "ConvLSTM2D", "ConvLSTM3D", "Cropping3D", "DepthwiseConv1D", "DepthwiseConv2D",
     "Discretization", "EinsumDense", "GaussianDropout", "GlobalAveragePooling3D", "GlobalMaxPooling3D",
     "GroupNormalization", "GroupQueryAttention", "GRUCell", "Hashing", "Identity", "IntegerLookup", "LSTMCell",
     "MaxPooling3D", "MelSpectrogram", "RMSNormalization", "RNN", "Rescaling", "Resizing", "SeparableConv1D",
-    "SeparableConv2D", "SimpleRNNCell", "SpatialDropout2D", "SpatialDropout3D", "SpectralNormalization",
+    "SeparableConv2D", "SimpleRNNCell", "SpatialDropout3D", "SpectralNormalization",
     "StackedRNNCells", "STFTSpectrogram", "StringLookup", "TextVectorization", "UnitNormalization",
-    "UpSampling2D", "UpSampling3D", "ZeroPadding3D"))
+    "UpSampling3D", "ZeroPadding3D"))
 
 
 def register_model(cls: ModelClass) -> ModelClass:
