@@ -66,6 +66,8 @@ GRADIENT_CHECKS: dict[str, tuple[str, ...]] = {
     "Conv2DFunction": ("tests/minidl/functional/test_conv.py::test_conv2d_gradient",
                        "tests/minidl/functional/test_conv.py::test_conv2d_gradient_without_bias"),
     "Conv1DFunction": ("tests/minidl/functional/test_conv.py::test_conv1d_gradient",),
+    "Conv2DTransposeFunction": ("tests/minidl/functional/test_conv_transpose.py::test_conv2d_transpose_gradient",),
+    "Conv1DTransposeFunction": ("tests/minidl/functional/test_conv_transpose.py::test_conv1d_transpose_gradient",),
     "MaxPool2DFunction": ("tests/minidl/functional/test_pooling.py::test_pool2d_gradient",),
     "AvgPool2DFunction": ("tests/minidl/functional/test_pooling.py::test_pool2d_gradient",),
     "MaxPool1DFunction": ("tests/minidl/functional/test_pooling.py::test_pool1d_gradient",),
@@ -124,6 +126,9 @@ KERAS_VALUE_TESTS: dict[str, tuple[str, ...]] = {
     "InputLayer": CORE_KERAS + (f"{CORE}::test_input_layer_refuses_a_sample_shape_keras_refuses_live",),
     "Conv1D": CONV,
     "Conv2D": CONV,
+    **{name: ("tests/minidl/layers/test_conv_transpose.py::test_layer_matches_keras_live",
+              "tests/minidl/layers/test_conv_transpose.py::test_keras_model_imports_and_exports_with_the_same_outputs_live")
+       for name in ("Conv1DTranspose", "Conv2DTranspose")},
     "ZeroPadding1D": (CONV[0], f"{CORE}::test_zero_padding_matches_keras_live"),
     "ZeroPadding2D": (CONV[0], f"{CORE}::test_zero_padding_matches_keras_live"),
     **{name: POOLING for name in ("MaxPooling1D", "MaxPooling2D", "AveragePooling1D", "AveragePooling2D",

@@ -12,6 +12,7 @@ from minidl.functional.loss import (binary_crossentropy, categorical_crossentrop
 from minidl.functional.reduction import max, mean, sum
 from minidl.functional.shape import concatenate, getitem, pad, reshape, stack, transpose
 from minidl.functional.conv import conv1d, conv2d, col2im, im2col
+from minidl.functional.conv_transpose import conv1d_transpose, conv2d_transpose
 from minidl.functional.ctc import ctc_loss
 from minidl.functional.normalization import (batch_normalization, batch_normalization_masked_train,
                                              batch_normalization_train, layer_normalization)

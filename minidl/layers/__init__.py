@@ -2,6 +2,7 @@
 from minidl.layers.base import Layer
 from minidl.layers.serialization import LAYERS, deserialize_layer, serialize_layer
 from minidl.layers.conv import Conv1D, Conv2D, ZeroPadding1D, ZeroPadding2D
+from minidl.layers.conv_transpose import Conv1DTranspose, Conv2DTranspose
 from minidl.layers.core import Activation, Dense, Dropout, Flatten, Reshape
 from minidl.layers.input_layer import Input, InputLayer
 from minidl.layers.normalization import BatchNormalization, LayerNormalization, Normalization

@@ -38,7 +38,7 @@ ModelClass = TypeVar("ModelClass", bound=type)
 # keras.layers classes minidl has not got: naming one (in a file, or as layers.X) says so plainly
 KERAS_ONLY_LAYERS = frozenset((
     "ActivityRegularization", "AdditiveAttention", "AlphaDropout", "Attention", "AveragePooling3D",
-    "CategoryEncoding", "CenterCrop", "Conv1DTranspose", "Conv2DTranspose", "Conv3D", "Conv3DTranspose",
+    "CategoryEncoding", "CenterCrop", "Conv3D", "Conv3DTranspose",
     "ConvLSTM1D", "ConvLSTM2D", "ConvLSTM3D", "Cropping3D", "DepthwiseConv1D", "DepthwiseConv2D",
     "Discretization", "EinsumDense", "GaussianDropout", "GlobalAveragePooling3D", "GlobalMaxPooling3D",
     "GroupNormalization", "GroupQueryAttention", "GRUCell", "Hashing", "Identity", "IntegerLookup", "LSTMCell",
