@@ -17,6 +17,9 @@ SIZE_CASES = [case for case in itertools.product([1, 2, 3, 4], [1, 2, 3], [1, 2]
                                                  [None, 0, 1, 2], [1, 2, 5])
               if not (case[1] > 1 and case[2] > 1) and (case[4] is None or case[4] < case[1])
               and transpose_output_length(case[5], case[0], case[1], case[2], case[3], case[4]) >= 1]
+# the values on a third of them (torch's convolutions are the slow part): even and odd kernels,
+# every stride, padding and kind of output_padding, lengths 1 and several
+VALUE_CASES = [case for case in SIZE_CASES if case[0] in (2, 3) and case[4] in (None, 0, 1) and case[5] in (1, 5)]
 
 
 def test_output_length_is_keras_for_every_small_case():
@@ -31,7 +34,7 @@ def test_output_length_is_keras_for_every_small_case():
 
 def test_values_match_keras_ops_conv_transpose_live(rng):
     keras = pytest.importorskip("keras")
-    for k, s, d, padding, extra, n in SIZE_CASES:
+    for k, s, d, padding, extra, n in VALUE_CASES:
         x = rng.normal(size=(2, n, n + 1, 3)).astype("float32")
         W = rng.normal(size=(k, k + 1 if s == 1 else k, 4, 3)).astype("float32")  # uneven kernels too
         options = dict(strides=s, padding=padding, output_padding=extra, dilation_rate=d)
