@@ -71,6 +71,8 @@ GRADIENT_CHECKS: dict[str, tuple[str, ...]] = {
                                 "test_depthwise_conv2d_gradient_without_bias"),
     "DepthwiseConv1DFunction": ("tests/minidl/functional/test_depthwise_conv.py::"
                                 "test_depthwise_conv1d_is_the_2d_one_on_height_1_and_its_gradient",),
+    "Conv2DTransposeFunction": ("tests/minidl/functional/test_conv_transpose.py::test_conv2d_transpose_gradient",),
+    "Conv1DTransposeFunction": ("tests/minidl/functional/test_conv_transpose.py::test_conv1d_transpose_gradient",),
     "MaxPool2DFunction": ("tests/minidl/functional/test_pooling.py::test_pool2d_gradient",),
     "AvgPool2DFunction": ("tests/minidl/functional/test_pooling.py::test_pool2d_gradient",),
     "MaxPool1DFunction": ("tests/minidl/functional/test_pooling.py::test_pool1d_gradient",),
@@ -131,6 +133,9 @@ KERAS_VALUE_TESTS: dict[str, tuple[str, ...]] = {
     "Conv2D": CONV,
     **{name: ("tests/minidl/layers/test_depthwise_conv.py::test_depthwise_and_separable_layers_match_keras_live",)
        for name in ("DepthwiseConv1D", "DepthwiseConv2D", "SeparableConv1D", "SeparableConv2D")},
+    **{name: ("tests/minidl/layers/test_conv_transpose.py::test_layer_matches_keras_live",
+              "tests/minidl/layers/test_conv_transpose.py::test_keras_model_imports_and_exports_with_the_same_outputs_live")
+       for name in ("Conv1DTranspose", "Conv2DTranspose")},
     "ZeroPadding1D": (CONV[0], f"{CORE}::test_zero_padding_matches_keras_live"),
     "ZeroPadding2D": (CONV[0], f"{CORE}::test_zero_padding_matches_keras_live"),
     **{name: POOLING for name in ("MaxPooling1D", "MaxPooling2D", "AveragePooling1D", "AveragePooling2D",
@@ -153,12 +158,15 @@ KERAS_VALUE_TESTS: dict[str, tuple[str, ...]] = {
     "Embedding": ("tests/minidl/layers/test_embedding.py::test_embedding_and_its_mask_match_keras_live",
                   "tests/minidl/layers/test_embedding.py::test_mask_zero_reaches_an_lstm_as_in_keras_live"),
     **{name: ("tests/minidl/layers/test_reshaping.py::test_reshaping_layers_match_keras_live",)
-       for name in ("Permute", "RepeatVector", "UpSampling1D", "Cropping1D")},
+       for name in ("Permute", "RepeatVector", "UpSampling1D", "Cropping1D", "UpSampling2D", "Cropping2D")},
     "GaussianNoise": ("tests/minidl/layers/test_noise.py::test_noise_layers_are_the_identity_at_inference_as_keras_live",
                       "tests/minidl/layers/test_noise.py::test_gaussian_noise_statistics_as_keras_live"),
     "SpatialDropout1D": (
         "tests/minidl/layers/test_noise.py::test_noise_layers_are_the_identity_at_inference_as_keras_live",
         "tests/minidl/layers/test_noise.py::test_spatial_dropout_drops_whole_channels_as_keras_live"),
+    "SpatialDropout2D": (
+        "tests/minidl/layers/test_noise.py::test_noise_layers_are_the_identity_at_inference_as_keras_live",
+        "tests/minidl/layers/test_noise.py::test_spatial_dropout_2d_drops_whole_feature_maps_as_keras_live"),
     "Lambda": ("tests/minidl/layers/test_lambda_layer.py::test_lambda_matches_keras_live",),
     "TimeDistributed": ("tests/minidl/layers/test_wrappers.py::test_time_distributed_matches_live_keras",),
     **{name: (f"{MERGE}::test_merge_layers_match_keras_live",)

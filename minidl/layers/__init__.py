@@ -3,6 +3,7 @@ from minidl.layers.base import Layer
 from minidl.layers.serialization import LAYERS, deserialize_layer, serialize_layer
 from minidl.layers.conv import Conv1D, Conv2D, ZeroPadding1D, ZeroPadding2D
 from minidl.layers.depthwise_conv import DepthwiseConv1D, DepthwiseConv2D, SeparableConv1D, SeparableConv2D
+from minidl.layers.conv_transpose import Conv1DTranspose, Conv2DTranspose
 from minidl.layers.core import Activation, Dense, Dropout, Flatten, Reshape
 from minidl.layers.input_layer import Input, InputLayer
 from minidl.layers.normalization import BatchNormalization, LayerNormalization, Normalization
@@ -17,8 +18,8 @@ from minidl.layers.activations import ELU, LeakyReLU, PReLU, ReLU, Softmax
 from minidl.layers.attention import MultiHeadAttention
 from minidl.layers.embedding import Embedding
 from minidl.layers.lambda_layer import Lambda, register_lambda_function
-from minidl.layers.noise import GaussianNoise, SpatialDropout1D
-from minidl.layers.reshaping import Cropping1D, Permute, RepeatVector, UpSampling1D
+from minidl.layers.noise import GaussianNoise, SpatialDropout1D, SpatialDropout2D
+from minidl.layers.reshaping import Cropping1D, Cropping2D, Permute, RepeatVector, UpSampling1D, UpSampling2D
 
 
 def __getattr__(name: str):

@@ -1,4 +1,4 @@
-"""Regularising noise layers, active in training only: GaussianNoise, SpatialDropout1D."""
+"""Regularising noise layers, active in training only: GaussianNoise, SpatialDropout1D/2D."""
 from __future__ import annotations
 
 import minidl.functional as F
@@ -6,6 +6,7 @@ from minidl import random
 from minidl.backend import get_array_module
 from minidl.layers.base import Layer, check_rank
 from minidl.layers.core import Dropout
+from minidl.layers.reshaping import check_channels_last
 
 
 class GaussianNoise(Layer):
@@ -34,23 +35,58 @@ class GaussianNoise(Layer):
         return {**super().get_config(), "stddev": self.stddev, "seed": self.seed}
 
 
-class SpatialDropout1D(Dropout):
-    """Dropout of whole channels: in training each (sample, channel) is zeroed with probability
-    ``rate`` at every step together, the rest scaled by 1/(1 - rate) (Tompson et al., 2015).
-    Neighbouring frames are strongly correlated, so dropping single values barely regularises.
-
-    Input/Output shape: (batch, steps, channels).
+class _SpatialDropout(Dropout):
+    """Dropout of whole channels, what SpatialDropout1D and SpatialDropout2D share: in training
+    each (sample, channel) is zeroed with probability ``rate`` at every spatial position together,
+    the rest scaled by 1/(1 - rate) (Tompson et al., 2015): F.dropout with the noise shape
+    (batch, 1, ..., 1, channels). Neighbouring frames or pixels are strongly correlated, so
+    dropping single values barely regularises.
     """
+
+    rank = 0
+    layout = ""
 
     def __init__(self, rate: float, seed=None, **kwargs):
         super().__init__(rate, **kwargs)
         self.seed = seed
 
     def call(self, inputs, training=False):
-        check_rank(self, inputs, 3, "(batch, steps, channels)")
-        return F.dropout(inputs, self.rate, training=training, noise_shape=(inputs.shape[0], 1, inputs.shape[2]))
+        check_rank(self, inputs, self.rank + 2, self.layout)
+        noise_shape = (inputs.shape[0],) + (1,) * self.rank + (inputs.shape[-1],)
+        return F.dropout(inputs, self.rate, training=training, noise_shape=noise_shape)
 
     def get_config(self):
         config = super().get_config()
         config.pop("noise_shape")
         return {**config, "seed": self.seed}
+
+
+class SpatialDropout1D(_SpatialDropout):
+    """Whole channels dropped over all steps (see _SpatialDropout).
+
+    Input/Output shape: (batch, steps, channels).
+    """
+
+    rank = 1
+    layout = "(batch, steps, channels)"
+
+
+class SpatialDropout2D(_SpatialDropout):
+    """Whole feature maps dropped (see _SpatialDropout).
+
+    Args:
+        rate: float in [0, 1). data_format: None or 'channels_last' (the only layout).
+        seed: accepted for Keras' signature; draws come from dl.random.
+    Input/Output shape: (batch, height, width, channels).
+    """
+
+    rank = 2
+    layout = "(batch, height, width, channels)"
+
+    def __init__(self, rate: float, data_format: str | None = None, seed=None, **kwargs):
+        super().__init__(rate, seed=seed, **kwargs)
+        check_channels_last(self, data_format)
+        self.data_format = data_format
+
+    def get_config(self):
+        return {**super().get_config(), "data_format": self.data_format}

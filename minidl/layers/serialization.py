@@ -38,14 +38,14 @@ ModelClass = TypeVar("ModelClass", bound=type)
 # keras.layers classes minidl has not got: naming one (in a file, or as layers.X) says so plainly
 KERAS_ONLY_LAYERS = frozenset((
     "ActivityRegularization", "AdditiveAttention", "AlphaDropout", "Attention", "AveragePooling3D",
-    "CategoryEncoding", "CenterCrop", "Conv1DTranspose", "Conv2DTranspose", "Conv3D", "Conv3DTranspose",
-    "ConvLSTM1D", "ConvLSTM2D", "ConvLSTM3D", "Cropping2D", "Cropping3D",
+    "CategoryEncoding", "CenterCrop", "Conv3D", "Conv3DTranspose",
+    "ConvLSTM1D", "ConvLSTM2D", "ConvLSTM3D", "Cropping3D",
     "Discretization", "EinsumDense", "GaussianDropout", "GlobalAveragePooling3D", "GlobalMaxPooling3D",
     "GroupNormalization", "GroupQueryAttention", "GRUCell", "Hashing", "Identity", "IntegerLookup", "LSTMCell",
     "MaxPooling3D", "MelSpectrogram", "RMSNormalization", "RNN", "Rescaling", "Resizing",
-    "SimpleRNNCell", "SpatialDropout2D", "SpatialDropout3D", "SpectralNormalization",
+    "SimpleRNNCell", "SpatialDropout3D", "SpectralNormalization",
     "StackedRNNCells", "STFTSpectrogram", "StringLookup", "TextVectorization", "UnitNormalization",
-    "UpSampling2D", "UpSampling3D", "ZeroPadding3D"))
+    "UpSampling3D", "ZeroPadding3D"))
 
 
 def register_model(cls: ModelClass) -> ModelClass:
@@ -182,7 +182,9 @@ def output_lower_bound(config: dict, input_shape: tuple) -> int:
     """At least how many values the batch-1 trial output of a layer with ``config`` holds.
 
     "units": (steps, units), or (units,) with return_sequences=False; a numeric "padding"
-    (ZeroPadding1D/2D, channels last): every padded axis grows by its pads. Others count as 0.
+    (ZeroPadding1D/2D, channels last): every padded axis grows by its pads; a "size"
+    (UpSampling1D/2D): every axis times its factor; "filters" with "output_padding"
+    (Conv1D/2DTranspose): Keras' transposed output length per axis. Others count as 0.
     """
     trial = _trial_shape(input_shape)
     if not trial:
@@ -197,11 +199,43 @@ def output_lower_bound(config: dict, input_shape: tuple) -> int:
     if (isinstance(padding, list) and len(padding) == len(trial) - 2
             and all(isinstance(p, list) and all(isinstance(n, int) and n >= 0 for n in p) for p in padding)):
         bound = max(bound, math.prod(n + sum(p) for n, p in zip(trial[1:-1], padding)) * trial[-1])
+    spatial = trial[1:-1]
+    size = config.get("size")
+    size = [size] if _is_count(size) else size
+    if isinstance(size, list) and len(size) == len(spatial) and all(_is_count(n) for n in size):
+        bound = max(bound, math.prod(n * f for n, f in zip(spatial, size)) * trial[-1])
+    if _is_count(config.get("filters")) and "output_padding" in config:
+        bound = max(bound, _transpose_output_values(config, spatial))
     for key in ("layer", "backward_layer"):
         nested = config.get(key)
         if isinstance(nested, dict) and isinstance(nested.get("config"), dict):
             bound = max(bound, output_lower_bound(nested["config"], input_shape))
     return bound
+
+
+def _transpose_output_values(config: dict, spatial: list[int]) -> int:
+    """Values of a transposed convolution's trial output, from Keras' output length per axis
+    (as minidl.functional.conv_transpose.transpose_output_length; restated here, since this
+    file imports nothing from minidl); 0 for a config that is not well formed."""
+    rank = len(spatial)
+    values = []
+    for key in ("kernel_size", "strides", "dilation_rate", "output_padding"):
+        value = config.get(key)
+        value = [value] * rank if isinstance(value, int) or value is None else value
+        if not isinstance(value, list) or len(value) != rank or not all(
+                v is None or (isinstance(v, int) and v >= 0) for v in value):
+            return 0
+        values.append(value)
+    total = config["filters"]
+    for n, k, s, d, extra in zip(spatial, *values):
+        if k is None or s is None or d is None:
+            return 0
+        span = (k - 1) * d + 1
+        if config.get("padding") == "same":
+            total *= max(n * s if extra is None else (n - 1) * s + span % 2 + extra, 0)
+        else:
+            total *= max((n - 1) * s + (max(span, s) if extra is None else span + extra), 0)
+    return total
 
 
 class SizeBudget:

@@ -64,8 +64,8 @@ def test_sequence_layers_from_keras(rng):
 
 
 def test_what_minidl_lacks_is_named():
-    with pytest.raises(ExportError, match=r"layer 'deconv' \(Conv1DTranspose\) has no minidl counterpart"):
-        dl.from_keras(keras.Sequential([keras.Input((5, 3)), keras.layers.Conv1DTranspose(2, 3, name="deconv")]))
+    with pytest.raises(ExportError, match=r"layer 'deconv' \(Conv3DTranspose\) has no minidl counterpart"):
+        dl.from_keras(keras.Sequential([keras.Input((5, 5, 5, 3)), keras.layers.Conv3DTranspose(2, 3, name="deconv")]))
     with pytest.raises(ExportError, match=r"'lstm_c' \(LSTM\): argument kernel_constraint=.* is not supported"):
         dl.from_keras(keras.Sequential([keras.Input((4, 3)), keras.layers.LSTM(2, kernel_constraint="non_neg",
                                                                                name="lstm_c")]))

@@ -87,8 +87,8 @@ def test_unsupported_keras_arguments_say_so():
 def test_a_keras_layer_minidl_lacks_is_named_as_not_supported():
     with pytest.raises(AttributeError, match="the Keras layer 'ConvLSTM2D' is not supported by minidl"):
         layers.ConvLSTM2D  # noqa: B018 (the attribute access is what is tested)
-    with pytest.raises(ValueError, match="the Keras layer 'Conv1DTranspose' is not supported by minidl"):
-        deserialize_layer({"class_name": "Conv1DTranspose", "config": {}})
+    with pytest.raises(ValueError, match="the Keras layer 'Conv3DTranspose' is not supported by minidl"):
+        deserialize_layer({"class_name": "Conv3DTranspose", "config": {}})
     keras = pytest.importorskip("keras")
     from minidl.layers.serialization import KERAS_ONLY_LAYERS
     assert all(hasattr(keras.layers, name) for name in KERAS_ONLY_LAYERS)  # each is a real Keras name

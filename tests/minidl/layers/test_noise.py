@@ -1,6 +1,6 @@
-"""GaussianNoise and SpatialDropout1D (minidl/layers/noise.py): the identity at inference, as
+"""GaussianNoise and SpatialDropout1D/2D (minidl/layers/noise.py): the identity at inference, as
 Keras (live); in training, the statistics of each library's own draws (neither can replay the
-other's generator), the channel-wise mask of SpatialDropout1D in both, and the gradients."""
+other's generator), the channel-wise mask of SpatialDropout1D/2D in both, and the gradients."""
 import numpy as np
 import pytest
 
@@ -15,6 +15,9 @@ def test_noise_layers_are_the_identity_at_inference_as_keras_live(rng):
         expected = keras.ops.convert_to_numpy(getattr(keras.layers, class_name)(**kwargs)(x, training=False))
         np.testing.assert_array_equal(getattr(layers, class_name)(**kwargs)(x).numpy(), expected)
         np.testing.assert_array_equal(expected, x)
+    images = rng.normal(size=(2, 3, 4, 2)).astype("float32")
+    expected = keras.ops.convert_to_numpy(keras.layers.SpatialDropout2D(0.5)(images, training=False))
+    np.testing.assert_array_equal(layers.SpatialDropout2D(0.5)(images).numpy(), expected)
 
 
 def test_spatial_dropout_drops_whole_channels_as_keras_live(rng):
@@ -26,6 +29,35 @@ def test_spatial_dropout_drops_whole_channels_as_keras_live(rng):
         np.testing.assert_array_equal(kept, np.broadcast_to(kept[:, :1], kept.shape))  # constant over time
         np.testing.assert_allclose(y[kept], x[kept] / 0.7, rtol=1e-6)
         assert abs(1 - kept.mean() - 0.3) < 0.06
+
+
+def test_spatial_dropout_2d_drops_whole_feature_maps_as_keras_live(rng):
+    keras = pytest.importorskip("keras")
+    x = rng.uniform(1, 2, size=(64, 5, 4, 8)).astype("float32")
+    for y in (keras.ops.convert_to_numpy(keras.layers.SpatialDropout2D(0.3)(x, training=True)),
+              layers.SpatialDropout2D(0.3)(x, training=True).numpy()):
+        kept = y != 0
+        np.testing.assert_array_equal(kept, np.broadcast_to(kept[:, :1, :1], kept.shape))  # one flag a map
+        np.testing.assert_allclose(y[kept], x[kept] / 0.7, rtol=1e-6)
+        assert abs(1 - kept.mean() - 0.3) < 0.06
+
+
+def test_spatial_dropout_2d_refuses_channels_first_and_a_wrong_rank():
+    with pytest.raises(NotImplementedError, match=r"data_format='channels_first' is not supported"):
+        layers.SpatialDropout2D(0.2, data_format="channels_first")
+    with pytest.raises(ValueError, match=r"expects a 4-D input"):
+        layers.SpatialDropout2D(0.2)(np.zeros((2, 3, 4)), training=True)
+
+
+def test_spatial_dropout_2d_saves_and_loads(tmp_path, rng):
+    model = dl.Sequential([layers.Input((3, 4, 2)), layers.SpatialDropout2D(0.25, seed=7), layers.Dense(2)])
+    path = tmp_path / "model.npz"
+    dl.saving.save_model(model, path)
+    loaded = dl.load_model(path)
+    assert loaded.layers[0].get_config() == model.layers[0].get_config()
+    assert loaded.layers[0].rate == 0.25 and loaded.layers[0].seed == 7
+    x = rng.normal(size=(2, 3, 4, 2)).astype("float32")
+    np.testing.assert_array_equal(loaded(x).numpy(), model(x).numpy())
 
 
 def test_gaussian_noise_statistics_as_keras_live(rng):
@@ -53,3 +85,9 @@ def test_noise_layer_gradients(rng):
         dl.random.seed(2)
         return dropout(inputs, training=True)
     dl.gradcheck(dropped, (x,))
+    dropout_2d = layers.SpatialDropout2D(0.4, dtype="float64")
+
+    def dropped_maps(inputs):
+        dl.random.seed(3)
+        return dropout_2d(inputs, training=True)
+    dl.gradcheck(dropped_maps, (rng.normal(size=(3, 2, 4, 2)),))

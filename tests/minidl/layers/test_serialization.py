@@ -163,6 +163,12 @@ BUILT_ON = [
     (lambda: layers.ZeroPadding2D(0), (None, 4, 5, 2)),
     (lambda: layers.BatchNormalization(), (None, 4)),
     (lambda: layers.MaxPooling1D(2), (None, 6, 3)),
+    (lambda: layers.UpSampling1D(3), (None, 4, 2)),
+    (lambda: layers.UpSampling2D((2, 3), interpolation="bilinear"), (None, 4, 5, 2)),
+    (lambda: layers.Conv2DTranspose(3, 3, strides=2, padding="same"), (None, 4, 5, 2)),
+    (lambda: layers.Conv2DTranspose(2, (2, 3), strides=(3, 2), output_padding=(2, 1)), (None, 1, 3, 2)),
+    (lambda: layers.Conv1DTranspose(2, 4, strides=2, padding="same", output_padding=1), (None, 5, 3)),
+    (lambda: layers.Conv1DTranspose(2, 2, strides=5), (None, 1, 3)),
 ]
 
 
@@ -175,7 +181,8 @@ def test_the_lower_bounds_never_exceed_what_a_layer_really_builds(make, input_sh
     output = output[0] if isinstance(output, list) else output
     assert weight_lower_bound(config, input_shape) <= layer.count_params()
     assert output_lower_bound(config, input_shape) <= int(np.prod([1 if n is None else n for n in output]))
-    if isinstance(layer, (layers.Dense, layers.ZeroPadding1D, layers.ZeroPadding2D)):  # exact for these
+    if isinstance(layer, (layers.Dense, layers.ZeroPadding1D, layers.ZeroPadding2D, layers.UpSampling1D,
+                          layers.UpSampling2D, layers.Conv1DTranspose, layers.Conv2DTranspose)):  # exact for these
         assert output_lower_bound(config, input_shape) == int(np.prod([1 if n is None else n for n in output]))
 
 
