@@ -93,13 +93,14 @@ def _fsync_folder(folder: str) -> None:
         os.close(handle)
 
 
-def atomic_savez(path, arrays: dict[str, np.ndarray]) -> None:
+def atomic_savez(path, arrays: dict[str, np.ndarray], compressed: bool = False) -> None:
     """``np.savez(path, **arrays)``, but to a temporary file in the same folder, synced, then
     renamed over ``path``: whoever reads ``path`` sees the old file or the new one, never half.
 
     Args:
         path: the file to write (used as given; ".npz" is not appended).
         arrays: member name -> array, as for ``np.savez``.
+        compressed: deflate the members (``np.savez_compressed``), as the int8 model file does.
     """
     path = os.fspath(path)
     folder = os.path.dirname(os.path.abspath(path))
@@ -111,7 +112,7 @@ def atomic_savez(path, arrays: dict[str, np.ndarray]) -> None:
     handle, temporary = _create_temp(folder, os.path.basename(path))
     try:
         with os.fdopen(handle, "wb") as f:
-            np.savez(f, **arrays)  # a file object: numpy adds no ".npz" to the name
+            (np.savez_compressed if compressed else np.savez)(f, **arrays)  # a file object: no ".npz" added
             f.flush()
             if mode is not None and hasattr(os, "fchmod"):
                 os.fchmod(f.fileno(), mode)
