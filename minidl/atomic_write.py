@@ -93,15 +93,17 @@ def _fsync_folder(folder: str) -> None:
         os.close(handle)
 
 
-def atomic_savez(path, arrays: dict[str, np.ndarray]) -> None:
+def atomic_savez(path, arrays: dict[str, np.ndarray], compressed: bool = False) -> None:
     """``np.savez(path, **arrays)``, but to a temporary file in the same folder, synced, then
     renamed over ``path``: whoever reads ``path`` sees the old file or the new one, never half.
 
     Args:
         path: the file to write (used as given; ".npz" is not appended).
         arrays: member name -> array, as for ``np.savez``.
+        compressed: deflate the members (``np.savez_compressed``), as the int8 model file does.
     """
-    atomic_write(path, lambda f: np.savez(f, **arrays))  # a file object: numpy adds no ".npz"
+    save = np.savez_compressed if compressed else np.savez
+    atomic_write(path, lambda f: save(f, **arrays))  # a file object: numpy adds no ".npz"
 
 
 def atomic_write_text(path, text: str) -> None:

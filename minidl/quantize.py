@@ -1,7 +1,7 @@
 """int8 post-training quantisation of a model's kernels, per output channel.
 
     small = dl.quantize(model, calibration_data=x_val)    # a new model; ``model`` is unchanged
-    dl.quantize.save(small, "model_int8.npz")              # int8 kernels: about 4x smaller
+    dl.quantize.save(small, "model_int8.npz")              # 3.7x smaller (the digit CRNN)
     small = dl.quantize.load("model_int8.npz")
 
 Each kernel W of a Dense, Conv1D/Conv2D, SimpleRNN/LSTM/GRU (kernel and recurrent_kernel; inside
@@ -25,6 +25,15 @@ file is minidl's model file (``minidl.saving``): the same config JSON and weight
 the same way on load, with each quantised kernel stored as its int8 q and the scales in the
 metadata under "quantization". ``dl.load_model`` refuses such a file (integer weights) rather
 than load q as if it were W; ``load`` here multiplies the scales back in.
+
+Where the bytes go (the 60k-parameter digit CRNN, benchmarks/quantize.py): its kernels are 98%
+of its weights, 58,752 bytes as int8 against 235,008 as float32, exactly 4x. What stays beside
+them keeps the file from 4x: the float32 biases and normalisation statistics (3,580 bytes), the
+scales (842 channels, 3,368 bytes), and per member a 128-byte .npy header and about 130 bytes
+of zip entry, 14 members, plus the JSON config. Those alone put the floor at 3.72x for any
+lossless file of this model; deflating the members (the JSON above all) brings the file to
+3.67x (3.35x stored). Only fewer bits in what stays (float16 scales, int8 biases) would go
+further, at a cost in accuracy this module does not take.
 """
 from __future__ import annotations
 
@@ -181,7 +190,10 @@ def save(model, path: str | os.PathLike, metadata: dict | None = None) -> None:
                 "model": model.get_config(), "input_shape": list(model.built_input_shape),
                 "metadata": {**(metadata or {}), "quantization": stored}}
     arrays["config"] = np.frombuffer(json.dumps(document).encode("utf-8"), dtype=np.uint8)
-    atomic_savez(path, arrays)
+    # deflated: the JSON (its base64 scales above all) shrinks by 40%; int8 kernels by a few per
+    # cent only (trained weights use their 255 levels almost evenly), and the reader checks
+    # deflated members as it checks stored ones (minidl.model_file_checks)
+    atomic_savez(path, arrays, compressed=True)
 
 
 def load(path: str | os.PathLike, validate_metadata=None):

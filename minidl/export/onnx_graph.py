@@ -7,14 +7,15 @@ collects the three lists; a ``Value`` is one named tensor as the converters see 
 static shape minidl found for it (None where it varies: the batch, and the time axis of
 variable-length models) and the mask that rides along, as ``Tensor.mask`` does in minidl.
 
-Nothing here knows a model's structure: ``onnx_export`` walks a Sequential and hands each layer
-its input Value. A functional model (a DAG) walks its nodes the same way, one Value per edge.
+Nothing here knows a model's structure: ``onnx_export`` walks a model's graph (a Sequential's is
+a chain, a functional model's a DAG) and hands each layer call its input Values, one per edge.
 
 The builders are the ``onnx`` package's (``onnx.helper``, ``onnx.numpy_helper``), imported when
 an export starts: minidl itself never needs onnx, and the exporter never needs torch or Keras.
 """
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -74,6 +75,7 @@ class GraphBuilder:
         self.nodes: list = []
         self.initializers: list = []
         self._used: set[str] = set()
+        self._stored: dict[tuple, str] = {}   # (dtype, shape, digest) -> initializer name
 
     def unique(self, hint: str) -> str:
         """A name not used yet in this graph, derived from ``hint`` (layer names are unique in a
@@ -86,12 +88,18 @@ class GraphBuilder:
         return name
 
     def constant(self, array, hint: str, dtype=None) -> str:
-        """A weight or constant stored as an initializer; returns its name."""
-        array = np.asarray(array, dtype=dtype)
+        """A weight or constant stored as an initializer; returns its name. An array stored
+        already (a shared layer's weights, called a second time) is not stored again: its name
+        is returned, so the file holds each weight once."""
+        array = np.ascontiguousarray(np.asarray(array, dtype=dtype))
         if array.dtype == np.float64:
             array = array.astype(np.float32)  # the graph is float32 throughout, as minidl's models
+        key = (array.dtype.str, array.shape, hashlib.sha256(array.tobytes()).digest())
+        if key in self._stored:
+            return self._stored[key]
         name = self.unique(hint)
-        self.initializers.append(self.onnx.numpy_helper.from_array(np.ascontiguousarray(array), name))
+        self._stored[key] = name
+        self.initializers.append(self.onnx.numpy_helper.from_array(array, name))
         return name
 
     def kernel(self, weight, array: np.ndarray, hint: str, axis: int, onnx_scales=None) -> str:

@@ -108,6 +108,12 @@ def convert_reshape(graph, layer, x: Value, out_shape: tuple) -> Value:
     return Value(graph.node("Reshape", [x.name, shape], layer.name), out_shape)
 
 
+def convert_permute(graph, layer, x: Value, out_shape: tuple) -> Value:
+    """Transpose with the batch axis kept first: perm (0, *dims). The mask is dropped, as minidl
+    (and Keras) drop it: the steps may have moved."""
+    return Value(graph.transpose(x.name, (0,) + tuple(layer.dims), layer.name), out_shape)
+
+
 def convert_masking(graph, layer, x: Value, out_shape: tuple) -> Value:
     """keep[b, t] = any feature of x[b, t] differs from mask_value; y = where(keep, x, 0)."""
     value = graph.constant(np.float32(layer.mask_value), f"{layer.name}/mask_value")
@@ -311,7 +317,7 @@ def convert_time_distributed(graph, layer, x: Value, out_shape: tuple) -> Value:
 CONVERTERS = {
     "Dense": convert_dense, "Activation": convert_activation, "Dropout": convert_identity,
     "InputLayer": convert_identity, "Flatten": convert_flatten, "Reshape": convert_reshape,
-    "Masking": convert_masking, "Conv1D": convert_conv, "Conv2D": convert_conv,
+    "Permute": convert_permute, "Masking": convert_masking, "Conv1D": convert_conv, "Conv2D": convert_conv,
     "MaxPooling1D": convert_pooling, "MaxPooling2D": convert_pooling,
     "AveragePooling1D": convert_pooling, "AveragePooling2D": convert_pooling,
     "GlobalAveragePooling1D": convert_global_pooling, "GlobalMaxPooling1D": convert_global_pooling,

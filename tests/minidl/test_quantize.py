@@ -79,6 +79,22 @@ def test_the_file_holds_int8_and_loads_to_the_same_outputs(rng, tmp_path):
         assert sizes[name] - 128 <= (float_sizes[name] - 128) / 4 + 1
 
 
+def test_the_file_is_deflated_and_near_four_times_smaller_for_a_model_of_kernels(rng, tmp_path):
+    model = dl.Sequential([layers.Input((256,)), layers.Dense(256, activation="relu"), layers.Dense(64)])
+    model.set_weights([rng.normal(scale=0.1, size=w.shape) for w in model.get_weights()])
+    dl.quantize.save(dl.quantize(model), tmp_path / "q.npz")
+    model.save(tmp_path / "float.npz")
+    with zipfile.ZipFile(tmp_path / "q.npz") as archive:
+        assert {info.compress_type for info in archive.infolist()} == {zipfile.ZIP_DEFLATED}
+    # kernels are 99.5% of the weights: int8 is a byte a value where float32 is four; the
+    # scales, biases, headers and config take the rest (and deflate wins some back: normal
+    # weights use few of the 255 levels often)
+    ratio = (tmp_path / "float.npz").stat().st_size / (tmp_path / "q.npz").stat().st_size
+    assert ratio > 3.8
+    x = rng.normal(size=(3, 256)).astype(np.float32)
+    np.testing.assert_allclose(dl.quantize.load(tmp_path / "q.npz").predict(x), model.predict(x), atol=0.05)
+
+
 def test_plain_load_model_refuses_int8_kernels_and_load_refuses_float_files(tmp_path):
     model = small_model()
     dl.quantize.save(dl.quantize(model), tmp_path / "q.npz")

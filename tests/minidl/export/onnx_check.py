@@ -31,7 +31,9 @@ def onnx_outputs(model, x: np.ndarray, mask=None, path=None, basic_optimizations
     if basic_optimizations:
         session_options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_BASIC
     session = ort.InferenceSession(proto.SerializeToString(), session_options, providers=["CPUExecutionProvider"])
-    feeds = {"input": np.asarray(x, dtype=np.float32)}
+    # x: the batch of a model of one input, or a dict of batches by input name
+    feeds = {name: np.asarray(v, dtype=np.float32) for name, v in (x.items() if isinstance(x, dict)
+                                                                    else [("input", x)])}
     if mask is not None:
         feeds["mask"] = np.asarray(mask, dtype=bool)
     names = [output.name for output in session.get_outputs()]
@@ -57,3 +59,21 @@ def padded_batch(rng, lengths, features: int, steps: int | None = None) -> np.nd
     for row, length in enumerate(lengths):
         x[row, length:] = 0
     return x
+
+
+def assert_graph_same_as_minidl(model, batches: list, **options) -> dict:
+    """For a model of any inputs and outputs: ONNX Runtime's outputs (named "output" for a model
+    of one, else by ``model.output_names``) and their masks equal minidl's within 1e-5."""
+    with dl.no_grad():
+        expected = model([Tensor(b) for b in batches] if len(batches) > 1 else Tensor(batches[0]), training=False)
+    expected = list(expected) if isinstance(expected, (list, tuple)) else [expected]
+    feeds = dict(zip(model.input_names, batches)) if len(batches) > 1 else batches[0]
+    got = onnx_outputs(model, feeds, **options)
+    names = model.output_names if len(expected) > 1 else ["output"]
+    assert sorted(got) == sorted(names + [f"{n}_mask" for n, y in zip(names, expected) if y.mask is not None])
+    for name, y in zip(names, expected):
+        assert got[name].shape == y.shape, name
+        np.testing.assert_allclose(got[name], y.numpy(), rtol=0, atol=TOLERANCE, err_msg=name)
+        if y.mask is not None:
+            np.testing.assert_array_equal(got[f"{name}_mask"], np.asarray(y.mask), err_msg=name)
+    return got

@@ -69,7 +69,65 @@ def test_what_minidl_lacks_is_named():
     with pytest.raises(ExportError, match=r"'lstm_c' \(LSTM\): argument kernel_constraint=.* is not supported"):
         dl.from_keras(keras.Sequential([keras.Input((4, 3)), keras.layers.LSTM(2, kernel_constraint="non_neg",
                                                                                name="lstm_c")]))
-    inputs = keras.Input((3,))
-    functional = keras.Model(inputs, keras.layers.Dense(2)(inputs))
-    with pytest.raises(ExportError, match=r"imports keras.Sequential models; got Functional"):
-        dl.from_keras(functional)
+
+    class Net(keras.Model):
+        def __init__(self):
+            super().__init__()
+            self.dense = keras.layers.Dense(2)
+
+        def call(self, x):
+            return self.dense(x)
+
+    with pytest.raises(ExportError, match=r"imports keras.Sequential and functional .* got Net"):
+        dl.from_keras(Net())
+
+
+# --- functional models ------------------------------------------------------------------------------
+def test_branching_model_of_two_inputs_and_two_outputs_from_a_keras_file(rng, tmp_path):
+    frames, speaker = keras.Input((None, 4), name="frames"), keras.Input((3,), name="speaker")
+    pooled = keras.layers.GlobalAveragePooling1D()(keras.layers.LSTM(5, return_sequences=True)(
+        keras.layers.Masking(0.0)(frames)))
+    joined = keras.layers.Concatenate()([pooled, keras.layers.Dense(2, activation="tanh")(speaker)])
+    model = randomised(keras.Model([frames, speaker], [keras.layers.Dense(3, activation="softmax", name="digit")(joined),
+                                                       keras.layers.Dense(1, name="loudness")(joined)]), rng)
+    model.save(tmp_path / "model.keras")
+    ours = dl.from_keras(tmp_path / "model.keras")
+    assert type(ours) is dl.Model and ours.input_names == ["frames", "speaker"]
+    assert ours.output_names == ["digit", "loudness"]
+    x = [padded(rng, [6, 2, 4], 4), rng.normal(size=(3, 3)).astype(np.float32)]
+    for got, expected in zip(ours.predict(x), model.predict(x, verbose=0)):
+        np.testing.assert_allclose(got, expected, rtol=0, atol=TOLERANCE)
+
+
+def test_shared_layer_called_on_a_later_layer_residual_add_and_permute(rng):
+    a = keras.Input((6, 4), name="a")
+    shared = keras.layers.Dense(4, name="shared")
+    first = shared(a)
+    later = keras.layers.Dense(4, name="later")(keras.layers.Permute((1, 2))(first))
+    second = shared(later)          # the shared layer's second call needs a layer listed after it
+    residual = keras.layers.Add()([first, second])
+    y = keras.layers.Permute((2, 1))(keras.layers.Subtract()([residual, keras.layers.Average()([first, later])]))
+    model = randomised(keras.Model(a, y), rng)
+    ours = dl.from_keras(model)
+    assert ours.single_output and len([layer for layer in ours.layers if layer.name == "shared"]) == 1
+    x = rng.normal(size=(3, 6, 4)).astype(np.float32)
+    np.testing.assert_allclose(ours.predict(x), model.predict(x, verbose=0), rtol=0, atol=TOLERANCE)
+
+
+def test_round_trip_of_a_minidl_functional_model(rng, tmp_path):
+    x = dl.layers.Input((5,), name="x")
+    h = dl.layers.Dense(4, activation="relu")(x)
+    model = dl.Model(x, [dl.layers.Maximum()([h, dl.layers.Dense(4)(x)]), dl.layers.Dot(1, normalize=True)([h, h])])
+    dl.export.keras(model).save(tmp_path / "model.keras")
+    back = dl.from_keras(tmp_path / "model.keras")
+    batch = rng.normal(size=(3, 5)).astype(np.float32)
+    for got, expected in zip(back.predict(batch), model.predict(batch)):
+        np.testing.assert_allclose(got, expected, rtol=0, atol=TOLERANCE)
+
+
+def test_a_keras_op_between_layers_is_refused():
+    x = keras.Input((3,))
+    h = keras.layers.Dense(3)(keras.ops.exp(x))
+    with pytest.raises(ExportError, match=r"is called on the result of the op 'exp' \(Exp\); minidl builds models "
+                                          r"of layers only"):
+        dl.from_keras(keras.Model(x, h))

@@ -9,8 +9,8 @@ import minidl as dl
 from minidl import layers
 from minidl.apps import ctc_digits, digits
 from minidl.export import ExportError, check_right_padded
-from tests.minidl.export.onnx_check import (TOLERANCE, assert_same_as_minidl, minidl_outputs, onnx,
-                                            onnx_outputs, ort, padded_batch)
+from tests.minidl.export.onnx_check import (TOLERANCE, assert_graph_same_as_minidl, assert_same_as_minidl,
+                                            minidl_outputs, onnx, onnx_outputs, ort, padded_batch)
 
 N_FEATURES = 13
 
@@ -87,7 +87,7 @@ def test_refusals():
         dl.export.onnx(dl.Sequential([layers.Dense(2)]))
     with pytest.raises(ExportError, match=r"opset must be an int from 17"):
         dl.export.onnx(dl.Sequential([layers.Input((3,)), layers.Dense(2)]), opset=13)
-    with pytest.raises(ExportError, match=r"exports Sequential models; got Dense"):
+    with pytest.raises(ExportError, match=r"exports Sequential and functional models; got Dense"):
         dl.export.onnx(layers.Dense(2))
     with pytest.raises(ExportError, match=r"mask_input=True needs inputs \(batch, steps, \.\.\.\)"):
         dl.export.onnx(dl.Sequential([layers.Input((3,)), layers.Dense(2)]), mask_input=True)
@@ -114,3 +114,71 @@ def test_a_quantised_model_keeps_int8_kernels_behind_dequantize_linear(rng):
     # with all optimisations ONNX Runtime runs int8 GEMMs, quantising the activations as well
     expected = minidl_outputs(quantized, x)[0]
     np.testing.assert_allclose(onnx_outputs(quantized, x)["output"], expected, atol=2e-2)
+
+
+# --- functional models ------------------------------------------------------------------------------
+def test_branching_model_of_two_inputs_and_two_outputs(rng):
+    frames, speaker = layers.Input((None, 4), name="frames"), layers.Input((3,), name="speaker")
+    pooled = layers.GlobalAveragePooling1D()(layers.LSTM(5, return_sequences=True)(layers.Masking(0.0)(frames)))
+    joined = layers.Concatenate()([pooled, layers.Dense(2, activation="tanh")(speaker)])
+    model = dl.Model([frames, speaker], [layers.Dense(3, activation="softmax", name="digit")(joined),
+                                         layers.Dense(1, name="loudness")(joined)])
+    batches = [padded_batch(rng, [6, 2, 4], 4), rng.normal(size=(3, 3)).astype(np.float32)]
+    got = assert_graph_same_as_minidl(model, batches)
+    assert sorted(got) == ["digit", "loudness"]
+    session = ort.InferenceSession(dl.export.onnx(model).SerializeToString(), providers=["CPUExecutionProvider"])
+    assert [i.name for i in session.get_inputs()] == ["frames", "speaker"]
+
+
+def test_residual_add_keeps_the_mask_for_the_next_recurrent_layer(rng):
+    x = layers.Input((None, 6))
+    masked = layers.Masking(0.0)(x)
+    h = layers.Dense(6, activation="relu")(layers.GRU(6, return_sequences=True)(masked))
+    y = layers.LSTM(3, return_sequences=True)(layers.LayerNormalization()(layers.Add()([masked, h])))
+    model = dl.Model(x, y)
+    got = assert_graph_same_as_minidl(model, [padded_batch(rng, [8, 3, 5], 6)])
+    assert got["output_mask"].sum(axis=1).tolist() == [8, 3, 5]
+
+
+def test_a_shared_layer_is_stored_once_and_computed_twice(rng):
+    a, b = layers.Input((5,), name="a"), layers.Input((5,), name="b")
+    shared = layers.Dense(4, activation="tanh", name="shared")
+    ha, hb = shared(a), shared(b)
+    twice = shared(layers.Dense(5)(ha))   # a third call, on a layer after the first
+    model = dl.Model([a, b], [layers.Subtract(name="difference")([ha, hb]), layers.Average(name="mean")([ha, twice])])
+    assert_graph_same_as_minidl(model, [rng.normal(size=(3, 5)).astype(np.float32) for _ in range(2)])
+    proto = dl.export.onnx(model)
+    kernels = [t for t in proto.graph.initializer if tuple(t.dims) == (5, 4)]
+    assert len(kernels) == 1
+    assert sum(node.op_type == "MatMul" for node in proto.graph.node) == 3 + 1
+
+
+def test_a_model_inside_a_graph_names_itself():
+    x = layers.Input((3,))
+    inner = dl.Model(inner_x := layers.Input((3,)), layers.Dense(2)(inner_x), name="inner_model")
+    with pytest.raises(ExportError, match=r"layer 'inner_model' \(Model\) is not supported"):
+        dl.export.onnx(dl.Model(x, inner(x)))
+
+
+def test_functional_refusals():
+    class Net(dl.Model):
+        def __init__(self):
+            super().__init__()
+            self.dense = layers.Dense(2)
+
+        def call(self, x):
+            return self.dense(x)
+
+    net = Net()
+    net(np.zeros((1, 3), np.float32))
+    with pytest.raises(ExportError, match=r"subclassed: its call is Python code"):
+        dl.export.onnx(net)
+    x = layers.Input((4, 3))
+    with pytest.raises(ExportError, match=r"'stateful' \(LSTM\) returns 3 tensors"):
+        dl.export.onnx(dl.Model(x, layers.LSTM(2, return_state=True, name="stateful")(x)[0]))
+    with pytest.raises(ExportError, match=r"'noisy' \(Dropout\) is called with \{'training': True\}"):
+        dl.export.onnx(dl.Model(x, layers.Dropout(0.5, name="noisy")(x, training=True)))
+    a = layers.Input((2,), name="output_mask")
+    with pytest.raises(ExportError, match=r"would name two of its inputs and outputs output_mask"):
+        dl.export.onnx(dl.Model([a, layers.Input((2,), name="b")], [layers.Dense(1, name="output")(a),
+                                                                    layers.Dense(1)(a)]))

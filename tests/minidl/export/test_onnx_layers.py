@@ -153,3 +153,18 @@ def test_a_python_activation_is_refused_by_layer_name():
     model = model_of((3,), layers.Dense(2, activation=lambda x: x, name="custom_dense"))
     with pytest.raises(ExportError, match=r"Dense 'custom_dense'.*Python function"):
         dl.export.onnx(model)
+
+
+@pytest.mark.parametrize("input_shape, dims", [((5, 3), (2, 1)), ((4, 3, 2), (3, 1, 2)), ((4, 3, 2), (2, 3, 1))])
+def test_permute(rng, input_shape, dims):
+    model = model_of(input_shape, layers.Permute(dims), layers.Dense(3))
+    assert_same_as_minidl(model, rng.normal(size=(2,) + input_shape).astype(np.float32))
+
+
+def test_permute_drops_the_mask_in_a_functional_model(rng):
+    x = layers.Input((6, 4))
+    # (batch, steps, features) -> (batch, features, steps): convolve over the features instead
+    turned = layers.Permute((2, 1))(layers.Masking(0.0)(x))
+    model = dl.Model(x, layers.Permute((2, 1))(layers.Conv1D(3, 2, padding="same")(turned)))
+    got = assert_same_as_minidl(model, padded_batch(rng, [6, 2], 4, steps=6))
+    assert "output_mask" not in got
