@@ -154,8 +154,9 @@ class CTCLoss(Function):
 
         # p = exp(y) per (frame, row, class), with a class of zeros, and frames past a sample's
         # length (and the reversed rows' frames, T_b - 1 - t) taken from a frame of zeros.
-        probabilities = xp.zeros((batch * time + 1, classes + 1), dtype=np.float64)
-        xp.exp(log_probs.reshape(batch * time, classes), out=probabilities[:-1, :classes])  # y's dtype's exp
+        # Kept in y's dtype (float32: half the memory); the loop's product with α̂ is float64.
+        probabilities = xp.zeros((batch * time + 1, classes + 1), dtype=dtype)
+        xp.exp(log_probs.reshape(batch * time, classes), out=probabilities[:-1, :classes])
         frame = xp.arange(time)[:, None]
         sample = xp.arange(batch)[None, :]
         live = frame < input_lengths[None, :]
@@ -182,7 +183,7 @@ class CTCLoss(Function):
         first = xp.concatenate([xp.zeros(batch, dtype=np.int64), shift[:, 0]])
         history[2 + xp.arange(rows) * width + 2 + first] = 1.0
         bracket = xp.empty(stride, dtype=np.float64)
-        emission = xp.empty(stride, dtype=np.float64)
+        emission = xp.empty(stride, dtype=dtype)
         scratch = xp.empty(stride, dtype=np.float64)
         ones = xp.ones(width, dtype=np.float64)
         log_scale = xp.zeros((time, rows), dtype=np.float64)
