@@ -87,8 +87,9 @@ class CTCLoss(Function):
     since the factors of both rescalings cancel in the ratio. As p_t(s) is p_t(k) for every s
     that carries class k, the division is done once per class, after summing α̂ β̂' over those
     s. (Dividing by p in backward instead of keeping every frame's bracket saves a
-    (time, 2·batch, 2S+3) float64 buffer, 1.7 MiB in benchmarks/results/ctc.json's case:
-    what the loss adds to peak RSS went from 6.9 to under 4.3 MiB, see that record.) The recursion runs in float64;
+    (time, 2·batch, 2S+3) float64 buffer, 1.7 MiB in benchmarks/ctc.py's case; with the
+    in-place backward, what the loss adds to that process's peak RSS went 6.9 -> 3.4 MiB, and
+    the peak itself is in benchmarks/results/ctc.json.) The recursion runs in float64;
     p = exp(y) is taken in y's dtype (NumPy's float32 exp is vectorised, its float64 exp is not).
 
     Vectorised over batch and label positions; the only Python loop is over time. Positions
