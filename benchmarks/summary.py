@@ -198,6 +198,15 @@ def environment_lines() -> list[str]:
                 "(2 cores; other work shared the machine)."]
 
 
+def peak_rss(record: dict | None) -> str:
+    """The peak RSS of a record's process in MiB (its library's import included), or –."""
+    if not record:
+        return "–"
+    if record.get("peak_rss_bytes"):
+        return f"{record['peak_rss_bytes'] / 2**20:,.0f} MiB"
+    return f"{record['peak_rss_mb']:,.0f} MiB" if record.get("peak_rss_mb") else "–"
+
+
 def speed_section() -> list[str]:
     out = ["### Speed (CPU, 2 cores)", "",
            "Each library in its own process, same machine, same run, rounds interleaved. These machines are "
@@ -206,7 +215,7 @@ def speed_section() -> list[str]:
            "beside it. Commands: `python benchmarks/engine.py`, `conv.py`, `recurrent.py`, `ctc.py` (then "
            "this script).", "",
            "| what | minidl min / median | PyTorch min / median | Keras (torch backend) min / median "
-           "| minidl / PyTorch, min (median) |", "|---|---|---|---|---|"]
+           "| minidl / PyTorch, min (median) | peak RSS, minidl / PyTorch |", "|---|---|---|---|---|---|"]
     for file, name, match, what in SPEED:
         rows = records(file)
         got = {lib: pick(rows, name=name, library=lib, **match) for lib in ("minidl", "torch", "keras")}
@@ -219,7 +228,8 @@ def speed_section() -> list[str]:
                  if low["minidl"] and low["torch"] and mid["torch"] else "–")
         threads = got["minidl"].get("threads")
         label = what if threads in (None, "default") else f"{what} ({threads} thread{'s' if str(threads) != '1' else ''} each)"
-        out.append(f"| {label} | {both['minidl']} | {both['torch']} | {both['keras']} | {ratio} |")
+        rss = " / ".join(peak_rss(got[lib]) for lib in ("minidl", "torch"))
+        out.append(f"| {label} | {both['minidl']} | {both['torch']} | {both['keras']} | {ratio} | {rss} |")
     out += environment_lines()
     long = {lib: pick(records("recurrent"), name="recurrent/lstm_1000", library=lib) for lib in ("minidl", "torch", "keras")}
     if all(r and r.get("peak_rss_bytes") for r in long.values()):

@@ -79,11 +79,17 @@ class CTCLoss(Function):
     benchmarks/results/ctc.json, from two loops of seven calls on strided 2-D views per frame,
     2.5× PyTorch's time, to the figure there now). A reversed row is stored right-aligned, so that
     reversing the whole row puts every position back where the forward row has it. The
-    occupancy then needs α before its frame's emission (the bracket above) times β':
+    occupancy then needs α before its frame's emission (the bracket above) times β', and that
+    bracket is α̂_t(s) / p_t(s) up to the frame's c_t (0 where p = 0, which makes the product 0):
 
-        exp(α_t(s) + β_t(s) + loss) = [α̂ bracket]_t(s) β̂'_t(s) / Σ_s' [α̂ bracket]_t(s') β̂'_t(s'),
+        exp(α_t(s) + β_t(s) + loss) = [α̂_t(s) / p_t(s)] β̂'_t(s) / Σ_s' [α̂_t(s') / p_t(s')] β̂'_t(s'),
 
-    since the factors of both rescalings cancel in the ratio. The recursion runs in float64;
+    since the factors of both rescalings cancel in the ratio. As p_t(s) is p_t(k) for every s
+    that carries class k, the division is done once per class, after summing α̂ β̂' over those
+    s. (Dividing by p in backward instead of keeping every frame's bracket saves a
+    (time, 2·batch, 2S+3) float64 buffer, 1.7 MiB in benchmarks/ctc.py's case; with the
+    in-place backward, what the loss adds to that process's peak RSS went 6.9 -> 3.4 MiB, and
+    the peak itself is in benchmarks/results/ctc.json.) The recursion runs in float64;
     p = exp(y) is taken in y's dtype (NumPy's float32 exp is vectorised, its float64 exp is not).
 
     Vectorised over batch and label positions; the only Python loop is over time. Positions
@@ -149,8 +155,9 @@ class CTCLoss(Function):
 
         # p = exp(y) per (frame, row, class), with a class of zeros, and frames past a sample's
         # length (and the reversed rows' frames, T_b - 1 - t) taken from a frame of zeros.
-        probabilities = xp.zeros((batch * time + 1, classes + 1), dtype=np.float64)
-        probabilities[:-1, :classes] = xp.exp(log_probs.reshape(batch * time, classes))
+        # Kept in y's dtype (float32: half the memory); the loop's product with α̂ is float64.
+        probabilities = xp.zeros((batch * time + 1, classes + 1), dtype=dtype)
+        xp.exp(log_probs.reshape(batch * time, classes), out=probabilities[:-1, :classes])
         frame = xp.arange(time)[:, None]
         sample = xp.arange(batch)[None, :]
         live = frame < input_lengths[None, :]
@@ -158,6 +165,7 @@ class CTCLoss(Function):
                                  xp.where(live, sample * time + input_lengths[None, :] - 1 - frame,
                                           batch * time)], axis=1)                     # (time, rows)
         by_frame = xp.take(probabilities, source.reshape(-1), axis=0).reshape(time, -1)
+        del probabilities  # not needed past here: the loop's buffers can take its memory
 
         # Rescale every `interval` frames (see Computation); NaN or ±∞ in y: every frame.
         with np.errstate(invalid="ignore"):
@@ -166,29 +174,29 @@ class CTCLoss(Function):
 
         # The recursion on one flat buffer: row t+1 of `history` is frame t (row 0 a virtual
         # frame -1 holding 1 at every row's first position, the last row zeros), with 2 zeros
-        # in front so that the s - 1 and s - 2 views of row 0 exist; `bracket` keeps α̂ before
-        # the emission.
-        # Both come from the workspace pool and go back after backward: fresh arrays of this
-        # size cost a page fault per 4 KiB on every call (benchmarks/results/steady.json).
+        # in front so that the s - 1 and s - 2 views of row 0 exist; `bracket` holds one frame's
+        # α̂ before the emission.
+        # It comes from the workspace pool and goes back after backward: a fresh array of this
+        # size costs a page fault per 4 KiB on every call (benchmarks/results/steady.json).
         history = workspace.empty(xp, (2 + (time + 2) * stride,), np.float64)
         history[:2 + stride] = 0.0                    # the lead, and the virtual frame -1
         history[2 + (time + 1) * stride:] = 0.0       # the zero row
         first = xp.concatenate([xp.zeros(batch, dtype=np.int64), shift[:, 0]])
         history[2 + xp.arange(rows) * width + 2 + first] = 1.0
-        bracket = workspace.empty(xp, (time, stride), np.float64)
-        emission = xp.empty(stride, dtype=np.float64)
+        bracket = xp.empty(stride, dtype=np.float64)
+        emission = xp.empty(stride, dtype=dtype)
         scratch = xp.empty(stride, dtype=np.float64)
         ones = xp.ones(width, dtype=np.float64)
         log_scale = xp.zeros((time, rows), dtype=np.float64)
         tiny = np.finfo(np.float64).tiny
         for t in range(time):
             start = 2 + t * stride
-            xp.add(history[start:start + stride], history[start - 1:start - 1 + stride], out=bracket[t])
+            xp.add(history[start:start + stride], history[start - 1:start - 1 + stride], out=bracket)
             xp.multiply(history[start - 2:start - 2 + stride], skip_flat, out=scratch)
-            bracket[t] += scratch
+            bracket += scratch
             xp.take(by_frame[t], gather, out=emission)
             current = history[start + stride:start + 2 * stride]
-            xp.multiply(bracket[t], emission, out=current)
+            xp.multiply(bracket, emission, out=current)
             if t % interval == interval - 1 or t == time - 1:
                 current = current.reshape(rows, width)
                 total = current @ ones
@@ -214,9 +222,9 @@ class CTCLoss(Function):
             losses = xp.where(self.infinite, dtype.type(0), losses)
 
         self.shape, self.dtype = log_probs.shape, dtype
-        self.history, self.bracket, self.extended = history, bracket, extended
+        self.history, self.extended, self.log_probs = history, extended, log_probs
         if not self.will_backward():
-            workspace.release(history, bracket)
+            workspace.release(history)
         if self.reduction == "none":
             return losses
         if self.reduction == "sum":
@@ -240,23 +248,29 @@ class CTCLoss(Function):
         source = source_row * rows + batch + xp.arange(batch)[:, None]                 # (batch, time)
         frames = self.history[2:].reshape(time + 2, rows, width).reshape(-1, width)
         beta = xp.take(frames, source.reshape(-1), axis=0)[:, :1:-1].reshape(batch, time, positions)
-        alpha = self.bracket.reshape(time, rows, width)[:, :batch, 2:].transpose(1, 0, 2)
+        alpha = frames[rows:(time + 1) * rows].reshape(time, rows, width)[:, :batch, 2:].transpose(1, 0, 2)
 
-        # Occupancy exp(α_t(s) + β_t(s) - log p), as (batch, time, 2S+1). An impossible target
-        # makes the sum 0 and the occupancy 0/0 = NaN within the sample's frames (torch gives
-        # NaN there too), or 0 under zero_infinity.
-        product = alpha * beta
-        norm = product.sum(axis=2, keepdims=True)
-        with np.errstate(invalid="ignore", divide="ignore"):  # the 0/0 just described
-            occupancy = product / norm
-        if self.zero_infinity:
-            occupancy = xp.where(self.infinite[:, None, None], 0.0, occupancy)
-        # Σ over the positions s that carry class k: one batched product with a one-hot matrix
-        # (no scatter-add), (batch, time, 2S+1) @ (batch, 2S+1, classes).
+        # Occupancy exp(α_t(s) + β_t(s) - log p), summed over the positions s that carry class k:
+        # [Σ_{s: l'_s = k} α̂_t(s) β̂'_t(s)] / p_t(k), normalised over k. p_t(s) = p_t(k) on all of
+        # them, so the division by p (see Computation) comes after the sum, on (batch, time,
+        # classes); p = 0 makes α̂ 0 there, and the term 0. The sum is one batched product with
+        # a one-hot matrix (no scatter-add): (batch, time, 2S+1) @ (batch, 2S+1, classes).
+        # An impossible target makes the total 0 and the occupancy 0/0 = NaN within the sample's
+        # frames (torch gives NaN there too), or 0 under zero_infinity.
         one_hot = (self.extended[:, :, None] == xp.arange(classes)[None, None, :]).astype(np.float64)
-        gx = -(occupancy @ one_hot).astype(dtype)
-        gx = xp.where((frame < input_lengths[:, None])[:, :, None], gx, dtype.type(0))  # 0 past the input, even for NaN rows
-        workspace.release(self.history, self.bracket)
+        occupancy = xp.multiply(alpha, beta, out=beta) @ one_hot  # beta's gathered copy is ours
+        emission = xp.exp(self.log_probs)   # p as the recursion had it (exp in y's dtype)
+        impossible_emission = emission == 0.0
+        with np.errstate(invalid="ignore", divide="ignore"):  # p = 0; the 0/0 just described
+            occupancy /= emission
+            occupancy[impossible_emission] = 0.0
+            occupancy /= occupancy.sum(axis=2, keepdims=True)
+        if self.zero_infinity:
+            occupancy[self.infinite] = 0.0
+        gx = occupancy.astype(dtype, copy=False)
+        xp.negative(gx, out=gx)
+        gx[frame >= input_lengths[:, None]] = 0  # 0 past the input, even for NaN rows
+        workspace.release(self.history)
 
         if self.reduction == "none":
             weight = gy
@@ -266,7 +280,8 @@ class CTCLoss(Function):
             weight = gy / (xp.maximum(target_lengths, 1).astype(dtype) * batch)
         if self.zero_infinity:
             weight = xp.where(self.infinite, dtype.type(0), weight)
-        return gx * weight[:, None, None].astype(dtype, copy=False)
+        gx *= weight[:, None, None].astype(dtype, copy=False)
+        return gx
 
 
 def _host_ints(value, name: str, where: str = "ctc_loss") -> np.ndarray:

@@ -117,6 +117,38 @@ def test_adam_matches_formula_in_float64(rng):
     assert p.dtype == np.float64 and opt.slot(p, "momentum").dtype == np.float64
 
 
+def _adam_variants_reference(w, grads, lr, weight_decay=0.0, amsgrad=False, beta_2=0.999, b1=0.9, eps=1e-7):
+    """AdamW (decay before the step, Keras' order) and AMSGrad written out plainly, in float64."""
+    m, v, v_max = np.zeros_like(w), np.zeros_like(w), np.zeros_like(w)
+    for t, g in enumerate(grads, start=1):
+        w = w - w * weight_decay * lr
+        m = b1 * m + (1 - b1) * g
+        v = beta_2 * v + (1 - beta_2) * g * g
+        v_max = np.maximum(v_max, v)
+        alpha = lr * math.sqrt(1 - beta_2 ** t) / (1 - b1 ** t)
+        w = w - alpha * m / (np.sqrt(v_max if amsgrad else v) + eps)
+    return w
+
+
+@pytest.mark.parametrize("name, kwargs", [("AdamW", {"weight_decay": 0.1}),
+                                          ("Adam", {"amsgrad": True, "beta_2": 0.5}),
+                                          ("AdamW", {"weight_decay": 0.02, "amsgrad": True, "beta_2": 0.5})])
+def test_adam_variants_match_the_plain_formula_in_float64(name, kwargs, rng):
+    # the in-place update (one scratch buffer, out=) against the formula with fresh arrays; the
+    # gradients shrink over the steps and β₂ = 0.5 lets v follow them down, so that AMSGrad's
+    # running maximum differs from v
+    dl.set_floatx("float64")
+    w0 = rng.standard_normal((6, 3))
+    grads = [rng.standard_normal((6, 3)) * 2.0 ** -k for k in range(6)]
+    p = Tensor(w0.copy(), requires_grad=True)
+    opt = getattr(optimizers, name)(learning_rate=0.02, **kwargs)
+    for g in grads:
+        p.grad = g
+        opt.apply([p])
+    np.testing.assert_allclose(p.data, _adam_variants_reference(w0, grads, 0.02, **kwargs), rtol=1e-12, atol=1e-15)
+    assert not np.allclose(p.data, w0, rtol=1e-3)   # the steps moved the weights
+
+
 def test_float32_stays_float32_even_with_float64_grads(rng):
     p = Tensor(rng.standard_normal((3, 3)).astype(np.float32), requires_grad=True)
     data = p.data

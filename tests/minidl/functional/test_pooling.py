@@ -29,6 +29,18 @@ def test_same_average_pooling_leaves_padding_out_of_the_count():
     np.testing.assert_allclose(max_pool1d(-x, 2, 1, "same").numpy()[0, :, 0], [-1, -2, -3, -4])
 
 
+def test_max_pool_gradient_is_zero_where_no_window_reaches(rng):
+    # 2x2 windows on 5x7 leave the last row and column out; backward writes the windows' part of
+    # ∂x and zeroes only that edge, so the edge must come out 0 even from recycled memory
+    x = rng.normal(size=(2, 5, 7, 3))
+    for _ in range(3):
+        np.full(x.shape, np.nan)  # freed at once: its memory may come back as ∂x's buffer
+        t = Tensor(x, requires_grad=True)
+        max_pool2d(t, 2).backward(np.ones((2, 2, 3, 3)))
+        assert np.all(t.grad[:, 4] == 0) and np.all(t.grad[:, :, 6] == 0)
+        assert t.grad.sum() == 2 * 2 * 3 * 3   # one winner per window
+
+
 def test_max_pool_ties_go_to_the_first_maximum():
     x = Tensor(np.ones((1, 2, 2, 1)), requires_grad=True)
     max_pool2d(x, 2).backward(np.full((1, 1, 1, 1), 5.0))
@@ -66,7 +78,7 @@ def test_max_pool_overlapping_windows_add_up():
 
 
 POOL2D_CASES = [((1, 4, 4, 2), 2, None, "valid"), ((2, 5, 5, 1), 3, 2, "same"), ((2, 5, 4, 2), 2, 2, "same"),
-                ((1, 5, 6, 3), (2, 3), 1, "same"), ((2, 5, 5, 2), 3, 2, "valid")]
+                ((1, 5, 6, 3), (2, 3), 1, "same"), ((2, 5, 5, 2), 3, 2, "valid"), ((2, 5, 7, 2), 2, None, "valid")]
 POOL1D_CASES = [((1, 6, 2), 2, None, "valid"), ((2, 7, 2), 3, 2, "same"), ((2, 1, 3), 2, 1, "same"),
                 ((2, 9, 1), 4, 3, "same")]
 

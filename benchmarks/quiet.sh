@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# The speed records of the README, rerun in one go on a quiet machine (nothing else running):
+# conv.py, recurrent.py, ctc.py (each library's default threads) and steady.py, then summary.py,
+# which rewrites the README's results section from benchmarks/results/*.json.
+#
+#     bash benchmarks/quiet.sh              # from the repository root; about 8 minutes on 2 cores
+#     PYTHON=/path/to/python bash benchmarks/quiet.sh   # default: .venv/bin/python if there is one
+#
+# Rounds and repeats are chosen so that the whole script stays within 12 minutes on this
+# project's 2-core machines: most of the time is imports, one per worker process (CPU seconds
+# measured here: Keras with the torch backend 12.6 s, torch 4.6 s, minidl 1.0 s), and Keras'
+# LSTM over 1,000 steps (25 s a step in recurrent.json); estimated 150 s for conv.py, 250 s for
+# recurrent.py, 30 s for ctc.py, 40 s for steady.py. Every record keeps at least 3 interleaved
+# rounds and 40 repeats for its minimum and median (lstm_1000: 2 repeats, a memory record).
+# The limits below (680 s in all) bound the total: conv.py, ctc.py and steady.py write their
+# JSON only at the end, so a cut-off run keeps the previous record; recurrent.py rewrites its
+# file after each model, so a cut-off there leaves a file without the models not yet run.
+set -u
+cd "$(dirname "$0")/.."
+# the project's virtual environment unless told otherwise (the workers run under the same Python)
+if [ -z "${PYTHON:-}" ]; then
+    if [ -x .venv/bin/python ]; then PYTHON=.venv/bin/python; else PYTHON=python; fi
+fi
+export KERAS_BACKEND=torch
+start=$SECONDS
+
+load=$(cut -d' ' -f1 /proc/loadavg 2>/dev/null || echo "?")
+echo "1-minute load average before the run: $load (the records are meant for a quiet machine)"
+
+run() {  # run LIMIT_SECONDS COMMAND...: one benchmark, timed, cut off at its limit
+    local limit=$1; shift
+    local begun=$SECONDS
+    echo "== $* (limit ${limit} s)"
+    if ! timeout "$limit" "$PYTHON" "$@"; then
+        echo "!! $* failed or passed ${limit} s; its previous record is kept" >&2
+    fi
+    echo "   took $((SECONDS - begun)) s (total $((SECONDS - start)) s)"
+}
+
+# 2 models x 3 libraries x 4 rounds = 24 processes, 25 timed steps each: 100 per record
+run 220 benchmarks/conv.py --rounds 4 --repeats 25
+# lstm and gru: 3 libraries x 4 rounds, 12 steps each (48 per record); lstm_1000: one process
+# per library, 1 warm-up + 2 timed steps (its record is mostly about memory)
+run 300 benchmarks/recurrent.py --rounds 4 --repeats 12 --long-repeats 2
+# 2 libraries x 5 rounds x 40 steps (200 per record)
+run 60 benchmarks/ctc.py --rounds 5 --repeats 40
+# 4 configurations x 3 rounds x 30 steps (90 per record)
+run 80 benchmarks/steady.py --rounds 3 --repeats 30
+run 20 benchmarks/summary.py
+
+echo "quiet.sh: done in $((SECONDS - start)) s; commit benchmarks/results/*.json and README.md"
