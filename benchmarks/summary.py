@@ -213,7 +213,10 @@ def speed_section() -> list[str]:
            "shared, and a median moves with whatever else runs; the best of many repeats is the figure least "
            "disturbed by other load, so the headline ratio is minimum over minimum, with the median ratio "
            "beside it. Commands: `python benchmarks/engine.py`, `conv.py`, `recurrent.py`, `ctc.py` (then "
-           "this script).", "",
+           "this script); `bash benchmarks/quiet.sh` reruns `conv.py`, `recurrent.py`, `ctc.py` (each "
+           "library's default threads) and `steady.py` together, then this script, on a machine with nothing "
+           "else running (about 8 minutes on 2 cores, at most 12). Peak RSS is each process's, the library's "
+           "import included (minidl's alone is about 45 MiB, PyTorch's over 200 MiB).", "",
            "| what | minidl min / median | PyTorch min / median | Keras (torch backend) min / median "
            "| minidl / PyTorch, min (median) | peak RSS, minidl / PyTorch |", "|---|---|---|---|---|---|"]
     for file, name, match, what in SPEED:
