@@ -28,8 +28,9 @@ tests/minidl/test_batches.py checks against counts Keras produced:
 
 Several inputs or outputs: x and y may be lists or dicts of arrays (Keras' forms), lined up
 with the model's inputs and outputs by ``minidl.multi_io``; arrays are then cut by the same
-sample indices, and a Sequence's or generator's batches are lined up one by one. class_weight
-is refused for several outputs, as Keras refuses it.
+sample indices, and a Sequence's or generator's batches are lined up one by one. sample_weight
+is then one array shared by every output, or a list or dict of one array per output
+(``weights_in_order``); class_weight is refused for several outputs, as Keras refuses it.
 
 The functions take the model (a ``minidl.model.Model``) for three things only: the device of
 its weights, which every batch is moved to, the width of its output, which says how many
@@ -46,7 +47,7 @@ import numpy as np
 
 from minidl import backend, random
 from minidl.data import Sequence, batch_indices
-from minidl.multi_io import arrays_of, as_numpy, batch_length, common_length, in_model_order, take
+from minidl.multi_io import arrays_of, as_numpy, batch_length, common_length, in_model_order, line_up, take
 
 
 def to_model_device(model, array):
@@ -78,6 +79,20 @@ def in_order(model, x, y, where: str) -> tuple:
     x = in_model_order(x, _names(model, "input_names"), "inputs", where)
     y = None if y is None else in_model_order(y, _names(model, "output_names"), "outputs", where)
     return x, y
+
+
+def weights_in_order(model, sample_weight, where: str):
+    """``sample_weight`` as the losses take it: one array (shared by every output), or, for a
+    model of several outputs, a list in output order of one array per output (None: unweighted),
+    from a list in that order or a dict by output name, as Keras takes them."""
+    if sample_weight is None:
+        return None
+    names = _names(model, "output_names")
+    if len(names) == 1:
+        return as_numpy(in_model_order(sample_weight, names, "sample weights", where))
+    if isinstance(sample_weight, (list, tuple, dict)):
+        return as_numpy(line_up(sample_weight, names, "sample weights (one array per output)", where))
+    return as_numpy(sample_weight)
 
 
 def refuse_class_weight_for_several(y, class_weight, where: str) -> None:
@@ -296,7 +311,8 @@ class Batches:
         refuse_class_weight_for_several(yb, self.class_weight, self.where)
         yb = on_device(model, yb)
         return (on_device(model, xb), yb,
-                sample_weights(model, yb, to_model_device(model, wb), self.class_weight, self.where))
+                sample_weights(model, yb, on_device(model, weights_in_order(model, wb, self.where)),
+                               self.class_weight, self.where))
 
 
 def data_batches(model, x, y=None, sample_weight=None, batch_size: int | None = None, shuffle: bool = False,
@@ -347,16 +363,18 @@ def data_batches(model, x, y=None, sample_weight=None, batch_size: int | None = 
             raise ValueError(f"{where}: x has {samples} samples but y has {len(y)}; they must match")
     refuse_class_weight_for_several(y, class_weight, where)
     if sample_weight is not None:
-        sample_weight = np.asarray(sample_weight)
-        if len(sample_weight) != samples:
-            raise ValueError(f"{where}: sample_weight has {len(sample_weight)} entries for {samples} samples")
+        sample_weight = weights_in_order(model, sample_weight, where)
+        for k, weights in enumerate(arrays_of(sample_weight)):
+            if weights is not None and len(weights) != samples:
+                which = f" (output {k})" if isinstance(sample_weight, list) else ""
+                raise ValueError(f"{where}: sample_weight{which} has {len(weights)} entries for {samples} samples")
     split_off = None
     if validation_split:
         if not 0 < validation_split < 1:
             raise ValueError(f"{where}: validation_split must be in (0, 1), got {validation_split}")
         cut = int(samples * (1 - validation_split))
         held, kept = slice(cut, None), slice(None, cut)
-        split_off = (take(x, held), take(y, held)) + ((sample_weight[held],) if sample_weight is not None else ())
+        split_off = (take(x, held), take(y, held)) + ((take(sample_weight, held),) if sample_weight is not None else ())
         x, y, sample_weight = take(x, kept), take(y, kept), take(sample_weight, kept)
         samples = cut
     if samples == 0:

@@ -63,13 +63,13 @@ def take(value, rows):
     """The samples ``rows`` (indices or a slice) of one array or of each array of a list; None stays None."""
     if value is None:
         return None
-    return [a[rows] for a in value] if isinstance(value, list) else value[rows]
+    return [None if a is None else a[rows] for a in value] if isinstance(value, list) else value[rows]
 
 
 def as_numpy(value):
     """One array, or each array of a list, as NumPy (a Tensor's data, a CuPy or torch array, a list of rows)."""
     if isinstance(value, list):
-        return [_numpy(a) for a in value]
+        return [None if a is None else _numpy(a) for a in value]
     return None if value is None else _numpy(value)
 
 
