@@ -47,7 +47,7 @@ import numpy as np
 
 from minidl import backend, random
 from minidl.data import Sequence, batch_indices
-from minidl.multi_io import arrays_of, as_numpy, batch_length, common_length, in_model_order, line_up, take
+from minidl.multi_io import arrays_of, as_given, as_numpy, batch_length, common_length, in_model_order, line_up, take
 
 
 def to_model_device(model, array):
@@ -66,7 +66,9 @@ def to_model_device(model, array):
 
 
 def on_device(model, value):
-    """``value`` (an array or a list of them) on the model's device."""
+    """``value`` (an array, or a list or dict of them) on the model's device."""
+    if isinstance(value, dict):
+        return {key: to_model_device(model, v) for key, v in value.items()}
     return [to_model_device(model, v) for v in value] if isinstance(value, list) else to_model_device(model, value)
 
 
@@ -75,8 +77,12 @@ def _names(model, which: str) -> list[str]:
 
 
 def in_order(model, x, y, where: str) -> tuple:
-    """x and y as the model takes them (one array, or a list in input / output order)."""
-    x = in_model_order(x, _names(model, "input_names"), "inputs", where)
+    """x and y as the model takes them (one array, or a list in input / output order); x of a
+    subclassed model as it was given (a list or dict of arrays stays one, as Keras)."""
+    if getattr(model, "is_subclassed", False):
+        x = as_given(x)
+    else:
+        x = in_model_order(x, _names(model, "input_names"), "inputs", where)
     y = None if y is None else in_model_order(y, _names(model, "output_names"), "outputs", where)
     return x, y
 
@@ -355,7 +361,7 @@ def data_batches(model, x, y=None, sample_weight=None, batch_size: int | None = 
                          f"of batches)")
     x, y = in_order(model, x, y, where)
     x, y = as_numpy(x), as_numpy(y)
-    if isinstance(x, list) or isinstance(y, list):
+    if isinstance(x, (list, dict)) or isinstance(y, list):
         samples = common_length(arrays_of(x) + arrays_of(y), where)
     else:
         samples = len(x)

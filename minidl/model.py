@@ -108,13 +108,19 @@ class Model(ModelStructure, Layer):
         if type(self).call is Layer.call:
             raise NotImplementedError(f"model '{self.name}' has neither a graph (Model(inputs, outputs)) nor a "
                                       f"call method; subclass Model and define call(self, x, training=False)")
-        x = [self._prepare(v) for v in inputs] if isinstance(inputs, (list, tuple)) else self._prepare(inputs)
+        if isinstance(inputs, dict):  # call gets the structure it was given, as in Keras
+            x = {key: self._prepare(value) for key, value in inputs.items()}
+        elif isinstance(inputs, (list, tuple)):
+            x = [self._prepare(value) for value in inputs]
+        else:
+            x = self._prepare(inputs)
         if "training" in inspect.signature(self.call).parameters:
             kwargs["training"] = bool(training)
         out = self.call(x, **kwargs)
         if not self.built:
-            first = x[0] if isinstance(x, list) else x
+            first = next(iter(x.values())) if isinstance(x, dict) else x[0] if isinstance(x, list) else x
             self.built_input_shape = (None,) + tuple(first.shape[1:])
+            self.subclass_input_shapes = _shapes_of(x)  # what a saved subclassed model is rebuilt with
             shown = out[0] if isinstance(out, (list, tuple)) else out
             self.subclass_output_shape = (None,) + tuple(shown.shape[1:])
             self.built = True
@@ -357,3 +363,12 @@ class Model(ModelStructure, Layer):
     def load_weights(self, path: str) -> None:
         saving.load_weights(self, path)
 
+
+def _shapes_of(x):
+    """(None, ...) of each input a subclassed model was first called with, in the structure of
+    the call: one shape, a list of them, or a dict of them by key."""
+    if isinstance(x, dict):
+        return {key: (None,) + tuple(value.shape[1:]) for key, value in x.items()}
+    if isinstance(x, list):
+        return [(None,) + tuple(value.shape[1:]) for value in x]
+    return (None,) + tuple(x.shape[1:])

@@ -344,3 +344,49 @@ def test_reset_states_reaches_a_nested_model_and_a_subclassed_models_layers():
         model.reset_states()
         np.testing.assert_allclose(model.predict(chunk, batch_size=2), first, rtol=1e-6)
         assert np.abs(carried - first).max() > 1e-4
+
+
+# --- a subclassed model whose call takes a list or a dict of inputs ---------------------------------
+def two_input_net(lib, as_dict: bool):
+    """A subclassed model of two inputs, given as a list [a, b] or a dict {"a": ..., "b": ...}."""
+    class TwoInputs(lib.Model):
+        def __init__(self):
+            super().__init__()
+            self.from_a = lib.layers.Dense(4, activation="tanh")
+            self.from_b = lib.layers.Dense(4, activation="relu")
+            self.join = lib.layers.Concatenate()
+            self.head = lib.layers.Dense(2)
+
+        def call(self, inputs):
+            a, b = (inputs["a"], inputs["b"]) if as_dict else inputs
+            return self.head(self.join([self.from_a(a), self.from_b(b)]))
+
+    return TwoInputs()
+
+
+@pytest.mark.parametrize("as_dict", [False, True], ids=["list", "dict"])
+def test_a_subclassed_model_of_a_list_or_dict_of_inputs_fits_evaluates_predicts_as_keras(as_dict):
+    keras = pytest.importorskip("keras")
+    xa, xb, _, target = data(40)
+    target = np.concatenate([target, xa[:, 1:2]], axis=1)
+    x = {"b": xb, "a": xa} if as_dict else [xa, xb]
+    ours, theirs = two_input_net(dl, as_dict), two_input_net(keras, as_dict)
+    theirs.predict(x, verbose=0)  # builds the weights, to be copied
+    ours.predict(x)
+    ours.set_weights(theirs.get_weights())
+    for model, lib in ((ours, dl), (theirs, keras)):
+        model.compile(optimizer=lib.optimizers.SGD(0.1), loss="mse", metrics=["mae"])
+    kwargs = dict(batch_size=8, epochs=2, shuffle=False, verbose=0)
+    mine = ours.fit(x, target, validation_split=0.25, **kwargs).history
+    expected = theirs.fit(x, target, validation_split=0.25, **kwargs).history
+    assert set(mine) == set(expected)
+    for key in expected:
+        np.testing.assert_allclose(mine[key], expected[key], rtol=1e-5, atol=1e-6, err_msg=key)
+    np.testing.assert_allclose(ours.evaluate(x, target, batch_size=16, verbose=0),
+                               theirs.evaluate(x, target, batch_size=16, verbose=0), rtol=1e-5)
+    np.testing.assert_allclose(ours.predict(x, batch_size=16), theirs.predict(x, batch_size=16, verbose=0),
+                               rtol=1e-5, atol=1e-6)
+    batches = [({"a": xa[i:i + 10], "b": xb[i:i + 10]} if as_dict else [xa[i:i + 10], xb[i:i + 10]],
+                target[i:i + 10]) for i in range(0, 40, 10)]
+    np.testing.assert_allclose(ours.evaluate((b for b in batches), verbose=0),
+                               theirs.evaluate((b for b in batches), verbose=0), rtol=1e-5)
