@@ -151,12 +151,16 @@ class Model(ModelStructure, Layer):
 
     def get_config(self) -> dict:
         if self.graph is None:
-            raise NotImplementedError(f"model '{self.name}' is subclassed: saving its architecture is not supported "
-                                      f"in minidl; save_weights() works, and so does a functional model")
+            raise NotImplementedError(f"model '{self.name}' is subclassed: saving its architecture needs its class "
+                                      f"registered (@dl.saving.register_serializable()) with a get_config() "
+                                      f"of its constructor arguments; save_weights() works without")
         return {"name": self.name, **self.graph.get_config(self.single_input, self.single_output)}
 
     @classmethod
     def from_config(cls, config: dict) -> "Model":
+        """A functional model from its graph config; a subclassed one as ``cls(**config)``."""
+        if cls.call is not Layer.call:
+            return cls(**config)
         inputs, outputs = Graph.from_config(config)
         return cls(inputs, outputs, name=config.get("name"))
 
