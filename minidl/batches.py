@@ -28,8 +28,9 @@ tests/minidl/test_batches.py checks against counts Keras produced:
 
 Several inputs or outputs: x and y may be lists or dicts of arrays (Keras' forms), lined up
 with the model's inputs and outputs by ``minidl.multi_io``; arrays are then cut by the same
-sample indices, and a Sequence's or generator's batches are lined up one by one. class_weight
-is refused for several outputs, as Keras refuses it.
+sample indices, and a Sequence's or generator's batches are lined up one by one. sample_weight
+is then one array shared by every output, or a list or dict of one array per output
+(``weights_in_order``); class_weight is refused for several outputs, as Keras refuses it.
 
 The functions take the model (a ``minidl.model.Model``) for three things only: the device of
 its weights, which every batch is moved to, the width of its output, which says how many
@@ -46,7 +47,7 @@ import numpy as np
 
 from minidl import backend, random
 from minidl.data import Sequence, batch_indices
-from minidl.multi_io import arrays_of, as_numpy, batch_length, common_length, in_model_order, take
+from minidl.multi_io import arrays_of, as_given, as_numpy, batch_length, common_length, in_model_order, line_up, take
 
 
 def to_model_device(model, array):
@@ -65,7 +66,9 @@ def to_model_device(model, array):
 
 
 def on_device(model, value):
-    """``value`` (an array or a list of them) on the model's device."""
+    """``value`` (an array, or a list or dict of them) on the model's device."""
+    if isinstance(value, dict):
+        return {key: to_model_device(model, v) for key, v in value.items()}
     return [to_model_device(model, v) for v in value] if isinstance(value, list) else to_model_device(model, value)
 
 
@@ -74,10 +77,28 @@ def _names(model, which: str) -> list[str]:
 
 
 def in_order(model, x, y, where: str) -> tuple:
-    """x and y as the model takes them (one array, or a list in input / output order)."""
-    x = in_model_order(x, _names(model, "input_names"), "inputs", where)
+    """x and y as the model takes them (one array, or a list in input / output order); x of a
+    subclassed model as it was given (a list or dict of arrays stays one, as Keras)."""
+    if getattr(model, "is_subclassed", False):
+        x = as_given(x)
+    else:
+        x = in_model_order(x, _names(model, "input_names"), "inputs", where)
     y = None if y is None else in_model_order(y, _names(model, "output_names"), "outputs", where)
     return x, y
+
+
+def weights_in_order(model, sample_weight, where: str):
+    """``sample_weight`` as the losses take it: one array (shared by every output), or, for a
+    model of several outputs, a list in output order of one array per output (None: unweighted),
+    from a list in that order or a dict by output name, as Keras takes them."""
+    if sample_weight is None:
+        return None
+    names = _names(model, "output_names")
+    if len(names) == 1:
+        return as_numpy(in_model_order(sample_weight, names, "sample weights", where))
+    if isinstance(sample_weight, (list, tuple, dict)):
+        return as_numpy(line_up(sample_weight, names, "sample weights (one array per output)", where))
+    return as_numpy(sample_weight)
 
 
 def refuse_class_weight_for_several(y, class_weight, where: str) -> None:
@@ -296,7 +317,8 @@ class Batches:
         refuse_class_weight_for_several(yb, self.class_weight, self.where)
         yb = on_device(model, yb)
         return (on_device(model, xb), yb,
-                sample_weights(model, yb, to_model_device(model, wb), self.class_weight, self.where))
+                sample_weights(model, yb, on_device(model, weights_in_order(model, wb, self.where)),
+                               self.class_weight, self.where))
 
 
 def data_batches(model, x, y=None, sample_weight=None, batch_size: int | None = None, shuffle: bool = False,
@@ -339,7 +361,7 @@ def data_batches(model, x, y=None, sample_weight=None, batch_size: int | None = 
                          f"of batches)")
     x, y = in_order(model, x, y, where)
     x, y = as_numpy(x), as_numpy(y)
-    if isinstance(x, list) or isinstance(y, list):
+    if isinstance(x, (list, dict)) or isinstance(y, list):
         samples = common_length(arrays_of(x) + arrays_of(y), where)
     else:
         samples = len(x)
@@ -347,16 +369,18 @@ def data_batches(model, x, y=None, sample_weight=None, batch_size: int | None = 
             raise ValueError(f"{where}: x has {samples} samples but y has {len(y)}; they must match")
     refuse_class_weight_for_several(y, class_weight, where)
     if sample_weight is not None:
-        sample_weight = np.asarray(sample_weight)
-        if len(sample_weight) != samples:
-            raise ValueError(f"{where}: sample_weight has {len(sample_weight)} entries for {samples} samples")
+        sample_weight = weights_in_order(model, sample_weight, where)
+        for k, weights in enumerate(arrays_of(sample_weight)):
+            if weights is not None and len(weights) != samples:
+                which = f" (output {k})" if isinstance(sample_weight, list) else ""
+                raise ValueError(f"{where}: sample_weight{which} has {len(weights)} entries for {samples} samples")
     split_off = None
     if validation_split:
         if not 0 < validation_split < 1:
             raise ValueError(f"{where}: validation_split must be in (0, 1), got {validation_split}")
         cut = int(samples * (1 - validation_split))
         held, kept = slice(cut, None), slice(None, cut)
-        split_off = (take(x, held), take(y, held)) + ((sample_weight[held],) if sample_weight is not None else ())
+        split_off = (take(x, held), take(y, held)) + ((take(sample_weight, held),) if sample_weight is not None else ())
         x, y, sample_weight = take(x, kept), take(y, kept), take(sample_weight, kept)
         samples = cut
     if samples == 0:

@@ -27,11 +27,12 @@ import inspect
 import numpy as np
 
 from minidl import optimizers, saving, training
-from minidl.batches import class_weight_table, data_batches, in_order, on_device, sample_weights
+from minidl.batches import (class_weight_table, data_batches, in_order, on_device, sample_weights,
+                            weights_in_order)
 from minidl.function import no_grad
 from minidl.layers.base import Layer, unique_name
 from minidl.layers.serialization import register_model
-from minidl.layers.symbolic import call_symbolic, is_symbolic
+from minidl.layers.symbolic import call_symbolic, is_symbolic, shape_trial
 from minidl.model_graph import Graph
 from minidl.model_io import model_to_json
 from minidl.model_structure import ModelStructure
@@ -86,7 +87,7 @@ class Model(ModelStructure, Layer):
         if self.graph is not None:
             return
         trial = tuple(1 if n is None else n for n in input_shape)
-        with no_grad():
+        with no_grad(), shape_trial():
             self(Tensor(np.zeros(trial, dtype=self.dtype)))
         self.built_input_shape = tuple(input_shape)
 
@@ -107,13 +108,19 @@ class Model(ModelStructure, Layer):
         if type(self).call is Layer.call:
             raise NotImplementedError(f"model '{self.name}' has neither a graph (Model(inputs, outputs)) nor a "
                                       f"call method; subclass Model and define call(self, x, training=False)")
-        x = [self._prepare(v) for v in inputs] if isinstance(inputs, (list, tuple)) else self._prepare(inputs)
+        if isinstance(inputs, dict):  # call gets the structure it was given, as in Keras
+            x = {key: self._prepare(value) for key, value in inputs.items()}
+        elif isinstance(inputs, (list, tuple)):
+            x = [self._prepare(value) for value in inputs]
+        else:
+            x = self._prepare(inputs)
         if "training" in inspect.signature(self.call).parameters:
             kwargs["training"] = bool(training)
         out = self.call(x, **kwargs)
         if not self.built:
-            first = x[0] if isinstance(x, list) else x
+            first = next(iter(x.values())) if isinstance(x, dict) else x[0] if isinstance(x, list) else x
             self.built_input_shape = (None,) + tuple(first.shape[1:])
+            self.subclass_input_shapes = _shapes_of(x)  # what a saved subclassed model is rebuilt with
             shown = out[0] if isinstance(out, (list, tuple)) else out
             self.subclass_output_shape = (None,) + tuple(shown.shape[1:])
             self.built = True
@@ -127,14 +134,33 @@ class Model(ModelStructure, Layer):
             self.optimizer.reset()
         return self
 
+    def reset_states(self) -> None:
+        """Zero the states carried by every stateful recurrent layer of the model, nested models
+        and Bidirectional wrappers included (tf.keras 2's ``Model.reset_states``; Keras 3 has
+        only the layers' ``reset_state``, and this calls the same on each). Layers that are not
+        stateful are left alone; so is a model without any."""
+        for layer in self.layers:
+            if isinstance(layer, Model):
+                layer.reset_states()
+            elif getattr(layer, "stateful", False) and hasattr(layer, "reset_states"):
+                layer.reset_states()
+
+    def reset_state(self) -> None:
+        """Keras 3's name (on a recurrent layer) for ``reset_states``."""
+        self.reset_states()
+
     def get_config(self) -> dict:
         if self.graph is None:
-            raise NotImplementedError(f"model '{self.name}' is subclassed: saving its architecture is not supported "
-                                      f"in minidl; save_weights() works, and so does a functional model")
+            raise NotImplementedError(f"model '{self.name}' is subclassed: saving its architecture needs its class "
+                                      f"registered (@dl.saving.register_serializable()) with a get_config() "
+                                      f"of its constructor arguments; save_weights() works without")
         return {"name": self.name, **self.graph.get_config(self.single_input, self.single_output)}
 
     @classmethod
     def from_config(cls, config: dict) -> "Model":
+        """A functional model from its graph config; a subclassed one as ``cls(**config)``."""
+        if cls.call is not Layer.call:
+            return cls(**config)
         inputs, outputs = Graph.from_config(config)
         return cls(inputs, outputs, name=config.get("name"))
 
@@ -201,6 +227,7 @@ class Model(ModelStructure, Layer):
         if class_weight is not None and isinstance(y, list):
             raise ValueError("train_on_batch: class_weight is not supported for a model of several outputs "
                              "(as in Keras); use sample_weight")
+        sample_weight = on_device(self, weights_in_order(self, sample_weight, "train_on_batch"))
         sample_weight = sample_weights(self, y, sample_weight, class_weight, "train_on_batch")
         y_pred, loss, _ = self._train_step(x, y, sample_weight)  # Keras' train_on_batch never stops on NaN
         logs = self._logs(loss, y, y_pred)
@@ -231,6 +258,7 @@ class Model(ModelStructure, Layer):
         """The loss (and metrics) on one batch, without training."""
         self._check_compiled("test_on_batch")
         x, y = self._on_device(x, y, "test_on_batch")
+        sample_weight = on_device(self, weights_in_order(self, sample_weight, "test_on_batch"))
         with no_grad():
             y_pred = self(x, training=False)
             loss = float(self._total_loss(y, y_pred, sample_weight).data)
@@ -270,6 +298,9 @@ class Model(ModelStructure, Layer):
             epochs: a positive int, the index of the epoch to end at (as Keras).
             class_weight: {class index: weight >= 0} multiplying each sample's loss; every key
                 must be one of the labels' classes.
+            sample_weight: (samples,) weights of each sample's loss, shared by every output; with
+                several outputs also a list (output order) or a dict by output name of one array
+                per output, as Keras (a dict works for a model of list outputs too).
             verbose: 0 silent, 1 a progress bar per epoch, 2 one line per epoch (on stderr).
                 "auto" is 1 when stderr is a terminal and 2 otherwise (a log file gets a line an
                 epoch, not thousands of carriage returns); Keras' "auto" is always 1.
@@ -336,3 +367,12 @@ class Model(ModelStructure, Layer):
     def load_weights(self, path: str) -> None:
         saving.load_weights(self, path)
 
+
+def _shapes_of(x):
+    """(None, ...) of each input a subclassed model was first called with, in the structure of
+    the call: one shape, a list of them, or a dict of them by key."""
+    if isinstance(x, dict):
+        return {key: (None,) + tuple(value.shape[1:]) for key, value in x.items()}
+    if isinstance(x, list):
+        return [(None,) + tuple(value.shape[1:]) for value in x]
+    return (None,) + tuple(x.shape[1:])

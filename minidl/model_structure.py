@@ -16,8 +16,14 @@ class ModelStructure:
     graph = None
     built_input_shape: tuple | None = None
     subclass_output_shape: tuple | None = None
+    subclass_input_shapes = None  # a subclassed model: the input shapes of its first call, in their structure
     single_input = True
     single_output = True
+
+    @property
+    def is_subclassed(self) -> bool:
+        """Whether the model is a subclass with its own ``call`` rather than a graph of layers."""
+        return type(self).call is not Layer.call
 
     @property
     def layers(self) -> list[Layer]:

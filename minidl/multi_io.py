@@ -54,8 +54,23 @@ def in_model_order(value, names: list[str], what: str, where: str):
     return lined if len(lined) > 1 else lined[0]
 
 
+def as_given(value):
+    """x for a subclassed model, whose ``call`` takes the structure it is given (as Keras): a
+    dict of arrays stays a dict, a list or tuple of arrays becomes a list; a list of plain
+    rows (numbers) is one array."""
+    if isinstance(value, dict):
+        return dict(value)
+    if isinstance(value, (list, tuple)):
+        if value and all(hasattr(v, "shape") for v in value):
+            return list(value)
+        return np.asarray(value)
+    return value
+
+
 def batch_length(x) -> int:
-    """Samples in a batch given as one array or a list of arrays."""
+    """Samples in a batch given as one array, a list of arrays or a dict of them."""
+    if isinstance(x, dict):
+        x = next(iter(x.values()))
     return len(x[0]) if isinstance(x, list) else len(x)
 
 
@@ -63,13 +78,17 @@ def take(value, rows):
     """The samples ``rows`` (indices or a slice) of one array or of each array of a list; None stays None."""
     if value is None:
         return None
-    return [a[rows] for a in value] if isinstance(value, list) else value[rows]
+    if isinstance(value, dict):
+        return {key: a[rows] for key, a in value.items()}
+    return [None if a is None else a[rows] for a in value] if isinstance(value, list) else value[rows]
 
 
 def as_numpy(value):
     """One array, or each array of a list, as NumPy (a Tensor's data, a CuPy or torch array, a list of rows)."""
+    if isinstance(value, dict):
+        return {key: _numpy(a) for key, a in value.items()}
     if isinstance(value, list):
-        return [_numpy(a) for a in value]
+        return [None if a is None else _numpy(a) for a in value]
     return None if value is None else _numpy(value)
 
 
@@ -83,6 +102,8 @@ def common_length(arrays: list, where: str) -> int:
 
 def arrays_of(value) -> list:
     """The arrays of one array or of a list of them (none for None)."""
+    if isinstance(value, dict):
+        return list(value.values())
     return [] if value is None else (list(value) if isinstance(value, list) else [value])
 
 

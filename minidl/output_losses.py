@@ -83,13 +83,17 @@ class CompiledOutputs:
         return [display for fns in self.metric_fns for display, _ in fns]
 
     def total_loss(self, ys: list, y_preds: list, sample_weight) -> Tensor:
-        """Σ_k w_k · loss_k; each output's unweighted value is kept for the logs of this batch."""
+        """Σ_k w_k · loss_k; each output's unweighted value is kept for the logs of this batch.
+        ``sample_weight``: one array for every output, or a list of one per output (None in it:
+        that output unweighted), as ``minidl.batches.weights_in_order`` lines them up."""
         total, self.last_output_losses = None, []
-        for y, y_pred, loss_fn, weight in zip(ys, y_preds, self.losses, self.loss_weights):
+        per_output = sample_weight if isinstance(sample_weight, list) else [sample_weight] * len(self.losses)
+        for y, y_pred, loss_fn, weight, sample_weights in zip(ys, y_preds, self.losses, self.loss_weights,
+                                                              per_output):
             if loss_fn is None:
                 self.last_output_losses.append(None)
                 continue
-            value = loss_fn(y, y_pred, sample_weight)
+            value = loss_fn(y, y_pred, sample_weights)
             self.last_output_losses.append(value.data)
             term = value if weight == 1.0 else value * weight
             total = term if total is None else total + term

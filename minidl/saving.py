@@ -28,12 +28,17 @@ model class (Sequential) from the same file's registry of models, so this file n
 ``minidl.models`` (which imports it) and a model file can never run code of its own. Every
 problem is a ``ModelFileError`` (a ValueError) naming the file and, where there is one, the member.
 
+A subclassed model is saved only when its class is registered (``register_serializable``, also
+under Keras' name ``register_keras_serializable``) and has a ``get_config``: the file then holds
+that config and the input shapes of its first call, and loading builds ``cls(**config)`` of the
+class registered in this process (or given in ``custom_objects``) with a trial call; the sizes
+such a class makes are its own code's, bounded only by ``check_config_numbers``.
+
 Writes are atomic (``minidl.atomic_write``): a save killed half-way leaves the previous file
 whole, and its leftover temp file is removed by a later save into that folder.
 """
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import zipfile
@@ -46,12 +51,15 @@ import numpy as np
 from minidl import random
 from minidl.atomic_write import STALE_TEMP_SECONDS, atomic_savez, remove_stale_temp_files  # noqa: F401
 from minidl import resume_state
-from minidl.layers.base import Layer
 from minidl.layers.serialization import (LAYERS, MODELS, check_config_numbers, deserialize_layer,  # noqa: F401
-                                         serialize_layer, short_repr, size_budget)
+                                         register_serializable, serialize_layer, short_repr, size_budget)
+from minidl.model_io import architecture, custom_classes, rebuild_subclassed
 from minidl.model_file_checks import (INFLATION_FLOOR, MAX_CONFIG_BYTES, MAX_INFLATION,  # noqa: F401
                                       MAX_MEMBERS, MAX_WEIGHT_BYTES, Member, ModelFileError,
                                       open_members, read_data, refuse)
+
+# Keras' name for the decorator that lets files name a class of the caller's
+register_keras_serializable = register_serializable
 
 FORMAT = "minidl"
 WEIGHTS_FORMAT = "minidl-weights"
@@ -96,10 +104,9 @@ def save_model(model, path, metadata: dict | None = None, include_optimizer: boo
         raise ValueError(f"saving {os.fspath(path)!r}: metadata must be a dict or None, "
                          f"got {type(metadata).__name__}")
     _json_bytes(metadata, "metadata", path)  # its own clear error before the model's
-    input_shape = getattr(model, "built_input_shape", None)
-    document = {"format": FORMAT, "version": VERSION, "class_name": type(model).__name__,
-                "model": model.get_config(),
-                "input_shape": None if input_shape is None else list(input_shape),
+    entries = architecture(model, f"saving {os.fspath(path)!r}")
+    entries["model"] = entries.pop("config")
+    document = {"format": FORMAT, "version": VERSION, **entries,
                 "metadata": metadata, "compile": resume_state.compile_config(model),
                 "random_state": random.get_state()}
     arrays = _weight_arrays(model, path)
@@ -286,8 +293,13 @@ def load_model(path, *, custom_objects: dict | None = None, compile: bool = True
             raise ModelFileError(f"model file {where} holds only weights (saved by save_weights); build the "
                                  f"model and call model.load_weights({where})")
         _check_metadata(document, validate_metadata, where)
-        with _custom_layers(custom_objects, where):
-            model = _build(document, where, _total_weight_elements(file))
+        try:
+            with custom_classes(custom_objects, f"load_model({where})"):
+                model = _build(document, where, _total_weight_elements(file))
+        except ModelFileError:
+            raise
+        except ValueError as error:
+            raise ModelFileError(str(error)) from None
         file.check_against(model)
         slot_state = None
         if compile and document.get("compile") is not None:
@@ -342,31 +354,21 @@ def load_training_state(model, path, *, allow_nonfinite: bool = False) -> dict |
         return file.document.get("metadata")
 
 
-@contextlib.contextmanager
-def _custom_layers(custom_objects: dict | None, where: str):
-    """The layer classes among ``custom_objects`` known by their given names while a model is built."""
-    added = {}
-    for name, value in (custom_objects or {}).items():
-        if isinstance(value, type) and issubclass(value, Layer):
-            if LAYERS.get(name) not in (None, value):
-                raise ModelFileError(f"load_model({where}): custom_objects names {name!r}, which is minidl's "
-                                     f"own {LAYERS[name].__name__}")
-            added[name] = value
-    fresh = [name for name in added if name not in LAYERS]
-    LAYERS.update(added)
-    try:
-        yield
-    finally:
-        for name in fresh:
-            del LAYERS[name]
-
-
 def _build(document: dict, where: str, weight_elements: int):
     """The model the document describes, built with its allocations held to the file's weights."""
     class_name = document.get("class_name", "Sequential")
     if class_name not in MODELS:
         raise refuse(where, f"unknown model class {short_repr(class_name)}; known: {', '.join(sorted(MODELS))}")
     config = document.get("model")
+    if document.get("subclassed"):  # a registered class of the caller's, rebuilt from its config
+        if not isinstance(config, dict):
+            raise refuse(where, "the model config must be a dict")
+        try:
+            check_config_numbers(config, "model")
+            model = rebuild_subclassed(MODELS[class_name], config, document.get("input_shapes"))
+        except (ValueError, TypeError) as error:
+            raise refuse(where, f"the subclassed model cannot be built: {error}") from None
+        return model
     if not isinstance(config, dict) or not isinstance(config.get("layers"), list):
         raise refuse(where, "the model config must hold a 'layers' list")
     input_shape = document.get("input_shape")

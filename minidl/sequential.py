@@ -32,6 +32,7 @@ class Sequential(Model):
     """
 
     shows_connections = False  # summary(): one row a layer, as Keras prints a Sequential
+    is_subclassed = False  # its call is its chain's, not a subclass's own
 
     def __init__(self, layers: Iterable[Layer] | None = None, name: str | None = None):
         super().__init__(name=name or unique_name("sequential"))

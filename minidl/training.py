@@ -6,6 +6,8 @@ gives them as Keras' EpochIterator would), one step each with the callbacks arou
 validation every ``validation_freq`` epochs on ``validation_data`` walked by its own Batches
 (rewound each time, as Keras' evaluate rewinds its cached iterator), whose test-batch hooks
 the fit's callbacks also get. ``evaluate_loop`` is evaluate's loop, shared by both.
+When the epochs are done, an optimizer of ``use_ema`` puts its moving averages into the
+weights (``finalize_variable_values``), as Keras 3's fit does before ``on_train_end``.
 
 * The arguments fit / evaluate / predict share are checked once, each error naming the
   argument, the expectation and the value (a batch_size of 0 used to mean 32, -1 gave no batches).
@@ -184,6 +186,12 @@ def fit_loop(model, x=None, y=None, batch_size=None, epochs=1, verbose="auto", c
         callback_list.on_epoch_end(epoch, epoch_logs)
         if model.stop_training:
             break
+    # With use_ema the weights become their moving averages once training is over: Keras 3 does
+    # this at the end of every fit (after the last epoch, before on_train_end), so its callbacks,
+    # evaluate and save afterwards all see the averages (keras/src/backend/*/trainer.py).
+    finalize = getattr(model.optimizer, "finalize_variable_values", None)
+    if finalize is not None:
+        finalize(model.trainable_weights)
     callback_list.on_train_end({})
     model.history = history
     return history

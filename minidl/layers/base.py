@@ -22,7 +22,7 @@ import minidl.functional as F
 from minidl import backend, initializers, regularizers
 from minidl.function import no_grad
 from minidl.layers.serialization import LAYERS
-from minidl.layers.symbolic import call_symbolic, is_symbolic
+from minidl.layers.symbolic import call_symbolic, is_symbolic, shape_trial
 from minidl.tensor import Tensor, as_tensor
 
 _name_counters: dict[str, itertools.count] = defaultdict(itertools.count)
@@ -204,7 +204,7 @@ class Layer:
     def compute_output_shape(self, input_shape: tuple) -> tuple:
         """Output shape for an input shape (batch axis may be None), found by a trial call."""
         trial = tuple(1 if n is None else n for n in input_shape)
-        with no_grad():
+        with no_grad(), shape_trial():
             out = self(Tensor(backend.xp_default().zeros(trial, dtype=self.dtype)))
         out = out[0] if isinstance(out, (list, tuple)) else out
         return (input_shape[0],) + tuple(out.shape[1:])

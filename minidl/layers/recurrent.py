@@ -30,6 +30,7 @@ from minidl.functional import recurrent
 from minidl.functional.dropout import Dropout, dropout_mask
 from minidl.layers.base import Layer, check_last_axis, check_rank
 from minidl.layers.core import config_name
+from minidl.layers.symbolic import in_shape_trial
 from minidl.tensor import Tensor, as_tensor
 
 
@@ -112,7 +113,7 @@ class _RNN(Layer):
         if shared_input_mask is not None:  # dropout alone: x ⊙ m, the fused product stays one GEMM
             inputs = Dropout(shared_input_mask).apply(inputs)
         outputs, *states = self._run(inputs, states, mask, **dropout_masks)
-        if self.stateful:  # carried to the next call as values: no gradient flows across batches
+        if self.stateful and not in_shape_trial():  # carried as values: no gradient across batches
             self.states = [Tensor(state.data.copy()) for state in states]
         if self.return_sequences:
             output = outputs
@@ -158,7 +159,7 @@ class _RNN(Layer):
         kind = type(self).__name__
         xp = backend.get_array_module(inputs.data)
         shape = (inputs.shape[0], self.units)
-        if initial_state is None and self.stateful and self.states is not None:
+        if initial_state is None and self.stateful and self.states is not None and not in_shape_trial():
             if self.states[0].shape[0] != shape[0]:
                 raise ValueError(f"{kind} '{self.name}' is stateful: it carries states for a batch of "
                                  f"{self.states[0].shape[0]}, got an input of shape {inputs.shape}; a "

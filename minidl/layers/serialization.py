@@ -58,6 +58,28 @@ def register_model(cls: ModelClass) -> ModelClass:
     return cls
 
 
+def register_serializable(package: str = "Custom", name: str | None = None):
+    """Class decorator, Keras' ``keras.saving.register_keras_serializable``: let files name this
+    class. A Layer subclass is known by its class name already; a Model subclass (with its own
+    ``call`` and a ``get_config`` giving its constructor arguments) can then be saved with its
+    architecture and loaded by ``load_model`` / ``model_from_json``. Only classes registered in
+    this process (or passed as ``custom_objects``) are ever built: a file names, it never imports.
+
+    Args:
+        package: accepted for Keras' signature; minidl's files name a class by its name alone.
+        name: must be None or the class's own name (a file names the class by it).
+    """
+    def register(cls: ModelClass) -> ModelClass:
+        if name is not None and name != cls.__name__:
+            raise ValueError(f"register_serializable: minidl names {cls.__name__} in files by its class name; "
+                             f"a different name= ({name!r}) is not supported")
+        if hasattr(cls, "from_saved_layers"):  # a model class: Model and its subclasses
+            MODELS[cls.__name__] = cls
+        LAYERS[cls.__name__] = cls
+        return cls
+    return register
+
+
 def is_layer(value: Any) -> bool:
     """Whether ``value`` is an instance of a registered layer class (every Layer subclass is)."""
     return not isinstance(value, dict) and isinstance(value, tuple(LAYERS.values()))

@@ -17,7 +17,9 @@ number of frames) is tried at two lengths; an output axis that changes between t
 """
 from __future__ import annotations
 
-from typing import Any
+import contextlib
+import contextvars
+from typing import Any, Iterator
 
 from minidl import backend
 from minidl.function import no_grad
@@ -27,6 +29,23 @@ from minidl.tensor import Tensor
 # Lengths a None (variable) axis is tried at: long enough for the usual kernels and pools,
 # and two of them, so that an output axis which follows the input's length is seen to move.
 TRIAL_LENGTHS = (16, 32)
+_IN_SHAPE_TRIAL = contextvars.ContextVar("minidl_shape_trial", default=False)
+
+
+@contextlib.contextmanager
+def shape_trial() -> Iterator[None]:
+    """Mark the forwards inside as trials on zeros, run only to learn shapes and build weights."""
+    token = _IN_SHAPE_TRIAL.set(True)
+    try:
+        yield
+    finally:
+        _IN_SHAPE_TRIAL.reset(token)
+
+
+def in_shape_trial() -> bool:
+    """Whether the current forward is such a trial: a stateful layer neither keeps its states
+    from it (a batch of 1 would stick) nor feeds it the states it carries."""
+    return _IN_SHAPE_TRIAL.get()
 
 
 class SymbolicTensor:
@@ -172,7 +191,7 @@ def _trial(layer, flat: list, as_list: bool, kwargs: dict, length: int) -> tuple
     xp = backend.xp_default()
     values = [Tensor(xp.zeros((1,) + tuple(length if n is None else n for n in x.shape[1:]), dtype=x.dtype))
               for x in flat]
-    with no_grad():
+    with no_grad(), shape_trial():
         out = layer(values if as_list else values[0], **kwargs)
     returns_list = isinstance(out, (list, tuple))
     outs = list(out) if returns_list else [out]

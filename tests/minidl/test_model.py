@@ -205,7 +205,7 @@ def test_a_subclassed_model_saves_its_weights_but_says_its_architecture_cannot_b
     model.save_weights(str(tmp_path / "net.npz"))
     other.load_weights(str(tmp_path / "net.npz"))
     np.testing.assert_array_equal(other.predict(x), model.predict(x))
-    with pytest.raises(NotImplementedError, match="subclassed: saving its architecture is not supported"):
+    with pytest.raises(NotImplementedError, match="subclassed.*saving its architecture needs.*register_serializable"):
         model.save(str(tmp_path / "whole.npz"))
 
 
@@ -289,3 +289,104 @@ def test_a_model_of_two_outputs_saved_after_3_epochs_resumes_to_equal_6_in_one_g
     resumed.fit([xa, xb], [ya, yb], batch_size=8, epochs=6, initial_epoch=3, verbose=0)
     for ours, theirs in zip(straight.get_weights(), resumed.get_weights()):
         np.testing.assert_array_equal(ours, theirs)
+
+
+# --- reset_states on a model of stateful recurrent layers -------------------------------------------
+def stateful_models(lib):
+    """The same two stateful layers (an LSTM in a Bidirectional, then a GRU) as a Sequential and
+    as a functional model, batch 2 of 3 steps of 4 features."""
+    def stack():
+        return [lib.layers.Bidirectional(lib.layers.LSTM(3, return_sequences=True, stateful=True), name="bi"),
+                lib.layers.GRU(2, stateful=True, name="gru")]
+    sequential = lib.Sequential([lib.Input((3, 4), batch_size=2)] + stack())
+    x = lib.Input((3, 4), batch_size=2)
+    bi, gru = stack()
+    return sequential, lib.Model(x, gru(bi(x)))
+
+
+def test_model_reset_states_equals_keras_resetting_each_stateful_layer():
+    keras = pytest.importorskip("keras")
+    rng = np.random.default_rng(4)
+    chunks = [rng.normal(size=(2, 3, 4)).astype("float32") for _ in range(3)]
+    for ours, theirs in zip(stateful_models(dl), stateful_models(keras)):
+        ours.set_weights(theirs.get_weights())
+        mine, expected = [], []
+        for step, chunk in enumerate(chunks + chunks):
+            if step == len(chunks):  # the second pass starts from zeros again, in both
+                ours.reset_states()
+                for layer in theirs.layers:
+                    if hasattr(layer, "reset_state"):
+                        layer.reset_state()
+            mine.append(ours.predict(chunk, batch_size=2))
+            expected.append(keras.ops.convert_to_numpy(theirs(chunk)))
+        for left, right in zip(mine, expected):
+            np.testing.assert_allclose(left, right, rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(mine[3], mine[0], rtol=1e-6)   # reset: as the first call
+        assert np.abs(mine[1] - ours.predict(chunks[1], batch_size=2)).max() > 1e-4  # carried, not reset
+
+
+def test_reset_states_reaches_a_nested_model_and_a_subclassed_models_layers():
+    class Net(dl.Model):
+        def __init__(self):
+            super().__init__()
+            self.rnn = layers.SimpleRNN(3, stateful=True)
+
+        def call(self, x):
+            return self.rnn(x)
+
+    chunk = np.random.default_rng(5).normal(size=(2, 3, 4)).astype("float32")
+    inner, _ = stateful_models(dl)
+    x = dl.Input((3, 4), batch_size=2)
+    outer = dl.Model(x, layers.Dense(1)(inner(x)))
+    for model in (Net(), outer):
+        first = model.predict(chunk, batch_size=2)
+        carried = model.predict(chunk, batch_size=2)
+        model.reset_states()
+        np.testing.assert_allclose(model.predict(chunk, batch_size=2), first, rtol=1e-6)
+        assert np.abs(carried - first).max() > 1e-4
+
+
+# --- a subclassed model whose call takes a list or a dict of inputs ---------------------------------
+def two_input_net(lib, as_dict: bool):
+    """A subclassed model of two inputs, given as a list [a, b] or a dict {"a": ..., "b": ...}."""
+    class TwoInputs(lib.Model):
+        def __init__(self):
+            super().__init__()
+            self.from_a = lib.layers.Dense(4, activation="tanh")
+            self.from_b = lib.layers.Dense(4, activation="relu")
+            self.join = lib.layers.Concatenate()
+            self.head = lib.layers.Dense(2)
+
+        def call(self, inputs):
+            a, b = (inputs["a"], inputs["b"]) if as_dict else inputs
+            return self.head(self.join([self.from_a(a), self.from_b(b)]))
+
+    return TwoInputs()
+
+
+@pytest.mark.parametrize("as_dict", [False, True], ids=["list", "dict"])
+def test_a_subclassed_model_of_a_list_or_dict_of_inputs_fits_evaluates_predicts_as_keras(as_dict):
+    keras = pytest.importorskip("keras")
+    xa, xb, _, target = data(40)
+    target = np.concatenate([target, xa[:, 1:2]], axis=1)
+    x = {"b": xb, "a": xa} if as_dict else [xa, xb]
+    ours, theirs = two_input_net(dl, as_dict), two_input_net(keras, as_dict)
+    theirs.predict(x, verbose=0)  # builds the weights, to be copied
+    ours.predict(x)
+    ours.set_weights(theirs.get_weights())
+    for model, lib in ((ours, dl), (theirs, keras)):
+        model.compile(optimizer=lib.optimizers.SGD(0.1), loss="mse", metrics=["mae"])
+    kwargs = dict(batch_size=8, epochs=2, shuffle=False, verbose=0)
+    mine = ours.fit(x, target, validation_split=0.25, **kwargs).history
+    expected = theirs.fit(x, target, validation_split=0.25, **kwargs).history
+    assert set(mine) == set(expected)
+    for key in expected:
+        np.testing.assert_allclose(mine[key], expected[key], rtol=1e-5, atol=1e-6, err_msg=key)
+    np.testing.assert_allclose(ours.evaluate(x, target, batch_size=16, verbose=0),
+                               theirs.evaluate(x, target, batch_size=16, verbose=0), rtol=1e-5)
+    np.testing.assert_allclose(ours.predict(x, batch_size=16), theirs.predict(x, batch_size=16, verbose=0),
+                               rtol=1e-5, atol=1e-6)
+    batches = [({"a": xa[i:i + 10], "b": xb[i:i + 10]} if as_dict else [xa[i:i + 10], xb[i:i + 10]],
+                target[i:i + 10]) for i in range(0, 40, 10)]
+    np.testing.assert_allclose(ours.evaluate((b for b in batches), verbose=0),
+                               theirs.evaluate((b for b in batches), verbose=0), rtol=1e-5)

@@ -97,3 +97,89 @@ def test_class_weight_with_several_outputs_is_refused_as_keras_does():
     x, labels, target = data()
     with pytest.raises(ValueError, match="class_weight is not supported for a model of several outputs"):
         model.fit(x, [np.zeros((len(x), 3), "float32"), target], class_weight={0: 1.0}, verbose=0)
+
+
+# --- sample_weight of several outputs --------------------------------------------------------------
+def per_output_weights(n=24, seed=2):
+    rng = np.random.default_rng(seed)
+    return rng.uniform(0.1, 2.0, size=n).astype("float32"), rng.uniform(0.1, 2.0, size=n).astype("float32")
+
+
+def compiled_pair(keras, optimizer=lambda lib: lib.optimizers.SGD(0.1)):
+    ours, theirs = two_outputs(dl), two_outputs(keras)
+    ours.set_weights(theirs.get_weights())
+    for model, lib in ((ours, dl), (theirs, keras)):
+        model.compile(optimizer=optimizer(lib), loss=["sparse_categorical_crossentropy", "mse"],
+                      loss_weights=[1.0, 0.5])
+    return ours, theirs
+
+
+def assert_logs_close(mine: dict, expected: dict):
+    assert set(mine) == set(expected)
+    for key in expected:
+        assert mine[key] == pytest.approx(expected[key], rel=1e-5, abs=1e-6), key
+
+
+def test_evaluate_with_one_weight_array_per_output_equals_keras():
+    keras = pytest.importorskip("keras")
+    ours, theirs = compiled_pair(keras)
+    x, labels, target = data()
+    w_classes, w_value = per_output_weights()
+    expected = theirs.evaluate(x, [labels, target], sample_weight=[w_classes, w_value], batch_size=8,
+                               verbose=0, return_dict=True)
+    as_list = ours.evaluate(x, [labels, target], sample_weight=[w_classes, w_value], batch_size=8,
+                            verbose=0, return_dict=True)
+    by_name = ours.evaluate(x, [labels, target], sample_weight={"dense_1": w_value, "classes": w_classes},
+                            batch_size=8, verbose=0, return_dict=True)
+    assert_logs_close(as_list, expected)
+    assert_logs_close(by_name, expected)   # Keras itself fails on a dict here (KeyError 0)
+    shared = ours.evaluate(x, [labels, target], sample_weight=w_classes, batch_size=8, verbose=0,
+                           return_dict=True)
+    assert_logs_close(shared, theirs.evaluate(x, [labels, target], sample_weight=w_classes, batch_size=8,
+                                              verbose=0, return_dict=True))
+    assert abs(shared["dense_1_loss"] - as_list["dense_1_loss"]) > 1e-4  # the weights do reach each output
+
+
+def test_fit_with_weights_per_output_trains_as_keras():
+    keras = pytest.importorskip("keras")
+    ours, theirs = compiled_pair(keras)
+    x, labels, target = data()
+    weights = list(per_output_weights())
+    val = (x[:8], [labels[:8], target[:8]], [weights[0][:8], weights[1][:8]])
+    kwargs = dict(batch_size=6, epochs=2, shuffle=False, verbose=0, validation_data=val)
+    expected = theirs.fit(x, [labels, target], sample_weight=weights, **kwargs).history
+    mine = ours.fit(x, [labels, target], sample_weight=weights, **kwargs).history
+    assert set(mine) == set(expected)
+    for key in expected:
+        np.testing.assert_allclose(mine[key], expected[key], rtol=1e-5, atol=1e-6, err_msg=key)
+    for left, right in zip(ours.get_weights(), theirs.get_weights()):
+        np.testing.assert_allclose(left, right, rtol=1e-5, atol=1e-6)
+
+
+def test_train_on_batch_and_a_generator_take_weights_per_output_as_keras():
+    keras = pytest.importorskip("keras")
+    ours, theirs = compiled_pair(keras)
+    x, labels, target = data()
+    weights = list(per_output_weights())
+    mine = ours.train_on_batch(x, [labels, target], sample_weight=weights, return_dict=True)
+    expected = theirs.train_on_batch(x, [labels, target], sample_weight=weights, return_dict=True)
+    assert_logs_close(mine, expected)
+    batches = [(x[i:i + 8], [labels[i:i + 8], target[i:i + 8]], [weights[0][i:i + 8], weights[1][i:i + 8]])
+               for i in range(0, 24, 8)]
+    assert_logs_close(ours.evaluate((b for b in batches), verbose=0, return_dict=True),
+                      theirs.evaluate((b for b in batches), verbose=0, return_dict=True))
+
+
+def test_weights_per_output_of_the_wrong_count_or_length_are_refused():
+    model = two_outputs(dl)
+    model.compile(optimizer="sgd", loss=["sparse_categorical_crossentropy", "mse"])
+    x, labels, target = data()
+    w_classes, w_value = per_output_weights()
+    with pytest.raises(ValueError, match="sample weights .* list of 1 arrays, but the model has 2"):
+        model.evaluate(x, [labels, target], sample_weight=[w_classes], verbose=0)
+    with pytest.raises(ValueError, match=r"sample_weight \(output 1\) has 5 entries for 24 samples"):
+        model.evaluate(x, [labels, target], sample_weight=[w_classes, w_value[:5]], verbose=0)
+    with pytest.raises(ValueError, match="unknown \\['value'\\]"):
+        model.evaluate(x, [labels, target], sample_weight={"classes": w_classes, "value": w_value}, verbose=0)
+    with pytest.raises(ValueError, match="class_weight is not supported for a model of several outputs"):
+        model.fit(x, [labels, target], class_weight={0: 1.0, 1: 2.0, 2: 1.0}, verbose=0)

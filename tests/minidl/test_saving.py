@@ -8,7 +8,7 @@ import pytest
 from minidl import saving
 from minidl.layers.core import Dense, Dropout, Input
 from minidl.layers.serialization import LAYERS, MODELS, register_model
-from minidl.models import Sequential
+from minidl.models import Model, Sequential
 
 
 def _model(units=(8, 3)):
@@ -212,3 +212,77 @@ def test_a_model_file_saved_by_an_earlier_minidl_still_loads():
     assert saving.read_metadata(path) == {"labels": ["a", "b", "c"], "made_at": "5d9569b"}
     with np.load(os.path.join(FIXTURES, "model_v1_expected.npz")) as expected:
         np.testing.assert_allclose(model.predict(expected["x"]), expected["y"], rtol=1e-5, atol=1e-6)
+
+
+# --- a subclassed model whose class is registered ---------------------------------------------------
+@saving.register_serializable()
+class _Gated(Model):  # the leading _ keeps it out of tests/test_coverage.py's layer walk
+    def __init__(self, units=4, rate=0.25, **kwargs):
+        super().__init__(**kwargs)
+        self.units, self.rate = units, rate
+        self.hidden, self.drop, self.out = Dense(units, activation="relu"), Dropout(rate), Dense(2)
+
+    def call(self, inputs, training=False):
+        first, second = inputs
+        return self.out(self.drop(self.hidden(first), training=training)) + second
+
+    def get_config(self):
+        return {"units": self.units, "rate": self.rate}
+
+
+@pytest.fixture
+def gated_class():
+    yield _Gated
+    LAYERS["_Gated"] = MODELS["_Gated"] = _Gated   # a test may take it out, as a new process would
+
+
+def _gated_data(rng, n=32):
+    x = [rng.normal(size=(n, 5)).astype("float32"), rng.normal(size=(n, 2)).astype("float32")]
+    return x, rng.normal(size=(n, 2)).astype("float32")
+
+
+def test_a_registered_subclassed_model_saves_loads_and_resumes_exactly(tmp_path, rng, gated_class):
+    x, y = _gated_data(rng)
+    model = _Gated(units=6)
+    model.compile(optimizer="adam", loss="mse")
+    model.fit(x, y, batch_size=8, epochs=2, verbose=0)
+    model.save(str(tmp_path / "gated.npz"))
+    again = saving.load_model(tmp_path / "gated.npz")
+    assert type(again) is _Gated and again.units == 6 and again.rate == 0.25
+    np.testing.assert_array_equal(again.predict(x), model.predict(x))
+    model.fit(x, y, batch_size=8, epochs=2, verbose=0)   # shuffles and dropout from dl.random, as saved
+    saving.load_model(tmp_path / "gated.npz")   # puts dl.random back where the save left it
+    again.fit(x, y, batch_size=8, epochs=2, verbose=0)
+    for left, right in zip(again.get_weights(), model.get_weights()):
+        np.testing.assert_array_equal(left, right)
+
+
+def test_a_registered_subclass_is_found_only_in_this_process_or_custom_objects(tmp_path, rng, gated_class):
+    x, _ = _gated_data(rng, 4)
+    model = _Gated()
+    model.predict(x)
+    model.save(str(tmp_path / "gated.npz"))
+    del MODELS["_Gated"], LAYERS["_Gated"]   # a process that has not defined the class
+    with pytest.raises(saving.ModelFileError, match="unknown model class '_Gated'"):
+        saving.load_model(tmp_path / "gated.npz")
+    again = saving.load_model(tmp_path / "gated.npz", custom_objects={"_Gated": _Gated})
+    np.testing.assert_array_equal(again.predict(x), model.predict(x))
+    assert "_Gated" not in MODELS   # known only while that file was read
+
+
+def test_an_unregistered_subclassed_model_is_refused_before_anything_is_written(tmp_path, rng):
+    class _Plain(Model):
+        def __init__(self):
+            super().__init__()
+            self.dense = Dense(2)
+
+        def call(self, x):
+            return self.dense(x)
+
+    model = _Plain()
+    model.predict(rng.normal(size=(2, 3)).astype("float32"))
+    LAYERS.pop("_Plain", None)
+    with pytest.raises(NotImplementedError, match="register_serializable"):
+        model.save(str(tmp_path / "plain.npz"))
+    assert not (tmp_path / "plain.npz").exists()
+    model.save_weights(str(tmp_path / "plain.weights.npz"))   # the weights alone still save

@@ -215,3 +215,16 @@ def test_unroll_is_accepted_and_changes_nothing(name):
     unrolled.set_weights(rolled.get_weights())
     np.testing.assert_array_equal(unrolled(x).numpy(), rolled(x).numpy())
     assert unrolled.get_config()["unroll"] is True
+
+
+def test_a_stateful_layer_keeps_no_state_from_the_trial_that_builds_it_in_a_graph():
+    # called on layers.Input, a layer runs once on a zero batch of 1 to learn its shape; had it
+    # kept that batch's states, the first real batch of 2 would be refused as a new batch size
+    layer = GRU(3, stateful=True)
+    symbolic = layer(dl.Input((4, 2)))
+    assert symbolic.shape == (None, 3) and layer.states is None
+    chunk = np.random.default_rng(0).normal(size=(2, 4, 2)).astype("float32")
+    first = layer(chunk).numpy()
+    assert layer.states[0].shape == (2, 3)
+    layer(dl.Input((4, 2)))  # a second graph built on it later neither uses nor replaces them
+    assert np.abs(layer(chunk).numpy() - first).max() > 1e-4   # carried from the first call
