@@ -88,6 +88,14 @@ def digits_section() -> list[str]:
 RECIPE_ORDER = ("baseline", "trim", "vtlp", "draws", "voices", "specaug")  # minidl.apps.recipes.RECIPES
 
 
+def recipe_label(record: dict) -> str:
+    """The ablation row of a recipe record: its recipe, "trim (keras)" for a Keras anchor
+    (benchmarks/digits_keras.py), and the epochs where a run replaced the recipe's own."""
+    notes = ([record["library"]] if record.get("library", "minidl") != "minidl" else []) + (
+        [f"{record['epochs']} epochs"] if record.get("epochs_override") else [])
+    return f"{record['recipe']} ({', '.join(notes)})" if notes else record["recipe"]
+
+
 def ablation_section() -> list[str]:
     """What each ingredient of the recipe buys on unheard speakers: one row per recipe."""
     rows = [r for r in records("digits") if r.get("recipe") and r["split"] == "speaker"]
@@ -95,7 +103,7 @@ def ablation_section() -> list[str]:
         return []
     by_recipe: dict[str, dict[int, dict[str, float]]] = {}   # recipe -> seed -> speaker -> accuracy
     for r in rows:
-        by_recipe.setdefault(r["recipe"], {}).setdefault(r["seed"], {})[r["held_out"]] = r["test_accuracy"]
+        by_recipe.setdefault(recipe_label(r), {}).setdefault(r["seed"], {})[r["held_out"]] = r["test_accuracy"]
     speakers = sorted({r["held_out"] for r in rows})
     out = ["#### What each ingredient buys on unheard speakers", "",
            "`python benchmarks/digits.py --split speaker --recipe baseline trim vtlp draws voices specaug --seeds 1 2 3 "
@@ -105,10 +113,15 @@ def ablation_section() -> list[str]:
            "worst: the worst speaker's mean over seeds. Two trainings ran at a time, one thread each. Rows below "
            "the chain are not steps of it: `voices_cmvn` is `voices` with per-utterance CMVN, and `A+B` scores the "
            "models of A's and B's runs of the same seed and fold together by their mean probabilities "
-           "(`--ensemble voices voices_cmvn --seeds 1 2 3`, `minidl/apps/ensemble.py`).", "",
+           "(`--ensemble voices voices_cmvn --seeds 1 2 3`, `minidl/apps/ensemble.py`). A row \"R (keras)\" is R's "
+           "Keras anchor: the same data, batches, CRNN and schedule trained by Keras 3 on torch "
+           "(`--recipe R --library keras`, `benchmarks/digits_keras.py`).", "",
            "| recipe | seeds | mean (seed range) | worst speaker | " + " | ".join(speakers) + " |",
            "|---" * (4 + len(speakers)) + "|"]
-    for name in sorted(by_recipe, key=lambda n: RECIPE_ORDER.index(n) if n in RECIPE_ORDER else 99):
+    def order(label: str) -> tuple[int, bool]:  # the chain's order; a recipe's Keras anchor right below it
+        recipe = label.split(" (")[0]
+        return (RECIPE_ORDER.index(recipe) if recipe in RECIPE_ORDER else 99, label != recipe)
+    for name in sorted(by_recipe, key=order):
         seeds = {seed: folds for seed, folds in by_recipe[name].items() if len(folds) == len(speakers)}
         if not seeds:
             continue  # no seed with every fold yet
