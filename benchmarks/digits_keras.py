@@ -11,7 +11,7 @@ Keras anchor (keras_recipe_worker, here) share everything but the library that t
 * the batches: ``training_batches`` makes the same 10% validation cut (a permutation seeded by
   the recipe's seed) and the same EpochDraws / PaddedBatches that minidl's fit_model makes, and
   ``SameEpochs`` hands them to Keras so that each epoch's batches come in minidl's order (see its
-  docstring for the one call of Keras' it has to step around);
+  docstring for the calls of Keras' it has to step around);
 * the model: ``keras_crnn`` is minidl.apps.digits.build_crnn in Keras layers, with its
   Normalization adapted on the same training frames (none for per-utterance CMVN recipes);
   Keras' Conv1D drops a mask where minidl's passes it on, so it is told to pass it on, or the
@@ -90,21 +90,13 @@ def training_batches(train_x: list[np.ndarray], train_y: np.ndarray, settings: T
     return PaddedBatches(everything, labels, settings.batch_size, seed=settings.seed), validation
 
 
-class SameEpochs(keras.utils.PyDataset):
-    """A minidl Sequence as a Keras PyDataset whose epochs see the batches minidl's fit sees.
-
-    minidl's fit takes epoch 1's batches as the Sequence was made and calls ``on_epoch_end``
-    after each epoch. Keras calls ``on_epoch_end`` once more, before the first epoch
-    (EpochIterator.reset), which would draw epoch 1 anew; so the Sequence moves on here at the
-    start of every epoch after the first (``on_epoch_begin``, once per epoch in Keras) and
-    Keras' ``on_epoch_end`` is left without effect. Train with ``shuffle=False``: Keras would
-    otherwise shuffle the batch order again.
-    """
+class KerasBatches(keras.utils.PyDataset):
+    """A minidl Sequence as a Keras PyDataset: the same items, and no epoch hooks (for
+    unshuffled batches, such as validation's, whose epochs are all alike)."""
 
     def __init__(self, sequence: Sequence):
         super().__init__()
         self.sequence = sequence
-        self.epochs_begun = 0
 
     def __len__(self) -> int:
         return len(self.sequence)
@@ -112,10 +104,34 @@ class SameEpochs(keras.utils.PyDataset):
     def __getitem__(self, index: int):
         return self.sequence[index]
 
+
+class SameEpochs(KerasBatches):
+    """A minidl Sequence as a Keras PyDataset whose epochs see the batches minidl's fit sees.
+
+    minidl's fit takes epoch 1's batches as the Sequence was made and calls ``on_epoch_end``
+    after each epoch. Keras does more: before training it begins an epoch to fetch batch 0 (to
+    build the optimizer and metrics), then calls ``on_epoch_end`` (EpochIterator.reset), and
+    only then begins epoch 1. So the Sequence moves on here when an epoch begins after one whose
+    last batch was served, and Keras' own ``on_epoch_end`` is left without effect. Batches must
+    be fetched in order (train with ``shuffle=False``, which also keeps Keras from shuffling
+    the Sequence's order again), and there must be at least two of them, or the look at batch 0
+    could not be told from an epoch.
+    """
+
+    def __init__(self, sequence: Sequence):
+        if len(sequence) < 2:
+            raise ValueError(f"SameEpochs: needs at least 2 batches per epoch, got {len(sequence)}")
+        super().__init__(sequence)
+        self.epoch_done = False
+
+    def __getitem__(self, index: int):
+        self.epoch_done = self.epoch_done or index == len(self) - 1
+        return self.sequence[index]
+
     def on_epoch_begin(self) -> None:
-        if self.epochs_begun:
+        if self.epoch_done:
             self.sequence.on_epoch_end()
-        self.epochs_begun += 1
+            self.epoch_done = False
 
     def on_epoch_end(self) -> None:
         pass
@@ -128,7 +144,7 @@ def fit_keras(net: keras.Model, train_x: list[np.ndarray], train_y: np.ndarray, 
     training, validation = training_batches(train_x, train_y, settings, copies)
     net.compile(optimizer=keras.optimizers.Adam(settings.learning_rate),
                 loss="sparse_categorical_crossentropy", metrics=["accuracy"])
-    return net.fit(SameEpochs(training), epochs=settings.epochs, validation_data=SameEpochs(validation),
+    return net.fit(SameEpochs(training), epochs=settings.epochs, validation_data=KerasBatches(validation),
                    verbose=verbose, shuffle=False)
 
 
