@@ -6,6 +6,8 @@
     python benchmarks/digits.py --split speaker --only minidl:crnn --augment   # with augmentation
     python benchmarks/digits.py --split speaker --recipe baseline trim vtlp draws voices specaug --seeds 1 2 3 --jobs 2
                                                        # the ablation: each recipe, each speaker held out
+    python benchmarks/digits.py --split speaker --recipe trim draws --library keras --seeds 1 2 3 --jobs 2
+                                                       # their Keras anchors (benchmarks/digits_keras.py)
     python benchmarks/digits.py --ensemble voices voices_cmvn --seeds 1 2 3   # the two recipes' models together
     python benchmarks/digits.py --ensemble ensemble --seeds 4 5 6     # the recommended ensemble's members together
     python benchmarks/digits.py --noise [--model runs/demo]   # examples/digits_noise.py -> results/noise.json
@@ -150,6 +152,36 @@ def run_recipes(names: list[str], split: str, seeds: list[int], jobs: int) -> No
                     report(future.result())
 
 
+def run_keras_recipes(names: list[str], split: str, seeds: list[int], jobs: int, epochs: int | None) -> None:
+    """run_recipes for the Keras anchors (benchmarks/digits_keras.py): every (recipe, seed,
+    held-out speaker) in a process of its own, ``jobs`` at a time, each record saved when done;
+    ``epochs`` replaces the recipes' own (a short trial run)."""
+    from concurrent.futures import ThreadPoolExecutor, as_completed  # noqa: PLC0415
+    from audio.fsdd import FSDD  # noqa: PLC0415
+    held_outs = FSDD().speakers() if split == "speaker" else [None]
+    threads = max(1, (os.cpu_count() or 1) // jobs)
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads), "OPENBLAS_NUM_THREADS": str(threads),
+           "MKL_NUM_THREADS": str(threads), "KERAS_BACKEND": "torch"}
+    def run(command):
+        done = subprocess.run(command, capture_output=True, text=True, cwd=ROOT, env=env)
+        if done.returncode != 0:
+            raise RuntimeError(f"{' '.join(command[2:])} failed:\n{done.stderr[-3000:]}")
+        return json.loads(done.stdout.strip().splitlines()[-1])
+    for name in names:
+        for seed in seeds:
+            commands = [[sys.executable, __file__, "--keras-recipe-worker", name, split, held_out or "-", str(seed),
+                         str(threads), str(epochs or "-")] for held_out in held_outs]
+            def report(record):
+                save([record])
+                print(f"keras {record['recipe']:9s} {split} {record['held_out'] or '':9s} seed {seed}, "
+                      f"{record['epochs']} epochs: {100 * record['test_accuracy']:.2f}% in "
+                      f"{record['wall_seconds']:.0f} s", flush=True)
+            report(run(commands[0]))  # alone first: it builds the seed's augmented copies if not cached yet
+            with ThreadPoolExecutor(jobs) as pool:
+                for future in as_completed([pool.submit(run, command) for command in commands[1:]]):
+                    report(future.result())
+
+
 def run_ensemble(names: list[str], seeds: list[int]) -> None:
     """Every held-out-speaker fold of each seed, scored by the ensemble of the models that the runs
     of ``names`` (``--recipe``, same seeds) saved; one record per fold, its recipe "A+B" (or the
@@ -241,6 +273,9 @@ def main(argv=None) -> None:
     parser.add_argument("--augment", action="store_true", help="train minidl with noisy, speed-perturbed copies")
     parser.add_argument("--recipe", nargs="+", default=None,
                         help="named recipes of minidl.apps.recipes (the CRNN), instead of --only")
+    parser.add_argument("--library", choices=("minidl", "keras"), default="minidl",
+                        help="with --recipe: train the recipes in minidl, or their Keras anchors (same data, "
+                             "batches and CRNN; benchmarks/digits_keras.py; --epochs replaces the recipes' epochs)")
     parser.add_argument("--jobs", type=int, default=1, help="recipe trainings at a time (threads split between them)")
     parser.add_argument("--ensemble", nargs="+", default=None,
                         help="recipes whose saved held-out-speaker models (--recipe runs, same seeds) are "
@@ -248,6 +283,8 @@ def main(argv=None) -> None:
     args = parser.parse_args(argv)
     if args.ensemble:
         return run_ensemble(args.ensemble, args.seeds)
+    if args.recipe and args.library == "keras":
+        return run_keras_recipes(args.recipe, args.split, args.seeds, args.jobs, args.epochs)
     if args.recipe:
         return run_recipes(args.recipe, args.split, args.seeds, args.jobs)
     if args.noise:
@@ -279,6 +316,11 @@ if __name__ == "__main__":
     if len(sys.argv) > 1 and sys.argv[1] == "--recipe-worker":
         name, split, held_out, seed, threads = sys.argv[2:7]
         print(json.dumps(recipe_worker(name, split, None if held_out == "-" else held_out, int(seed), int(threads))))
+    elif len(sys.argv) > 1 and sys.argv[1] == "--keras-recipe-worker":
+        from digits_keras import keras_recipe_worker  # benchmarks/ is the script's folder, first on sys.path
+        name, split, held_out, seed, threads, epochs = sys.argv[2:8]
+        print(json.dumps(keras_recipe_worker(name, split, None if held_out == "-" else held_out, int(seed),
+                                             int(threads), None if epochs == "-" else int(epochs))))
     elif len(sys.argv) > 1 and sys.argv[1] == "--worker":
         library, model, split, held_out, epochs, seed, augment = sys.argv[2:9]
         print(json.dumps(worker(library, model, split, None if held_out == "-" else held_out, int(epochs), int(seed),

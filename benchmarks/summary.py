@@ -91,6 +91,14 @@ RECIPE_ORDER = ("baseline", "trim", "vtlp", "draws", "voices", "specaug",   # mi
 SEED_BLOCKS = (("1-3", (1, 2, 3)), ("4-6", (4, 5, 6)))
 
 
+def recipe_label(record: dict) -> str:
+    """The ablation row of a recipe record: its recipe, "trim (keras)" for a Keras anchor
+    (benchmarks/digits_keras.py), and the epochs where a run replaced the recipe's own."""
+    notes = ([record["library"]] if record.get("library", "minidl") != "minidl" else []) + (
+        [f"{record['epochs']} epochs"] if record.get("epochs_override") else [])
+    return f"{record['recipe']} ({', '.join(notes)})" if notes else record["recipe"]
+
+
 def ablation_section() -> list[str]:
     """What each ingredient of the recipe buys on unheard speakers: one row per recipe and block of
     seeds, the chain on seeds 1-3, the recommended ensemble and its members again on fresh seeds 4-6."""
@@ -99,7 +107,7 @@ def ablation_section() -> list[str]:
         return []
     by_recipe: dict[str, dict[int, dict[str, float]]] = {}   # recipe -> seed -> speaker -> accuracy
     for r in rows:
-        by_recipe.setdefault(r["recipe"], {}).setdefault(r["seed"], {})[r["held_out"]] = r["test_accuracy"]
+        by_recipe.setdefault(recipe_label(r), {}).setdefault(r["seed"], {})[r["held_out"]] = r["test_accuracy"]
     speakers = sorted({r["held_out"] for r in rows})
     out = ["#### What each ingredient buys on unheard speakers", "",
            "`python benchmarks/digits.py --split speaker --recipe baseline trim vtlp draws voices specaug voices_cmvn "
@@ -113,10 +121,14 @@ def ablation_section() -> list[str]:
            "time, one thread each. Rows below the chain are not steps of it: `voices_cmvn` is `voices` with "
            "per-utterance CMVN, `A+B` and `ensemble` (voices + voices_cmvn + trim, the recommended recipe) score "
            "the models of their members' runs of the same seed and fold together by the mean of their "
-           "log-probabilities (`minidl/apps/ensemble.py`).", "",
+           "log-probabilities (`minidl/apps/ensemble.py`). A row \"R (keras)\" is R's Keras anchor: the same data, "
+           "batches, CRNN and schedule trained by Keras 3 on torch (`--recipe R --library keras`, "
+           "`benchmarks/digits_keras.py`).", "",
            "| recipe | seeds | mean (seed range) | worst speaker | " + " | ".join(speakers) + " |",
            "|---" * (4 + len(speakers)) + "|"]
-    order = lambda n: RECIPE_ORDER.index(n) if n in RECIPE_ORDER else 99  # noqa: E731
+    def order(label: str) -> tuple[int, bool]:  # the chain's order; a recipe's Keras anchor right below it
+        recipe = label.split(" (")[0]
+        return (RECIPE_ORDER.index(recipe) if recipe in RECIPE_ORDER else 99, label != recipe)
     for block, block_seeds in SEED_BLOCKS:
         for name in sorted(by_recipe, key=order):
             seeds = {seed: folds for seed, folds in by_recipe[name].items()
