@@ -201,9 +201,10 @@ def minidl_functions() -> dict[str, type]:
 
 
 def public_layers() -> set[str]:
-    """The registered layer names a user or a file can give; _names are shared bases."""
+    """The registered layer names a user or a file can give; _names are shared bases, and classes
+    that tests define (and register, as a user would) are not minidl's."""
     minidl_functions()  # imports every module, so every layer class has registered itself
-    return {name for name in LAYERS if not name.startswith("_")}
+    return {name for name, cls in LAYERS.items() if not name.startswith("_") and cls.__module__.startswith("minidl.")}
 
 
 @functools.cache

@@ -54,6 +54,18 @@ def resumed(optimizer, path, load=saving.load_model, **fit):
     return again, first, second
 
 
+def in_one_process(optimizer, **fit):
+    """resumed() without the save and load between its two fits. With use_ema, fit ends by putting
+    the averages into the weights (as Keras 3 does), so two fits differ from one: this is the run
+    a resumed one must then equal."""
+    dl.random.seed(11)
+    model = build(optimizer())
+    x, y = data()
+    first = model.fit(x, y, epochs=3, batch_size=8, verbose=0, **fit)
+    second = model.fit(x, y, epochs=6, initial_epoch=3, batch_size=8, verbose=0, **fit)
+    return model, first.history["loss"] + second.history["loss"]
+
+
 OPTIMIZERS = {
     "adam": lambda: dl.optimizers.Adam(0.01),
     "adam_amsgrad_decay": lambda: dl.optimizers.Adam(dl.optimizers.ExponentialDecay(0.02, 5, 0.8), amsgrad=True),
@@ -272,13 +284,16 @@ OPTION_OPTIMIZERS = {
 @pytest.mark.parametrize("name", sorted(OPTION_OPTIMIZERS))
 def test_ema_accumulation_and_nadam_resume_bit_for_bit_in_float64(tmp_path, name):
     dl.set_floatx("float64")
-    whole, whole_history = one_go(OPTION_OPTIMIZERS[name], validation_split=0.25)
+    if OPTION_OPTIMIZERS[name]().use_ema:   # each fit ends on the averages: two fits, not one
+        whole, whole_loss = in_one_process(OPTION_OPTIMIZERS[name], validation_split=0.25)
+    else:
+        whole, whole_history = one_go(OPTION_OPTIMIZERS[name], validation_split=0.25)
+        whole_loss = whole_history.history["loss"]
     again, first, second = resumed(OPTION_OPTIMIZERS[name], tmp_path / "model.npz", validation_split=0.25)
     assert again.get_weights()[0].dtype == np.float64
     for a, b in zip(again.get_weights(), whole.get_weights()):
         np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)
-    np.testing.assert_allclose(first.history["loss"] + second.history["loss"], whole_history.history["loss"],
-                               rtol=1e-12)
+    np.testing.assert_allclose(first.history["loss"] + second.history["loss"], whole_loss, rtol=1e-12)
     assert (again.optimizer.calls, again.optimizer.iterations) == (whole.optimizer.calls, whole.optimizer.iterations)
     # what use_ema keeps: the averages, which finalize_variable_values puts into the weights
     for model in (again, whole):
