@@ -41,22 +41,11 @@ class _Conv(Layer):
             raise ValueError(f"{where}: only data_format='channels_last' is supported, got {data_format!r}; "
                              f"transpose the input to channels last")
         self.padding, self.data_format = padding, data_format
-        self.activation_name = activation
-        self.activation = F.get_activation(activation)
-        self.use_bias = use_bias
-        self.kernel_initializer, self.bias_initializer = kernel_initializer, bias_initializer
-        self.kernel_regularizer = regularizers.get(kernel_regularizer)
-        self.bias_regularizer = regularizers.get(bias_regularizer)
+        keep_conv_options(self, activation, use_bias, kernel_initializer, bias_initializer, kernel_regularizer,
+                          bias_regularizer)
 
     def build(self, input_shape: tuple) -> None:
-        if len(input_shape) != self.rank + 2:
-            raise ValueError(f"{type(self).__name__} '{self.name}' expects a {self.rank + 2}-D input "
-                             f"{self.layout}, got shape {tuple(input_shape)}")
-        self.input_channels = input_shape[-1]
-        self.kernel = self.add_weight("kernel", self.kernel_size + (self.input_channels, self.filters),
-                                      self.kernel_initializer, regularizer=self.kernel_regularizer)
-        self.bias = (self.add_weight("bias", (self.filters,), self.bias_initializer,
-                                     regularizer=self.bias_regularizer) if self.use_bias else None)
+        build_conv_weights(self, input_shape, lambda channels: self.kernel_size + (channels, self.filters))
 
     def _check(self, inputs: Tensor) -> None:
         check_rank(self, inputs, self.rank + 2, self.layout)
@@ -65,11 +54,43 @@ class _Conv(Layer):
     def get_config(self) -> dict:
         return {**super().get_config(), "filters": self.filters, "kernel_size": list(self.kernel_size),
                 "strides": list(self.strides), "padding": self.padding, "data_format": self.data_format,
-                "dilation_rate": list(self.dilation_rate), "activation": config_name(self.activation_name),
-                "use_bias": self.use_bias, "kernel_initializer": config_name(self.kernel_initializer),
-                "bias_initializer": config_name(self.bias_initializer),
-                "kernel_regularizer": regularizers.serialize(self.kernel_regularizer),
-                "bias_regularizer": regularizers.serialize(self.bias_regularizer)}
+                "dilation_rate": list(self.dilation_rate), **conv_options_config(self)}
+
+
+# What every convolution layer (these, and the transposed ones of layers/conv_transpose.py) keeps
+# beside its geometry: the activation, the bias switch, the initializers and regularizers.
+
+def keep_conv_options(layer: Layer, activation, use_bias: bool, kernel_initializer, bias_initializer,
+                      kernel_regularizer, bias_regularizer) -> None:
+    """Keep a convolution layer's activation, use_bias, initializers and regularizers on ``layer``."""
+    layer.activation_name = activation
+    layer.activation = F.get_activation(activation)
+    layer.use_bias = use_bias
+    layer.kernel_initializer, layer.bias_initializer = kernel_initializer, bias_initializer
+    layer.kernel_regularizer = regularizers.get(kernel_regularizer)
+    layer.bias_regularizer = regularizers.get(bias_regularizer)
+
+
+def build_conv_weights(layer: Layer, input_shape: tuple, kernel_shape) -> None:
+    """Check a (batch, *spatial, channels) input shape of rank ``layer.rank + 2`` and add the
+    kernel of shape ``kernel_shape(input_channels)`` and the (filters,) bias (if used)."""
+    if len(input_shape) != layer.rank + 2:
+        raise ValueError(f"{type(layer).__name__} '{layer.name}' expects a {layer.rank + 2}-D input "
+                         f"{layer.layout}, got shape {tuple(input_shape)}")
+    layer.input_channels = input_shape[-1]
+    layer.kernel = layer.add_weight("kernel", kernel_shape(layer.input_channels), layer.kernel_initializer,
+                                    regularizer=layer.kernel_regularizer)
+    layer.bias = (layer.add_weight("bias", (layer.filters,), layer.bias_initializer,
+                                   regularizer=layer.bias_regularizer) if layer.use_bias else None)
+
+
+def conv_options_config(layer: Layer) -> dict:
+    """keep_conv_options' values as Keras' config entries."""
+    return {"activation": config_name(layer.activation_name), "use_bias": layer.use_bias,
+            "kernel_initializer": config_name(layer.kernel_initializer),
+            "bias_initializer": config_name(layer.bias_initializer),
+            "kernel_regularizer": regularizers.serialize(layer.kernel_regularizer),
+            "bias_regularizer": regularizers.serialize(layer.bias_regularizer)}
 
 
 class Conv2D(_Conv):

@@ -8,12 +8,10 @@ Conv2D: the layer runs a convolution's input gradient forward), so
 """
 from __future__ import annotations
 
-import minidl.functional as F
-from minidl import regularizers
 from minidl.functional.conv import normalize_tuple
 from minidl.functional.conv_transpose import conv1d_transpose, conv2d_transpose
 from minidl.layers.base import Layer, check_last_axis, check_rank
-from minidl.layers.core import config_name
+from minidl.layers.conv import build_conv_weights, conv_options_config, keep_conv_options
 from minidl.layers.reshaping import check_channels_last
 from minidl.tensor import Tensor
 
@@ -52,22 +50,12 @@ class _ConvTranspose(Layer):
             self.output_padding = values
         check_channels_last(self, data_format)
         self.data_format = data_format
-        self.activation_name = activation
-        self.activation = F.get_activation(activation)
-        self.use_bias = use_bias
-        self.kernel_initializer, self.bias_initializer = kernel_initializer, bias_initializer
-        self.kernel_regularizer = regularizers.get(kernel_regularizer)
-        self.bias_regularizer = regularizers.get(bias_regularizer)
+        keep_conv_options(self, activation, use_bias, kernel_initializer, bias_initializer, kernel_regularizer,
+                          bias_regularizer)
 
     def build(self, input_shape: tuple) -> None:
-        if len(input_shape) != self.rank + 2:
-            raise ValueError(f"{type(self).__name__} '{self.name}' expects a {self.rank + 2}-D input "
-                             f"{self.layout}, got shape {tuple(input_shape)}")
-        self.input_channels = input_shape[-1]
-        self.kernel = self.add_weight("kernel", self.kernel_size + (self.filters, self.input_channels),
-                                      self.kernel_initializer, regularizer=self.kernel_regularizer)
-        self.bias = (self.add_weight("bias", (self.filters,), self.bias_initializer,
-                                     regularizer=self.bias_regularizer) if self.use_bias else None)
+        # the filters before the input channels: the reverse of Conv1D/Conv2D's kernel
+        build_conv_weights(self, input_shape, lambda channels: self.kernel_size + (self.filters, channels))
 
     def _check(self, inputs: Tensor) -> None:
         check_rank(self, inputs, self.rank + 2, self.layout)
@@ -78,11 +66,7 @@ class _ConvTranspose(Layer):
                 "strides": list(self.strides), "padding": self.padding,
                 "output_padding": None if self.output_padding is None else list(self.output_padding),
                 "data_format": self.data_format, "dilation_rate": list(self.dilation_rate),
-                "activation": config_name(self.activation_name), "use_bias": self.use_bias,
-                "kernel_initializer": config_name(self.kernel_initializer),
-                "bias_initializer": config_name(self.bias_initializer),
-                "kernel_regularizer": regularizers.serialize(self.kernel_regularizer),
-                "bias_regularizer": regularizers.serialize(self.bias_regularizer)}
+                **conv_options_config(self)}
 
 
 class Conv2DTranspose(_ConvTranspose):
