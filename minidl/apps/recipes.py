@@ -6,8 +6,8 @@ never heard (the README's ablation table). An ensemble (``ENSEMBLES``) names rec
 models are trained one after the other and heard together (``minidl.apps.ensemble``).
 ``RECOMMENDED`` is what ``minidl-digits train`` and ``make demo`` train: the ensemble of
 "voices", "voices_cmvn" and "trim", chosen on seeds 1-3 (92.1% mean, worst george 88.9%) and
-reported on the fresh seeds 4 and 5: 92.2% mean (seed means 91.1% and 93.3%), worst george
-87.3%, every speaker held out in turn; 100.0% on the official split after 400 s of training on
+reported on the fresh seeds 4, 5 and 6: 92.6% mean (seed means 91.1%, 93.3% and 93.4%), worst
+george 88.3%, every speaker held out in turn; 100.0% on the official split after 400 s of training on
 2 threads (benchmarks/results/digits.json, README). Without espeak-ng and flite its first two
 members train as "draws" and "draws" with CMVN, with a warning.
 
