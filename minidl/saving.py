@@ -126,8 +126,9 @@ def save_weights(model, path) -> None:
 
 
 # --- reading: the document and the weights, on top of the checked members -------------------------
-class _ModelFile:
-    """An open model file: its checked members and JSON document; weights read on demand."""
+class ModelFile:
+    """An open model file: its checked members and JSON document; weights read on demand (also
+    the reader of minidl.quantize's packed int8 files)."""
 
     def __init__(self, path, allow_non_float: bool = False):
         self.allow_non_float = allow_non_float
@@ -157,7 +158,7 @@ class _ModelFile:
             self.archive.close()
             raise
 
-    def __enter__(self) -> "_ModelFile":
+    def __enter__(self) -> "ModelFile":
         return self
 
     def __exit__(self, *exc) -> None:
@@ -250,7 +251,9 @@ class _ModelFile:
         return arrays
 
 
-def _check_metadata(document: dict, validate_metadata, where: str) -> None:
+def check_metadata(document: dict, validate_metadata: Callable[[dict | None], None] | None, where: str) -> None:
+    """Call ``validate_metadata`` (if any) on the document's metadata; its ValueError, TypeError
+    or KeyError refuses the file as a ModelFileError."""
     if validate_metadata is None:
         return
     try:
@@ -259,7 +262,7 @@ def _check_metadata(document: dict, validate_metadata, where: str) -> None:
         raise refuse(where, f"metadata refused: {error}") from None
 
 
-def _total_weight_elements(file: _ModelFile) -> int:
+def _total_weight_elements(file: ModelFile) -> int:
     return sum(member.size for member in file.weights)
 
 
@@ -287,15 +290,15 @@ def load_model(path, *, custom_objects: dict | None = None, compile: bool = True
         FileNotFoundError: no file at ``path``.
         ModelFileError: (a ValueError) anything wrong with the file, naming the file and the problem.
     """
-    with _ModelFile(path, allow_non_float) as file:
+    with ModelFile(path, allow_non_float) as file:
         where, document = file.where, file.document
         if document["format"] != FORMAT:
             raise ModelFileError(f"model file {where} holds only weights (saved by save_weights); build the "
                                  f"model and call model.load_weights({where})")
-        _check_metadata(document, validate_metadata, where)
+        check_metadata(document, validate_metadata, where)
         try:
             with custom_classes(custom_objects, f"load_model({where})"):
-                model = _build(document, where, _total_weight_elements(file))
+                model = build_model(document, where, _total_weight_elements(file))
         except ModelFileError:
             raise
         except ValueError as error:
@@ -332,7 +335,7 @@ def load_training_state(model, path, *, allow_nonfinite: bool = False) -> dict |
     Raises:
         ModelFileError: the file does not fit the model (count or shape of a weight or a slot).
     """
-    with _ModelFile(path) as file:
+    with ModelFile(path) as file:
         file.check_against(model)
         state = file.document.get("optimizer_state")
         if state is not None and getattr(model, "optimizer", None) is not None:
@@ -354,8 +357,9 @@ def load_training_state(model, path, *, allow_nonfinite: bool = False) -> dict |
         return file.document.get("metadata")
 
 
-def _build(document: dict, where: str, weight_elements: int):
-    """The model the document describes, built with its allocations held to the file's weights."""
+def build_model(document: dict, where: str, weight_elements: int):
+    """The model the document describes, built with its allocations held to the file's
+    ``weight_elements`` (the sum of its weight members' sizes); a ModelFileError if it cannot be."""
     class_name = document.get("class_name", "Sequential")
     if class_name not in MODELS:
         raise refuse(where, f"unknown model class {short_repr(class_name)}; known: {', '.join(sorted(MODELS))}")
@@ -407,7 +411,7 @@ def load_weights(model, path, *, allow_nonfinite: bool = False, allow_non_float:
     Raises:
         ModelFileError: the model is not built, or the count, a shape or a dtype differs (naming which).
     """
-    with _ModelFile(path, allow_non_float) as file:
+    with ModelFile(path, allow_non_float) as file:
         if not model.weights and file.weights:
             raise ModelFileError(f"load_weights({file.where}): the model has no weights yet; build it first "
                                  f"(model.build(input_shape), or call it on a batch)")
@@ -418,6 +422,6 @@ def load_weights(model, path, *, allow_nonfinite: bool = False, allow_non_float:
 def read_metadata(path, *, validate_metadata: Callable[[dict | None], None] | None = None) -> dict | None:
     """The ``metadata`` dict saved with the model at ``path`` (None if none), without building it
     or reading any weight; ``validate_metadata`` as for ``load_model``."""
-    with _ModelFile(path, allow_non_float=True) as file:  # no weight is read
-        _check_metadata(file.document, validate_metadata, file.where)
+    with ModelFile(path, allow_non_float=True) as file:  # no weight is read
+        check_metadata(file.document, validate_metadata, file.where)
         return file.document.get("metadata")
