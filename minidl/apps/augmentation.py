@@ -60,6 +60,9 @@ class AugmentSettings:
         clean_fraction: chance that an epoch hears a recording as it is, in [0, 1].
         speed: (low, high) speed factor range, or None for no speed perturbation.
         snr_db: (low, high) SNR range of white noise in dB, or None for no noise.
+        speed_factors: fixed speed factors instead of a drawn one: copy k is played at
+            speed_factors[k % len(speed_factors)] (Ko et al., 2015: 0.9, 1.0, 1.1); overrides
+            ``speed``. None: off.
         vtlp: (low, high) range of the VTLP warp factor α, or None for no warp.
         spec_augment: mask log mel bands and frames (2 masks each, up to 3 bands, 5 frames).
         epoch_draws: True: each epoch hears one version of each recording (EpochDraws);
@@ -73,6 +76,8 @@ class AugmentSettings:
     vtlp: tuple[float, float] | None = (0.9, 1.1)
     spec_augment: bool = False
     epoch_draws: bool = True
+    # the levers of issue 13 (recipes.LEVERS); each off by default, and off draws nothing
+    speed_factors: tuple[float, ...] | None = None
 
     def __post_init__(self):
         if isinstance(self.copies, bool) or not isinstance(self.copies, int) or not 1 <= self.copies <= 64:
@@ -82,6 +87,14 @@ class AugmentSettings:
         object.__setattr__(self, "speed", _range("speed", self.speed, 0.5, 2.0))
         object.__setattr__(self, "snr_db", _range("snr_db", self.snr_db, -20.0, 100.0))
         object.__setattr__(self, "vtlp", _range("vtlp", self.vtlp, 0.7, 1.3))
+        if self.speed_factors is not None:
+            factors = self.speed_factors
+            if (not isinstance(factors, (tuple, list)) or not factors
+                    or not all(isinstance(v, (int, float)) and not isinstance(v, bool) and 0.5 <= v <= 2.0
+                               for v in factors)):
+                raise ValueError(f"AugmentSettings: speed_factors must be None or a non-empty tuple of "
+                                 f"speed factors in [0.5, 2.0], got {factors!r}")
+            object.__setattr__(self, "speed_factors", tuple(float(v) for v in factors))
 
     def to_dict(self) -> dict:
         """JSON-able values (what metrics.json and the cache key record)."""
@@ -97,19 +110,27 @@ class AugmentSettings:
         return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in values.items()})
 
 
+_LEVER_DEFAULTS = {"speed_factors": None}
+
 #: what ``--augment`` meant before recipes: the clean set plus one copy of each recording with
 #: its speed changed and white noise added (the default of TrainSettings.augmentation)
 SPEED_AND_NOISE_COPY = AugmentSettings(copies=1, clean_fraction=0.0, vtlp=None, epoch_draws=False)
 
 
 def augmented_features(signal: np.ndarray, features: FeatureSettings, settings: AugmentSettings,
-                       rng: np.random.Generator) -> np.ndarray:
+                       rng: np.random.Generator, copy: int = 0) -> np.ndarray:
     """One augmented version of one recording: (samples,) at features.sample_rate ->
     (frames, features.n_features), the same chain as ``signal_features`` with the draws of
-    ``settings`` between its stages (with every draw off, the two are equal)."""
+    ``settings`` between its stages (with every draw off, the two are equal). ``copy`` is the
+    copy's index k, which picks its factor from ``settings.speed_factors``.
+
+    A setting that is off draws no random number, so adding one leaves the draws, features
+    and cache entries of every other setting as they were."""
     if features.trim_db is not None:
         signal = trim_silence(signal, features.sample_rate, top_db=features.trim_db, keep_digital_silence=False)
-    if settings.speed is not None:
+    if settings.speed_factors is not None:
+        signal = audio_augment.speed_perturb(signal, settings.speed_factors[copy % len(settings.speed_factors)])
+    elif settings.speed is not None:
         # factors and warps on a 1% grid: each distinct one designs a filter (bank) once
         signal = audio_augment.speed_perturb(signal, round(float(rng.uniform(*settings.speed)), 2))
     if settings.snr_db is not None and np.any(signal):
@@ -128,6 +149,13 @@ def augmented_features(signal: np.ndarray, features: FeatureSettings, settings: 
         energy = power.sum(axis=-1)
         cepstra[:, 0] = np.log(np.maximum(energy, audio_features.EPS))
     return finish_features(cepstra, features)
+
+
+def _cache_key(settings: AugmentSettings) -> dict:
+    """settings.to_dict() less the levers that are off, so the copies of every recipe cached
+    before the levers existed keep their key (an off lever changes nothing in them)."""
+    values = settings.to_dict()
+    return {k: v for k, v in values.items() if k not in _LEVER_DEFAULTS or v != _LEVER_DEFAULTS[k]}
 
 
 def augmented_copies(fsdd, recordings, features: FeatureSettings, settings: AugmentSettings,
@@ -149,8 +177,8 @@ def augmented_copies(fsdd, recordings, features: FeatureSettings, settings: Augm
         def compute(path, k=k):
             rng = np.random.default_rng([seed, k, zlib.crc32(path.name.encode())])
             signal, _ = audio.load(path, sample_rate=features.sample_rate)
-            return augmented_features(signal, features, settings, rng)
-        described = {"format": 2, "features": features.to_dict(), "augment": settings.to_dict(),
+            return augmented_features(signal, features, settings, rng, k)
+        described = {"format": 2, "features": features.to_dict(), "augment": _cache_key(settings),
                      "seed": seed, "copy": k}
         by_name = {}
         for group in groups:

@@ -29,6 +29,16 @@ members train as "draws" and "draws" with CMVN, with a warning.
     ensemble   voices + voices_cmvn + trim, their log-probabilities averaged: three models
                that differ in normalisation, voices and schedule, so they err on different
                words of a new voice
+
+Levers (``LEVERS``, issue 13): not steps of the chain, but "trim" with one thing of its
+augmented copy changed, to measure what each kind of augmentation buys on unheard speakers:
+
+    trim_speed   no noise: speed perturbation alone, a factor drawn in 0.9-1.1 (Ko et al., 2015)
+    trim_noise   no speed perturbation: white noise at 0-30 dB SNR alone (multi-condition
+                 training, as Aurora-2: Hirsch & Pearce, 2000)
+    trim_ko      Ko et al.'s (2015) form: three copies at the fixed speed factors 0.9, 1.0 and
+                 1.1, no noise (with the clean set, the unchanged recording is heard twice an
+                 epoch)
 """
 from __future__ import annotations
 
@@ -63,9 +73,20 @@ def _steps() -> dict[str, tuple[FeatureSettings, dict]]:
     # not a step of the chain: "voices" with each utterance normalised by its own statistics,
     # the second member of a two-model ensemble (benchmarks/digits.py --ensemble)
     steps["voices_cmvn"] = (dataclasses.replace(voices[0], normalization="utterance"), voices[1])
+    trim = steps["trim"]
+    for name, change in LEVER_CHANGES.items():
+        steps[name] = (trim[0], {**trim[1], "augmentation": dataclasses.replace(trim[1]["augmentation"], **change)})
     return steps
 
 
+#: what each lever recipe changes in the augmentation of "trim" (the module docstring says why)
+LEVER_CHANGES = {
+    "trim_speed": dict(snr_db=None),
+    "trim_noise": dict(speed=None),
+    "trim_ko": dict(copies=3, snr_db=None, speed_factors=(0.9, 1.0, 1.1)),
+}
+#: the lever recipes, each "trim" with one thing changed
+LEVERS = tuple(LEVER_CHANGES)
 RECIPES = _steps()
 #: the ablation's chain, each the one before plus one ingredient
 CHAIN = ("baseline", "trim", "vtlp", "draws", "voices", "specaug")
@@ -100,4 +121,4 @@ def recipe(name: str, **overrides) -> tuple[TrainSettings, FeatureSettings]:
     return TrainSettings(**{**train, **overrides}), features
 
 
-__all__ = ["CHAIN", "ENSEMBLES", "RECIPES", "RECOMMENDED", "members_of", "recipe"]
+__all__ = ["CHAIN", "ENSEMBLES", "LEVERS", "LEVER_CHANGES", "RECIPES", "RECOMMENDED", "members_of", "recipe"]

@@ -1,12 +1,14 @@
 """minidl.apps.augmentation: augmented versions of a recording, their cache, and epoch draws."""
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
 import audio
 from minidl.apps import augmentation, digits
-from minidl.apps.augmentation import AugmentSettings, EpochDraws, augmented_copies, augmented_features
+from minidl.apps.augmentation import SPEED_AND_NOISE_COPY, AugmentSettings, EpochDraws, augmented_copies, augmented_features
 from minidl.apps.features import FeatureSettings, signal_features
 from tests.minidl.apps.fake_fsdd import tone
 
@@ -37,15 +39,68 @@ def test_each_draw_changes_the_features_and_a_seed_repeats_them(change):
 
 
 @pytest.mark.parametrize("bad", [dict(copies=0), dict(copies=True), dict(clean_fraction=1.5),
-                                 dict(speed=(1.2, 1.1)), dict(snr_db=(0, float("nan"))), dict(vtlp=0.9)])
+                                 dict(speed=(1.2, 1.1)), dict(snr_db=(0, float("nan"))), dict(vtlp=0.9),
+                                 dict(speed_factors=()), dict(speed_factors=0.9), dict(speed_factors=(0.9, 3.0)),
+                                 dict(speed_factors=(True,))])
 def test_settings_refuse_what_cannot_be_drawn(bad):
-    with pytest.raises(ValueError, match="AugmentSettings"):
+    with pytest.raises(ValueError, match=f"AugmentSettings: {next(iter(bad))}"):
         AugmentSettings(**bad)
 
 
+# (settings, features, seed 5, tone(3, 0)) -> shape, sum, sum of squares, sum weighted by
+# index % 7, and the generator's next integer: recorded before the levers existed, so a lever
+# that draws a random number while off (or changes the chain) fails here
+BEFORE_LEVERS = [
+    (SPEED_AND_NOISE_COPY, True, (30, 26), -1865.297729856451, 148845.96485774528, -5407.224214776768,
+     2590317237614093231),
+    (SPEED_AND_NOISE_COPY, False, (38, 26), -2124.438895315303, 155344.628483736, -6552.693000411426,
+     2346268929307154639),
+    (AugmentSettings(), True, (30, 26), -1855.1040630806237, 150237.04848377022, -5373.182207072154,
+     582046924629931952),
+    (AugmentSettings(), False, (38, 26), -2124.438895315303, 155344.628483736, -6552.693000411426,
+     1168981244600846560),
+    (AugmentSettings(spec_augment=True, speed=(0.95, 1.05)), True, (31, 26), -1608.6771484038327,
+     162205.00885401006, -4597.505932691973, 2973986408964027461),
+    (AugmentSettings(spec_augment=True, speed=(0.95, 1.05)), False, (39, 26), -1906.985285407781,
+     147837.43422676038, -5681.761306867484, 1021152503653132095),
+]
+
+
+@pytest.mark.parametrize("settings, trim, shape, total, squares, weighted, next_draw", BEFORE_LEVERS)
+def test_with_the_levers_off_the_copies_are_those_of_before(settings, trim, shape, total, squares, weighted,
+                                                            next_draw):
+    rng = np.random.default_rng(5)
+    x = augmented_features(tone(3, 0), FeatureSettings(trim_db=30.0 if trim else None), settings, rng, 2)
+    x = x.astype(np.float64)
+    assert x.shape == shape
+    weights = np.arange(x.size).reshape(x.shape) % 7
+    np.testing.assert_allclose([x.sum(), (x * x).sum(), (x * weights).sum()], [total, squares, weighted], rtol=1e-6)
+    assert int(rng.integers(2 ** 62)) == next_draw          # the same number of draws, exactly
+
+
+def test_levers_that_are_off_leave_the_cache_key_of_before():
+    settings = AugmentSettings(copies=2)
+    key = augmentation._cache_key(settings)
+    assert set(key) == set(settings.to_dict()) - set(augmentation._LEVER_DEFAULTS)
+    assert "speed_factors" in augmentation._cache_key(AugmentSettings(speed_factors=(1.0,)))
+
+
+def test_speed_factors_give_copy_k_the_factor_k():
+    signal, features = tone(5, 1), FeatureSettings()
+    settings = AugmentSettings(**{**OFF.to_dict(), "speed_factors": (0.9, 1.0, 1.1), "speed": (0.5, 0.5)})
+    for k in range(4):
+        factor = (0.9, 1.0, 1.1)[k % 3]
+        rng = np.random.default_rng(k)
+        got = augmented_features(signal, features, settings, rng, k)
+        expected = signal_features(audio.augment.speed_perturb(signal, factor), features)
+        np.testing.assert_array_equal(got, expected)        # the factor of copy k, not a drawn one
+        assert rng.integers(2 ** 62) == np.random.default_rng(k).integers(2 ** 62)   # nothing drawn
+
+
 def test_settings_round_trip_through_json_values():
-    settings = AugmentSettings(copies=2, vtlp=(0.95, 1.05))
+    settings = AugmentSettings(copies=2, vtlp=(0.95, 1.05), speed_factors=(0.9, 1.1))
     assert AugmentSettings.from_dict(settings.to_dict()) == settings
+    assert AugmentSettings.from_dict(json.loads(json.dumps(settings.to_dict()))) == settings
     with pytest.raises(ValueError, match="unknown"):
         AugmentSettings.from_dict({"pitch": 2})
 
@@ -92,7 +147,7 @@ def test_copies_are_computed_once_per_seed_and_cached(fake_data, monkeypatch):
     settings, features = AugmentSettings(copies=2), FeatureSettings()
     calls = []
     real = augmentation.augmented_features
-    monkeypatch.setattr(augmentation, "augmented_features", lambda *a: calls.append(1) or real(*a))
+    monkeypatch.setattr(augmentation, "augmented_features", lambda *a, **k: calls.append(1) or real(*a, **k))
     first = augmented_copies(fsdd, train, features, settings, seed=0, progress=False)
     computed = len(calls)
     assert computed == 2 * len(fsdd.recordings())                 # every recording, both copies
