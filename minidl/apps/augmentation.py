@@ -63,6 +63,8 @@ class AugmentSettings:
         speed_factors: fixed speed factors instead of a drawn one: copy k is played at
             speed_factors[k % len(speed_factors)] (Ko et al., 2015: 0.9, 1.0, 1.1); overrides
             ``speed``. None: off.
+        pitch_semitones: (low, high) range of a pitch shift in semitones that keeps the
+            duration (``audio.augment.pitch_shift``), or None for none.
         vtlp: (low, high) range of the VTLP warp factor α, or None for no warp.
         spec_augment: mask log mel bands and frames (2 masks each, up to 3 bands, 5 frames).
         epoch_draws: True: each epoch hears one version of each recording (EpochDraws);
@@ -78,6 +80,7 @@ class AugmentSettings:
     epoch_draws: bool = True
     # the levers of issue 13 (recipes.LEVERS); each off by default, and off draws nothing
     speed_factors: tuple[float, ...] | None = None
+    pitch_semitones: tuple[float, float] | None = None
 
     def __post_init__(self):
         if isinstance(self.copies, bool) or not isinstance(self.copies, int) or not 1 <= self.copies <= 64:
@@ -95,6 +98,7 @@ class AugmentSettings:
                 raise ValueError(f"AugmentSettings: speed_factors must be None or a non-empty tuple of "
                                  f"speed factors in [0.5, 2.0], got {factors!r}")
             object.__setattr__(self, "speed_factors", tuple(float(v) for v in factors))
+        object.__setattr__(self, "pitch_semitones", _range("pitch_semitones", self.pitch_semitones, -12.0, 12.0))
 
     def to_dict(self) -> dict:
         """JSON-able values (what metrics.json and the cache key record)."""
@@ -110,7 +114,7 @@ class AugmentSettings:
         return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in values.items()})
 
 
-_LEVER_DEFAULTS = {"speed_factors": None}
+_LEVER_DEFAULTS = {"speed_factors": None, "pitch_semitones": None}
 
 #: what ``--augment`` meant before recipes: the clean set plus one copy of each recording with
 #: its speed changed and white noise added (the default of TrainSettings.augmentation)
@@ -133,6 +137,9 @@ def augmented_features(signal: np.ndarray, features: FeatureSettings, settings: 
     elif settings.speed is not None:
         # factors and warps on a 1% grid: each distinct one designs a filter (bank) once
         signal = audio_augment.speed_perturb(signal, round(float(rng.uniform(*settings.speed)), 2))
+    if settings.pitch_semitones is not None:
+        # a new voice's pitch, its tempo kept; on a 0.1 semitone grid, as speed on a 1% one
+        signal = audio_augment.pitch_shift(signal, round(float(rng.uniform(*settings.pitch_semitones)), 1))
     if settings.snr_db is not None and np.any(signal):
         signal = audio_augment.add_noise(signal, float(rng.uniform(*settings.snr_db)), rng=rng)
     o = audio_features.mfcc_options(features.sample_rate, features.n_mfcc, features.preset)

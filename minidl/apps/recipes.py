@@ -39,6 +39,10 @@ augmented copy changed, to measure what each kind of augmentation buys on unhear
     trim_ko      Ko et al.'s (2015) form: three copies at the fixed speed factors 0.9, 1.0 and
                  1.1, no noise (with the clean set, the unchanged recording is heard twice an
                  epoch)
+    trim_pitch   a pitch shift drawn in ±2 semitones that keeps the duration (phase vocoder,
+                 then resampling) in place of the speed perturbation, noise kept: a new
+                 voice's pitch without its tempo (pitch-shift augmentation, as Schlüter &
+                 Grill, 2015, and Salamon & Bello, 2017)
 """
 from __future__ import annotations
 
@@ -84,6 +88,7 @@ LEVER_CHANGES = {
     "trim_speed": dict(snr_db=None),
     "trim_noise": dict(speed=None),
     "trim_ko": dict(copies=3, snr_db=None, speed_factors=(0.9, 1.0, 1.1)),
+    "trim_pitch": dict(speed=None, pitch_semitones=(-2.0, 2.0)),
 }
 #: the lever recipes, each "trim" with one thing changed
 LEVERS = tuple(LEVER_CHANGES)

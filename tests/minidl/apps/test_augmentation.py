@@ -23,7 +23,7 @@ def test_with_every_draw_off_the_chain_is_signal_features(features):
 
 
 @pytest.mark.parametrize("change", [dict(speed=(1.1, 1.1)), dict(snr_db=(10.0, 10.0)), dict(vtlp=(0.9, 0.9)),
-                                    dict(spec_augment=True)])
+                                    dict(spec_augment=True), dict(pitch_semitones=(2.0, 2.0))])
 def test_each_draw_changes_the_features_and_a_seed_repeats_them(change):
     signal, features = tone(5, 1), FeatureSettings()
     settings = AugmentSettings(**{**OFF.to_dict(), **change})
@@ -41,7 +41,8 @@ def test_each_draw_changes_the_features_and_a_seed_repeats_them(change):
 @pytest.mark.parametrize("bad", [dict(copies=0), dict(copies=True), dict(clean_fraction=1.5),
                                  dict(speed=(1.2, 1.1)), dict(snr_db=(0, float("nan"))), dict(vtlp=0.9),
                                  dict(speed_factors=()), dict(speed_factors=0.9), dict(speed_factors=(0.9, 3.0)),
-                                 dict(speed_factors=(True,))])
+                                 dict(speed_factors=(True,)), dict(pitch_semitones=(2, -2)),
+                                 dict(pitch_semitones=(0, 13)), dict(pitch_semitones=2)])
 def test_settings_refuse_what_cannot_be_drawn(bad):
     with pytest.raises(ValueError, match=f"AugmentSettings: {next(iter(bad))}"):
         AugmentSettings(**bad)
@@ -97,8 +98,17 @@ def test_speed_factors_give_copy_k_the_factor_k():
         assert rng.integers(2 ** 62) == np.random.default_rng(k).integers(2 ** 62)   # nothing drawn
 
 
+def test_a_pitch_shift_keeps_the_duration_and_is_the_drawn_one():
+    signal, features = tone(5, 1), FeatureSettings()
+    settings = AugmentSettings(**{**OFF.to_dict(), "pitch_semitones": (-2.0, 2.0)})
+    drawn = round(float(np.random.default_rng(3).uniform(-2.0, 2.0)), 1)
+    got = augmented_features(signal, features, settings, np.random.default_rng(3))
+    np.testing.assert_array_equal(got, signal_features(audio.augment.pitch_shift(signal, drawn), features))
+    assert drawn != 0 and got.shape == signal_features(signal, features).shape
+
+
 def test_settings_round_trip_through_json_values():
-    settings = AugmentSettings(copies=2, vtlp=(0.95, 1.05), speed_factors=(0.9, 1.1))
+    settings = AugmentSettings(copies=2, vtlp=(0.95, 1.05), speed_factors=(0.9, 1.1), pitch_semitones=(-1, 2))
     assert AugmentSettings.from_dict(settings.to_dict()) == settings
     assert AugmentSettings.from_dict(json.loads(json.dumps(settings.to_dict()))) == settings
     with pytest.raises(ValueError, match="unknown"):
