@@ -1,4 +1,4 @@
-"""Data augmentation: noise at a chosen SNR, time shift, speed perturbation, pitch shift,
+"""Data augmentation: noise at a chosen SNR, gain, time shift, speed perturbation, pitch shift,
 SpecAugment masks.
 
 Every function takes ``rng``, a numpy.random.Generator (None makes a fresh, unseeded one), so
@@ -92,6 +92,21 @@ def _add_white_noise_at_level(signal: Array, snr_db: float, drawn: Array) -> Arr
                          "defined SNR")
     sigma = xp.sqrt(power / 10.0 ** (snr_db / 10.0))
     return (signal + sigma * drawn).astype(signal.dtype)
+
+
+def gain(signal: Array, gain_db: float) -> Array:
+    """Scale the signal by gain_db decibels: signal · 10^(gain_db / 20) (a louder or quieter
+    take, or a microphone's sensitivity).
+
+    Args:
+        signal: (samples,) or (batch, samples), float.
+        gain_db: the change of level in dB (6 is about twice the amplitude).
+    Returns:
+        Same shape, module and dtype; its RMS is 10^(gain_db / 20) times the input's.
+    """
+    if not np.isfinite(gain_db):
+        raise ValueError(f"gain: gain_db must be a finite number of dB, got {gain_db}")
+    return signal * signal.dtype.type(10.0 ** (gain_db / 20.0))
 
 
 def time_shift(signal: Array, max_shift: int, rng: np.random.Generator | None = None,

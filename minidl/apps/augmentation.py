@@ -65,6 +65,8 @@ class AugmentSettings:
             ``speed``. None: off.
         pitch_semitones: (low, high) range of a pitch shift in semitones that keeps the
             duration (``audio.augment.pitch_shift``), or None for none.
+        gain_db: (low, high) range of a change of level in dB (``audio.augment.gain``), or
+            None for none.
         vtlp: (low, high) range of the VTLP warp factor α, or None for no warp.
         spec_augment: mask log mel bands and frames (2 masks each, up to 3 bands, 5 frames).
         epoch_draws: True: each epoch hears one version of each recording (EpochDraws);
@@ -81,6 +83,7 @@ class AugmentSettings:
     # the levers of issue 13 (recipes.LEVERS); each off by default, and off draws nothing
     speed_factors: tuple[float, ...] | None = None
     pitch_semitones: tuple[float, float] | None = None
+    gain_db: tuple[float, float] | None = None
 
     def __post_init__(self):
         if isinstance(self.copies, bool) or not isinstance(self.copies, int) or not 1 <= self.copies <= 64:
@@ -99,6 +102,7 @@ class AugmentSettings:
                                  f"speed factors in [0.5, 2.0], got {factors!r}")
             object.__setattr__(self, "speed_factors", tuple(float(v) for v in factors))
         object.__setattr__(self, "pitch_semitones", _range("pitch_semitones", self.pitch_semitones, -12.0, 12.0))
+        object.__setattr__(self, "gain_db", _range("gain_db", self.gain_db, -40.0, 40.0))
 
     def to_dict(self) -> dict:
         """JSON-able values (what metrics.json and the cache key record)."""
@@ -114,7 +118,7 @@ class AugmentSettings:
         return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in values.items()})
 
 
-_LEVER_DEFAULTS = {"speed_factors": None, "pitch_semitones": None}
+_LEVER_DEFAULTS = {"speed_factors": None, "pitch_semitones": None, "gain_db": None}
 
 #: what ``--augment`` meant before recipes: the clean set plus one copy of each recording with
 #: its speed changed and white noise added (the default of TrainSettings.augmentation)
@@ -140,6 +144,12 @@ def augmented_features(signal: np.ndarray, features: FeatureSettings, settings: 
     if settings.pitch_semitones is not None:
         # a new voice's pitch, its tempo kept; on a 0.1 semitone grid, as speed on a 1% one
         signal = audio_augment.pitch_shift(signal, round(float(rng.uniform(*settings.pitch_semitones)), 1))
+    # What the speaker said (speed, pitch) then passes the room and the microphone, in that
+    # order, and the recorder's level scales it all; noise comes last, its level set against
+    # the signal the listener hears (the SNR of a take is that of its recording, whatever the
+    # room or the level did before).
+    if settings.gain_db is not None:
+        signal = audio_augment.gain(signal, float(rng.uniform(*settings.gain_db)))
     if settings.snr_db is not None and np.any(signal):
         signal = audio_augment.add_noise(signal, float(rng.uniform(*settings.snr_db)), rng=rng)
     o = audio_features.mfcc_options(features.sample_rate, features.n_mfcc, features.preset)

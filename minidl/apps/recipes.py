@@ -43,6 +43,9 @@ augmented copy changed, to measure what each kind of augmentation buys on unhear
                  then resampling) in place of the speed perturbation, noise kept: a new
                  voice's pitch without its tempo (pitch-shift augmentation, as Schlüter &
                  Grill, 2015, and Salamon & Bello, 2017)
+    trim_gain    + a random gain of -12 to +6 dB in the copy: another speaker's loudness or
+                 microphone (a level change; the only one the log mels see unnormalised is
+                 the energy)
 """
 from __future__ import annotations
 
@@ -89,6 +92,7 @@ LEVER_CHANGES = {
     "trim_noise": dict(speed=None),
     "trim_ko": dict(copies=3, snr_db=None, speed_factors=(0.9, 1.0, 1.1)),
     "trim_pitch": dict(speed=None, pitch_semitones=(-2.0, 2.0)),
+    "trim_gain": dict(gain_db=(-12.0, 6.0)),
 }
 #: the lever recipes, each "trim" with one thing changed
 LEVERS = tuple(LEVER_CHANGES)

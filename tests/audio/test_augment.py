@@ -36,6 +36,17 @@ def test_add_noise_has_the_snr_it_says(snr):
     np.testing.assert_allclose(_snr_db(clean[0], mixed), snr, atol=1e-3)
 
 
+@pytest.mark.parametrize("gain_db", [-12.0, -0.5, 0.0, 6.0])
+def test_gain_changes_the_rms_by_its_decibels(gain_db):
+    signal = _tone(batch=2)
+    louder = augment.gain(signal, gain_db)
+    rms = lambda x: np.sqrt((x.astype(np.float64) ** 2).mean(-1))
+    np.testing.assert_allclose(20 * np.log10(rms(louder) / rms(signal)), gain_db, atol=1e-5)
+    assert louder.dtype == signal.dtype and louder.shape == signal.shape
+    with pytest.raises(ValueError, match="gain: gain_db"):
+        augment.gain(signal, float("nan"))
+
+
 def test_add_noise_is_reproducible_and_rejects_silence():
     clean = _tone()
     a = augment.add_noise(clean, 10, rng=np.random.default_rng(5))

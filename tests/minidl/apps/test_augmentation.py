@@ -42,7 +42,8 @@ def test_each_draw_changes_the_features_and_a_seed_repeats_them(change):
                                  dict(speed=(1.2, 1.1)), dict(snr_db=(0, float("nan"))), dict(vtlp=0.9),
                                  dict(speed_factors=()), dict(speed_factors=0.9), dict(speed_factors=(0.9, 3.0)),
                                  dict(speed_factors=(True,)), dict(pitch_semitones=(2, -2)),
-                                 dict(pitch_semitones=(0, 13)), dict(pitch_semitones=2)])
+                                 dict(pitch_semitones=(0, 13)), dict(pitch_semitones=2), dict(gain_db=(-50, 0)),
+                                 dict(gain_db=(6, float("inf"))), dict(gain_db=(3, -3))])
 def test_settings_refuse_what_cannot_be_drawn(bad):
     with pytest.raises(ValueError, match=f"AugmentSettings: {next(iter(bad))}"):
         AugmentSettings(**bad)
@@ -107,8 +108,19 @@ def test_a_pitch_shift_keeps_the_duration_and_is_the_drawn_one():
     assert drawn != 0 and got.shape == signal_features(signal, features).shape
 
 
+def test_a_gain_is_the_drawn_one_in_the_chain():
+    signal, features = tone(5, 1), FeatureSettings(normalization="none")
+    settings = AugmentSettings(**{**OFF.to_dict(), "gain_db": (-12.0, 6.0)})
+    drawn = float(np.random.default_rng(4).uniform(-12.0, 6.0))
+    got = augmented_features(signal, features, settings, np.random.default_rng(4))
+    expected = signal_features(signal * np.float32(10 ** (drawn / 20)), features)
+    np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-4)
+    assert np.abs(got - signal_features(signal, features)).max() > 0.5     # a level the features see
+
+
 def test_settings_round_trip_through_json_values():
-    settings = AugmentSettings(copies=2, vtlp=(0.95, 1.05), speed_factors=(0.9, 1.1), pitch_semitones=(-1, 2))
+    settings = AugmentSettings(copies=2, vtlp=(0.95, 1.05), speed_factors=(0.9, 1.1), pitch_semitones=(-1, 2),
+                              gain_db=(-3, 3))
     assert AugmentSettings.from_dict(settings.to_dict()) == settings
     assert AugmentSettings.from_dict(json.loads(json.dumps(settings.to_dict()))) == settings
     with pytest.raises(ValueError, match="unknown"):
