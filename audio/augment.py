@@ -1,5 +1,5 @@
-"""Data augmentation: noise at a chosen SNR, gain, time shift, speed perturbation, pitch shift,
-SpecAugment masks.
+"""Data augmentation: noise at a chosen SNR, gain, reverberation, time shift, speed
+perturbation, pitch shift, SpecAugment masks.
 
 Every function takes ``rng``, a numpy.random.Generator (None makes a fresh, unseeded one), so
 a seeded generator reproduces the same augmentation. Signals are (samples,) or
@@ -15,7 +15,7 @@ from functools import lru_cache
 from math import gcd
 
 import numpy as np
-from scipy.signal import firwin, resample_poly
+from scipy.signal import fftconvolve, firwin, resample_poly
 
 from audio.backend import Array, array_module, to_host
 from audio.features import frame_signal, overlap_add, window
@@ -107,6 +107,53 @@ def gain(signal: Array, gain_db: float) -> Array:
     if not np.isfinite(gain_db):
         raise ValueError(f"gain: gain_db must be a finite number of dB, got {gain_db}")
     return signal * signal.dtype.type(10.0 ** (gain_db / 20.0))
+
+
+def room_impulse_response(rt60: float, sample_rate: int, rng: np.random.Generator | None = None,
+                          direct_to_reverberant_db: float = 0.0) -> np.ndarray:
+    """A synthetic room's impulse response: a direct path, then a diffuse exponential tail.
+
+    h[0] = 1 (the direct sound); h[n] for n >= 1 is Gaussian noise under the envelope
+    10^(-3 n / (rt60 · sample_rate)), whose energy falls 60 dB in rt60 seconds (Sabine's
+    reverberation time; the statistical model of Schroeder, 1962), over rt60 seconds, scaled so
+    that the direct path's energy over the tail's is direct_to_reverberant_db.
+
+    Args:
+        rt60: reverberation time in seconds, > 0 (0.2 is a small furnished room, 0.6 a classroom).
+        sample_rate: Hz.
+        rng: numpy.random.Generator.
+        direct_to_reverberant_db: energy of the direct path over the tail's, dB.
+    Returns:
+        (max(2, round(rt60 · sample_rate)),) float64.
+    """
+    rng = _generator(rng)
+    if not (np.isfinite(rt60) and rt60 > 0):
+        raise ValueError(f"room_impulse_response: rt60 must be > 0 seconds, got {rt60}")
+    length = max(2, round(rt60 * sample_rate))
+    tail = rng.standard_normal(length - 1) * 10.0 ** (-3.0 * np.arange(1, length) / (rt60 * sample_rate))
+    tail *= np.sqrt(10.0 ** (-direct_to_reverberant_db / 10.0) / (tail ** 2).sum())
+    return np.concatenate([[1.0], tail])
+
+
+def reverberate(signal: Array, rt60: float, sample_rate: int, rng: np.random.Generator | None = None,
+                direct_to_reverberant_db: float = 0.0) -> Array:
+    """The signal as heard in a room: convolved with room_impulse_response (scipy's
+    fftconvolve), cut to the input's length and scaled back to the input's RMS.
+
+    Args:
+        signal: (samples,) or (batch, samples), float; a batch shares one room.
+        rt60, sample_rate, rng, direct_to_reverberant_db: see room_impulse_response.
+    Returns:
+        Same shape, module and dtype, same RMS per utterance (an all-zero one stays zero).
+    """
+    response = room_impulse_response(rt60, sample_rate, rng, direct_to_reverberant_db)
+    xp = array_module(signal)
+    host = np.asarray(to_host(signal), dtype=np.float64)
+    wet = fftconvolve(host, response.reshape((1,) * (host.ndim - 1) + (-1,)), axes=-1)[..., :host.shape[-1]]
+    before = np.sqrt((host ** 2).mean(axis=-1, keepdims=True))
+    after = np.sqrt((wet ** 2).mean(axis=-1, keepdims=True))
+    wet *= np.divide(before, after, out=np.zeros_like(after), where=after > 0)
+    return xp.asarray(wet.astype(signal.dtype))
 
 
 def time_shift(signal: Array, max_shift: int, rng: np.random.Generator | None = None,

@@ -65,6 +65,8 @@ class AugmentSettings:
             ``speed``. None: off.
         pitch_semitones: (low, high) range of a pitch shift in semitones that keeps the
             duration (``audio.augment.pitch_shift``), or None for none.
+        reverb_rt60: (low, high) range of a synthetic room's reverberation time in seconds
+            (``audio.augment.reverberate``), or None for no room.
         gain_db: (low, high) range of a change of level in dB (``audio.augment.gain``), or
             None for none.
         vtlp: (low, high) range of the VTLP warp factor α, or None for no warp.
@@ -84,6 +86,7 @@ class AugmentSettings:
     speed_factors: tuple[float, ...] | None = None
     pitch_semitones: tuple[float, float] | None = None
     gain_db: tuple[float, float] | None = None
+    reverb_rt60: tuple[float, float] | None = None
 
     def __post_init__(self):
         if isinstance(self.copies, bool) or not isinstance(self.copies, int) or not 1 <= self.copies <= 64:
@@ -103,6 +106,7 @@ class AugmentSettings:
             object.__setattr__(self, "speed_factors", tuple(float(v) for v in factors))
         object.__setattr__(self, "pitch_semitones", _range("pitch_semitones", self.pitch_semitones, -12.0, 12.0))
         object.__setattr__(self, "gain_db", _range("gain_db", self.gain_db, -40.0, 40.0))
+        object.__setattr__(self, "reverb_rt60", _range("reverb_rt60", self.reverb_rt60, 0.01, 3.0))
 
     def to_dict(self) -> dict:
         """JSON-able values (what metrics.json and the cache key record)."""
@@ -118,7 +122,7 @@ class AugmentSettings:
         return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in values.items()})
 
 
-_LEVER_DEFAULTS = {"speed_factors": None, "pitch_semitones": None, "gain_db": None}
+_LEVER_DEFAULTS = {"speed_factors": None, "pitch_semitones": None, "gain_db": None, "reverb_rt60": None}
 
 #: what ``--augment`` meant before recipes: the clean set plus one copy of each recording with
 #: its speed changed and white noise added (the default of TrainSettings.augmentation)
@@ -148,6 +152,9 @@ def augmented_features(signal: np.ndarray, features: FeatureSettings, settings: 
     # order, and the recorder's level scales it all; noise comes last, its level set against
     # the signal the listener hears (the SNR of a take is that of its recording, whatever the
     # room or the level did before).
+    if settings.reverb_rt60 is not None:
+        signal = audio_augment.reverberate(signal, float(rng.uniform(*settings.reverb_rt60)), features.sample_rate,
+                                           rng=rng)
     if settings.gain_db is not None:
         signal = audio_augment.gain(signal, float(rng.uniform(*settings.gain_db)))
     if settings.snr_db is not None and np.any(signal):

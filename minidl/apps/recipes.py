@@ -46,6 +46,9 @@ augmented copy changed, to measure what each kind of augmentation buys on unhear
     trim_gain    + a random gain of -12 to +6 dB in the copy: another speaker's loudness or
                  microphone (a level change; the only one the log mels see unnormalised is
                  the energy)
+    trim_reverb  + reverberation in the copy: a synthetic room (a direct path and a Gaussian
+                 tail decaying 60 dB in an RT60 drawn in 0.1-0.6 s, Schroeder's statistical
+                 model), as room simulation in Ko et al., 2017
 """
 from __future__ import annotations
 
@@ -93,6 +96,7 @@ LEVER_CHANGES = {
     "trim_ko": dict(copies=3, snr_db=None, speed_factors=(0.9, 1.0, 1.1)),
     "trim_pitch": dict(speed=None, pitch_semitones=(-2.0, 2.0)),
     "trim_gain": dict(gain_db=(-12.0, 6.0)),
+    "trim_reverb": dict(reverb_rt60=(0.1, 0.6)),
 }
 #: the lever recipes, each "trim" with one thing changed
 LEVERS = tuple(LEVER_CHANGES)

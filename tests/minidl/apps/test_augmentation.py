@@ -23,7 +23,8 @@ def test_with_every_draw_off_the_chain_is_signal_features(features):
 
 
 @pytest.mark.parametrize("change", [dict(speed=(1.1, 1.1)), dict(snr_db=(10.0, 10.0)), dict(vtlp=(0.9, 0.9)),
-                                    dict(spec_augment=True), dict(pitch_semitones=(2.0, 2.0))])
+                                    dict(spec_augment=True), dict(pitch_semitones=(2.0, 2.0)),
+                                    dict(reverb_rt60=(0.5, 0.5))])
 def test_each_draw_changes_the_features_and_a_seed_repeats_them(change):
     signal, features = tone(5, 1), FeatureSettings()
     settings = AugmentSettings(**{**OFF.to_dict(), **change})
@@ -43,7 +44,8 @@ def test_each_draw_changes_the_features_and_a_seed_repeats_them(change):
                                  dict(speed_factors=()), dict(speed_factors=0.9), dict(speed_factors=(0.9, 3.0)),
                                  dict(speed_factors=(True,)), dict(pitch_semitones=(2, -2)),
                                  dict(pitch_semitones=(0, 13)), dict(pitch_semitones=2), dict(gain_db=(-50, 0)),
-                                 dict(gain_db=(6, float("inf"))), dict(gain_db=(3, -3))])
+                                 dict(gain_db=(6, float("inf"))), dict(gain_db=(3, -3)), dict(reverb_rt60=(0, 0.5)),
+                                 dict(reverb_rt60=(0.1, 5.0)), dict(reverb_rt60=("a", "b"))])
 def test_settings_refuse_what_cannot_be_drawn(bad):
     with pytest.raises(ValueError, match=f"AugmentSettings: {next(iter(bad))}"):
         AugmentSettings(**bad)
@@ -120,7 +122,7 @@ def test_a_gain_is_the_drawn_one_in_the_chain():
 
 def test_settings_round_trip_through_json_values():
     settings = AugmentSettings(copies=2, vtlp=(0.95, 1.05), speed_factors=(0.9, 1.1), pitch_semitones=(-1, 2),
-                              gain_db=(-3, 3))
+                              gain_db=(-3, 3), reverb_rt60=(0.2, 0.4))
     assert AugmentSettings.from_dict(settings.to_dict()) == settings
     assert AugmentSettings.from_dict(json.loads(json.dumps(settings.to_dict()))) == settings
     with pytest.raises(ValueError, match="unknown"):
