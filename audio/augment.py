@@ -1,4 +1,4 @@
-"""Data augmentation: noise at a chosen SNR, gain, reverberation, time shift, speed
+"""Data augmentation: noise at a chosen SNR (white, pink, brown), gain, reverberation, time shift, speed
 perturbation, pitch shift, SpecAugment masks.
 
 Every function takes ``rng``, a numpy.random.Generator (None makes a fresh, unseeded one), so
@@ -81,6 +81,37 @@ def add_noise(signal: Array, snr_db: float, noise: Array | None = None,
                          "gives a defined SNR")
     scale = xp.sqrt(signal_power / (noise_power * 10.0 ** (snr_db / 10.0)))
     return signal + (scale * drawn).astype(signal.dtype)
+
+
+#: noise colour -> the exponent β of its power spectrum, P(f) ∝ 1 / f^β
+NOISE_COLOURS = {"white": 0.0, "pink": 1.0, "brown": 2.0}
+
+
+def coloured_noise(samples: int, colour: str, rng: np.random.Generator | None = None) -> np.ndarray:
+    """Gaussian noise of a colour, shaped in the frequency domain, with unit RMS.
+
+    White noise's spectrum is multiplied by f^(-β/2), so its power falls as 1/f^β: white
+    (β = 0) is flat, pink (1/f, -3 dB per octave) is the spectrum of much natural and
+    machine noise, brown (1/f², -6 dB per octave) a rumble. The DC bin is zeroed.
+    For add_noise's ``noise`` argument.
+
+    Args:
+        samples: length, >= 2.
+        colour: a key of NOISE_COLOURS.
+        rng: numpy.random.Generator.
+    Returns:
+        (samples,) float64, zero mean, RMS 1.
+    """
+    rng = _generator(rng)
+    if colour not in NOISE_COLOURS:
+        raise ValueError(f"coloured_noise: colour must be one of {sorted(NOISE_COLOURS)}, got {colour!r}")
+    if samples < 2:
+        raise ValueError(f"coloured_noise: samples must be >= 2, got {samples}")
+    frequencies = np.fft.rfftfreq(samples)
+    shape = np.zeros_like(frequencies)
+    shape[1:] = frequencies[1:] ** (-NOISE_COLOURS[colour] / 2)
+    noise = np.fft.irfft(np.fft.rfft(rng.standard_normal(samples)) * shape, n=samples)
+    return noise / np.sqrt((noise ** 2).mean())
 
 
 def _add_white_noise_at_level(signal: Array, snr_db: float, drawn: Array) -> Array:

@@ -67,6 +67,8 @@ class AugmentSettings:
             duration (``audio.augment.pitch_shift``), or None for none.
         reverb_rt60: (low, high) range of a synthetic room's reverberation time in seconds
             (``audio.augment.reverberate``), or None for no room.
+        noise_colours: colours of the noise (keys of ``audio.augment.NOISE_COLOURS``), each copy
+            drawing one, at the SNR of ``snr_db``; None: white noise.
         gain_db: (low, high) range of a change of level in dB (``audio.augment.gain``), or
             None for none.
         vtlp: (low, high) range of the VTLP warp factor α, or None for no warp.
@@ -87,6 +89,7 @@ class AugmentSettings:
     pitch_semitones: tuple[float, float] | None = None
     gain_db: tuple[float, float] | None = None
     reverb_rt60: tuple[float, float] | None = None
+    noise_colours: tuple[str, ...] | None = None
 
     def __post_init__(self):
         if isinstance(self.copies, bool) or not isinstance(self.copies, int) or not 1 <= self.copies <= 64:
@@ -107,6 +110,15 @@ class AugmentSettings:
         object.__setattr__(self, "pitch_semitones", _range("pitch_semitones", self.pitch_semitones, -12.0, 12.0))
         object.__setattr__(self, "gain_db", _range("gain_db", self.gain_db, -40.0, 40.0))
         object.__setattr__(self, "reverb_rt60", _range("reverb_rt60", self.reverb_rt60, 0.01, 3.0))
+        if self.noise_colours is not None:
+            colours = self.noise_colours
+            if (not isinstance(colours, (tuple, list)) or not colours
+                    or not all(isinstance(c, str) and c in audio_augment.NOISE_COLOURS for c in colours)):
+                raise ValueError(f"AugmentSettings: noise_colours must be None or a non-empty tuple of "
+                                 f"{sorted(audio_augment.NOISE_COLOURS)}, got {colours!r}")
+            if self.snr_db is None:
+                raise ValueError("AugmentSettings: noise_colours needs an snr_db range to add the noise at")
+            object.__setattr__(self, "noise_colours", tuple(colours))
 
     def to_dict(self) -> dict:
         """JSON-able values (what metrics.json and the cache key record)."""
@@ -122,7 +134,7 @@ class AugmentSettings:
         return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in values.items()})
 
 
-_LEVER_DEFAULTS = {"speed_factors": None, "pitch_semitones": None, "gain_db": None, "reverb_rt60": None}
+_LEVER_DEFAULTS = {"speed_factors": None, "pitch_semitones": None, "gain_db": None, "reverb_rt60": None, "noise_colours": None}
 
 #: what ``--augment`` meant before recipes: the clean set plus one copy of each recording with
 #: its speed changed and white noise added (the default of TrainSettings.augmentation)
@@ -158,7 +170,11 @@ def augmented_features(signal: np.ndarray, features: FeatureSettings, settings: 
     if settings.gain_db is not None:
         signal = audio_augment.gain(signal, float(rng.uniform(*settings.gain_db)))
     if settings.snr_db is not None and np.any(signal):
-        signal = audio_augment.add_noise(signal, float(rng.uniform(*settings.snr_db)), rng=rng)
+        snr_db, noise = float(rng.uniform(*settings.snr_db)), None
+        if settings.noise_colours is not None:
+            colour = settings.noise_colours[int(rng.integers(len(settings.noise_colours)))]
+            noise = audio_augment.coloured_noise(len(signal), colour, rng)
+        signal = audio_augment.add_noise(signal, snr_db, noise=noise, rng=rng)
     o = audio_features.mfcc_options(features.sample_rate, features.n_mfcc, features.preset)
     power = audio_features.power_frames(signal, o)
     alpha = round(float(rng.uniform(*settings.vtlp)), 2) if settings.vtlp is not None else 1.0

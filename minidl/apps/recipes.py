@@ -49,6 +49,9 @@ augmented copy changed, to measure what each kind of augmentation buys on unhear
     trim_reverb  + reverberation in the copy: a synthetic room (a direct path and a Gaussian
                  tail decaying 60 dB in an RT60 drawn in 0.1-0.6 s, Schroeder's statistical
                  model), as room simulation in Ko et al., 2017
+    trim_colour  the copy's noise white, pink (1/f) or brown (1/f²), one drawn per copy, at
+                 trim's 0-30 dB SNR: rooms hum and rumble rather than hiss (noise types of
+                 multi-condition training, as the NOISEX-92 set)
 """
 from __future__ import annotations
 
@@ -97,6 +100,7 @@ LEVER_CHANGES = {
     "trim_pitch": dict(speed=None, pitch_semitones=(-2.0, 2.0)),
     "trim_gain": dict(gain_db=(-12.0, 6.0)),
     "trim_reverb": dict(reverb_rt60=(0.1, 0.6)),
+    "trim_colour": dict(noise_colours=("white", "pink", "brown")),
 }
 #: the lever recipes, each "trim" with one thing changed
 LEVERS = tuple(LEVER_CHANGES)

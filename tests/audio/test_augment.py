@@ -75,6 +75,21 @@ def test_reverberation_keeps_length_and_rms_and_a_longer_room_rings_longer():
         augment.reverberate(burst, 0.0, RATE)
 
 
+@pytest.mark.parametrize("colour, slope", [("white", 0.0), ("pink", -3.01), ("brown", -6.02)])
+def test_coloured_noise_falls_by_its_decibels_per_octave(colour, slope):
+    from scipy.signal import welch
+    noise = augment.coloured_noise(2 ** 16, colour, np.random.default_rng(0))
+    assert noise.shape == (2 ** 16,) and abs(np.sqrt((noise ** 2).mean()) - 1) < 1e-9
+    hz, power = welch(noise, fs=RATE, nperseg=1024)
+    band = (hz >= 60) & (hz <= 3000)
+    fitted = np.polyfit(np.log2(hz[band]), 10 * np.log10(power[band]), 1)[0]   # dB per octave
+    assert abs(fitted - slope) < 0.5, fitted
+    noisy = augment.add_noise(_tone(), 10.0, noise=noise, rng=np.random.default_rng(1))
+    np.testing.assert_allclose(_snr_db(_tone(), noisy), 10.0, atol=1e-3)
+    with pytest.raises(ValueError, match="colour must be one of"):
+        augment.coloured_noise(100, "blue")
+
+
 def test_add_noise_is_reproducible_and_rejects_silence():
     clean = _tone()
     a = augment.add_noise(clean, 10, rng=np.random.default_rng(5))

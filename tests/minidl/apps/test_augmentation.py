@@ -24,7 +24,7 @@ def test_with_every_draw_off_the_chain_is_signal_features(features):
 
 @pytest.mark.parametrize("change", [dict(speed=(1.1, 1.1)), dict(snr_db=(10.0, 10.0)), dict(vtlp=(0.9, 0.9)),
                                     dict(spec_augment=True), dict(pitch_semitones=(2.0, 2.0)),
-                                    dict(reverb_rt60=(0.5, 0.5))])
+                                    dict(reverb_rt60=(0.5, 0.5)), dict(snr_db=(10.0, 10.0), noise_colours=("brown",))])
 def test_each_draw_changes_the_features_and_a_seed_repeats_them(change):
     signal, features = tone(5, 1), FeatureSettings()
     settings = AugmentSettings(**{**OFF.to_dict(), **change})
@@ -45,7 +45,9 @@ def test_each_draw_changes_the_features_and_a_seed_repeats_them(change):
                                  dict(speed_factors=(True,)), dict(pitch_semitones=(2, -2)),
                                  dict(pitch_semitones=(0, 13)), dict(pitch_semitones=2), dict(gain_db=(-50, 0)),
                                  dict(gain_db=(6, float("inf"))), dict(gain_db=(3, -3)), dict(reverb_rt60=(0, 0.5)),
-                                 dict(reverb_rt60=(0.1, 5.0)), dict(reverb_rt60=("a", "b"))])
+                                 dict(reverb_rt60=(0.1, 5.0)), dict(reverb_rt60=("a", "b")), dict(noise_colours=()),
+                                 dict(noise_colours=("pink", "blue")), dict(noise_colours="pink"),
+                                 dict(noise_colours=("pink",), snr_db=None)])
 def test_settings_refuse_what_cannot_be_drawn(bad):
     with pytest.raises(ValueError, match=f"AugmentSettings: {next(iter(bad))}"):
         AugmentSettings(**bad)
@@ -120,9 +122,25 @@ def test_a_gain_is_the_drawn_one_in_the_chain():
     assert np.abs(got - signal_features(signal, features)).max() > 0.5     # a level the features see
 
 
+def test_each_copy_draws_a_colour_of_noise():
+    signal, features = tone(5, 1), FeatureSettings()
+    colours = ("white", "brown")
+    settings = AugmentSettings(**{**OFF.to_dict(), "snr_db": (5.0, 5.0), "noise_colours": colours})
+    drawn = set()
+    for seed in range(8):
+        got = augmented_features(signal, features, settings, np.random.default_rng(seed))
+        rng = np.random.default_rng(seed)                  # the chain's draws, in its order
+        snr_db, colour = float(rng.uniform(5.0, 5.0)), colours[int(rng.integers(2))]
+        noise = audio.augment.coloured_noise(len(signal), colour, rng)
+        noisy = audio.augment.add_noise(signal, snr_db, noise=noise, rng=rng)
+        np.testing.assert_array_equal(got, signal_features(noisy, features))
+        drawn.add(colour)
+    assert drawn == set(colours)                           # copies of one file differ in colour
+
+
 def test_settings_round_trip_through_json_values():
     settings = AugmentSettings(copies=2, vtlp=(0.95, 1.05), speed_factors=(0.9, 1.1), pitch_semitones=(-1, 2),
-                              gain_db=(-3, 3), reverb_rt60=(0.2, 0.4))
+                              gain_db=(-3, 3), reverb_rt60=(0.2, 0.4), noise_colours=("pink", "white"))
     assert AugmentSettings.from_dict(settings.to_dict()) == settings
     assert AugmentSettings.from_dict(json.loads(json.dumps(settings.to_dict()))) == settings
     with pytest.raises(ValueError, match="unknown"):
