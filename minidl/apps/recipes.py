@@ -36,9 +36,8 @@ augmented copy changed, to measure what each kind of augmentation buys on unhear
     trim_speed   no noise: speed perturbation alone, a factor drawn in 0.9-1.1 (Ko et al., 2015)
     trim_noise   no speed perturbation: white noise at 0-30 dB SNR alone (multi-condition
                  training, as Aurora-2: Hirsch & Pearce, 2000)
-    trim_ko      Ko et al.'s (2015) form: three copies at the fixed speed factors 0.9, 1.0 and
-                 1.1, no noise (with the clean set, the unchanged recording is heard twice an
-                 epoch)
+    trim_ko      Ko et al.'s (2015) form: the recording and two copies at the fixed speed
+                 factors 0.9 and 1.1, every epoch, no noise
     trim_pitch   a pitch shift drawn in ±2 semitones that keeps the duration (phase vocoder,
                  then resampling) in place of the speed perturbation, noise kept: a new
                  voice's pitch without its tempo (pitch-shift augmentation, as Schlüter &
@@ -96,7 +95,7 @@ def _steps() -> dict[str, tuple[FeatureSettings, dict]]:
 LEVER_CHANGES = {
     "trim_speed": dict(snr_db=None),
     "trim_noise": dict(speed=None),
-    "trim_ko": dict(copies=3, snr_db=None, speed_factors=(0.9, 1.0, 1.1)),
+    "trim_ko": dict(copies=2, snr_db=None, speed_factors=(0.9, 1.1)),
     "trim_pitch": dict(speed=None, pitch_semitones=(-2.0, 2.0)),
     "trim_gain": dict(gain_db=(-12.0, 6.0)),
     "trim_reverb": dict(reverb_rt60=(0.1, 0.6)),
