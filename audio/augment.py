@@ -1,5 +1,5 @@
-"""Data augmentation: noise at a chosen SNR, time shift, speed perturbation, pitch shift,
-SpecAugment masks.
+"""Data augmentation: noise at a chosen SNR (white, pink, brown), gain, reverberation, time shift, speed
+perturbation, pitch shift, SpecAugment masks.
 
 Every function takes ``rng``, a numpy.random.Generator (None makes a fresh, unseeded one), so
 a seeded generator reproduces the same augmentation. Signals are (samples,) or
@@ -15,7 +15,7 @@ from functools import lru_cache
 from math import gcd
 
 import numpy as np
-from scipy.signal import firwin, resample_poly
+from scipy.signal import fftconvolve, firwin, resample_poly
 
 from audio.backend import Array, array_module, to_host
 from audio.features import frame_signal, overlap_add, window
@@ -83,6 +83,37 @@ def add_noise(signal: Array, snr_db: float, noise: Array | None = None,
     return signal + (scale * drawn).astype(signal.dtype)
 
 
+#: noise colour -> the exponent β of its power spectrum, P(f) ∝ 1 / f^β
+NOISE_COLOURS = {"white": 0.0, "pink": 1.0, "brown": 2.0}
+
+
+def coloured_noise(samples: int, colour: str, rng: np.random.Generator | None = None) -> np.ndarray:
+    """Gaussian noise of a colour, shaped in the frequency domain, with unit RMS.
+
+    White noise's spectrum is multiplied by f^(-β/2), so its power falls as 1/f^β: white
+    (β = 0) is flat, pink (1/f, -3 dB per octave) is the spectrum of much natural and
+    machine noise, brown (1/f², -6 dB per octave) a rumble. The DC bin is zeroed.
+    For add_noise's ``noise`` argument.
+
+    Args:
+        samples: length, >= 2.
+        colour: a key of NOISE_COLOURS.
+        rng: numpy.random.Generator.
+    Returns:
+        (samples,) float64, zero mean, RMS 1.
+    """
+    rng = _generator(rng)
+    if colour not in NOISE_COLOURS:
+        raise ValueError(f"coloured_noise: colour must be one of {sorted(NOISE_COLOURS)}, got {colour!r}")
+    if samples < 2:
+        raise ValueError(f"coloured_noise: samples must be >= 2, got {samples}")
+    frequencies = np.fft.rfftfreq(samples)
+    shape = np.zeros_like(frequencies)
+    shape[1:] = frequencies[1:] ** (-NOISE_COLOURS[colour] / 2)
+    noise = np.fft.irfft(np.fft.rfft(rng.standard_normal(samples)) * shape, n=samples)
+    return noise / np.sqrt((noise ** 2).mean())
+
+
 def _add_white_noise_at_level(signal: Array, snr_db: float, drawn: Array) -> Array:
     """signal + σ · drawn (drawn float64, unit variance) with σ from the signal's mean power."""
     xp = array_module(signal)
@@ -92,6 +123,68 @@ def _add_white_noise_at_level(signal: Array, snr_db: float, drawn: Array) -> Arr
                          "defined SNR")
     sigma = xp.sqrt(power / 10.0 ** (snr_db / 10.0))
     return (signal + sigma * drawn).astype(signal.dtype)
+
+
+def gain(signal: Array, gain_db: float) -> Array:
+    """Scale the signal by gain_db decibels: signal · 10^(gain_db / 20) (a louder or quieter
+    take, or a microphone's sensitivity).
+
+    Args:
+        signal: (samples,) or (batch, samples), float.
+        gain_db: the change of level in dB (6 is about twice the amplitude).
+    Returns:
+        Same shape, module and dtype; its RMS is 10^(gain_db / 20) times the input's.
+    """
+    if not np.isfinite(gain_db):
+        raise ValueError(f"gain: gain_db must be a finite number of dB, got {gain_db}")
+    return signal * signal.dtype.type(10.0 ** (gain_db / 20.0))
+
+
+def room_impulse_response(rt60: float, sample_rate: int, rng: np.random.Generator | None = None,
+                          direct_to_reverberant_db: float = 0.0) -> np.ndarray:
+    """A synthetic room's impulse response: a direct path, then a diffuse exponential tail.
+
+    h[0] = 1 (the direct sound); h[n] for n >= 1 is Gaussian noise under the envelope
+    10^(-3 n / (rt60 · sample_rate)), whose energy falls 60 dB in rt60 seconds (Sabine's
+    reverberation time; the statistical model of Schroeder, 1962), over rt60 seconds, scaled so
+    that the direct path's energy over the tail's is direct_to_reverberant_db.
+
+    Args:
+        rt60: reverberation time in seconds, > 0 (0.2 is a small furnished room, 0.6 a classroom).
+        sample_rate: Hz.
+        rng: numpy.random.Generator.
+        direct_to_reverberant_db: energy of the direct path over the tail's, dB.
+    Returns:
+        (max(2, round(rt60 · sample_rate)),) float64.
+    """
+    rng = _generator(rng)
+    if not (np.isfinite(rt60) and rt60 > 0):
+        raise ValueError(f"room_impulse_response: rt60 must be > 0 seconds, got {rt60}")
+    length = max(2, round(rt60 * sample_rate))
+    tail = rng.standard_normal(length - 1) * 10.0 ** (-3.0 * np.arange(1, length) / (rt60 * sample_rate))
+    tail *= np.sqrt(10.0 ** (-direct_to_reverberant_db / 10.0) / (tail ** 2).sum())
+    return np.concatenate([[1.0], tail])
+
+
+def reverberate(signal: Array, rt60: float, sample_rate: int, rng: np.random.Generator | None = None,
+                direct_to_reverberant_db: float = 0.0) -> Array:
+    """The signal as heard in a room: convolved with room_impulse_response (scipy's
+    fftconvolve), cut to the input's length and scaled back to the input's RMS.
+
+    Args:
+        signal: (samples,) or (batch, samples), float; a batch shares one room.
+        rt60, sample_rate, rng, direct_to_reverberant_db: see room_impulse_response.
+    Returns:
+        Same shape, module and dtype, same RMS per utterance (an all-zero one stays zero).
+    """
+    response = room_impulse_response(rt60, sample_rate, rng, direct_to_reverberant_db)
+    xp = array_module(signal)
+    host = np.asarray(to_host(signal), dtype=np.float64)
+    wet = fftconvolve(host, response.reshape((1,) * (host.ndim - 1) + (-1,)), axes=-1)[..., :host.shape[-1]]
+    before = np.sqrt((host ** 2).mean(axis=-1, keepdims=True))
+    after = np.sqrt((wet ** 2).mean(axis=-1, keepdims=True))
+    wet *= np.divide(before, after, out=np.zeros_like(after), where=after > 0)
+    return xp.asarray(wet.astype(signal.dtype))
 
 
 def time_shift(signal: Array, max_shift: int, rng: np.random.Generator | None = None,

@@ -60,6 +60,17 @@ class AugmentSettings:
         clean_fraction: chance that an epoch hears a recording as it is, in [0, 1].
         speed: (low, high) speed factor range, or None for no speed perturbation.
         snr_db: (low, high) SNR range of white noise in dB, or None for no noise.
+        speed_factors: fixed speed factors instead of a drawn one: copy k is played at
+            speed_factors[k % len(speed_factors)] (Ko et al., 2015: 0.9, 1.0, 1.1); overrides
+            ``speed``. None: off.
+        pitch_semitones: (low, high) range of a pitch shift in semitones that keeps the
+            duration (``audio.augment.pitch_shift``), or None for none.
+        reverb_rt60: (low, high) range of a synthetic room's reverberation time in seconds
+            (``audio.augment.reverberate``), or None for no room.
+        noise_colours: colours of the noise (keys of ``audio.augment.NOISE_COLOURS``), each copy
+            drawing one, at the SNR of ``snr_db``; None: white noise.
+        gain_db: (low, high) range of a change of level in dB (``audio.augment.gain``), or
+            None for none.
         vtlp: (low, high) range of the VTLP warp factor α, or None for no warp.
         spec_augment: mask log mel bands and frames (2 masks each, up to 3 bands, 5 frames).
         epoch_draws: True: each epoch hears one version of each recording (EpochDraws);
@@ -73,6 +84,12 @@ class AugmentSettings:
     vtlp: tuple[float, float] | None = (0.9, 1.1)
     spec_augment: bool = False
     epoch_draws: bool = True
+    # the levers of issue 13 (recipes.LEVERS); each off by default, and off draws nothing
+    speed_factors: tuple[float, ...] | None = None
+    pitch_semitones: tuple[float, float] | None = None
+    gain_db: tuple[float, float] | None = None
+    reverb_rt60: tuple[float, float] | None = None
+    noise_colours: tuple[str, ...] | None = None
 
     def __post_init__(self):
         if isinstance(self.copies, bool) or not isinstance(self.copies, int) or not 1 <= self.copies <= 64:
@@ -82,6 +99,26 @@ class AugmentSettings:
         object.__setattr__(self, "speed", _range("speed", self.speed, 0.5, 2.0))
         object.__setattr__(self, "snr_db", _range("snr_db", self.snr_db, -20.0, 100.0))
         object.__setattr__(self, "vtlp", _range("vtlp", self.vtlp, 0.7, 1.3))
+        if self.speed_factors is not None:
+            factors = self.speed_factors
+            if (not isinstance(factors, (tuple, list)) or not factors
+                    or not all(isinstance(v, (int, float)) and not isinstance(v, bool) and 0.5 <= v <= 2.0
+                               for v in factors)):
+                raise ValueError(f"AugmentSettings: speed_factors must be None or a non-empty tuple of "
+                                 f"speed factors in [0.5, 2.0], got {factors!r}")
+            object.__setattr__(self, "speed_factors", tuple(float(v) for v in factors))
+        object.__setattr__(self, "pitch_semitones", _range("pitch_semitones", self.pitch_semitones, -12.0, 12.0))
+        object.__setattr__(self, "gain_db", _range("gain_db", self.gain_db, -40.0, 40.0))
+        object.__setattr__(self, "reverb_rt60", _range("reverb_rt60", self.reverb_rt60, 0.01, 3.0))
+        if self.noise_colours is not None:
+            colours = self.noise_colours
+            if (not isinstance(colours, (tuple, list)) or not colours
+                    or not all(isinstance(c, str) and c in audio_augment.NOISE_COLOURS for c in colours)):
+                raise ValueError(f"AugmentSettings: noise_colours must be None or a non-empty tuple of "
+                                 f"{sorted(audio_augment.NOISE_COLOURS)}, got {colours!r}")
+            if self.snr_db is None:
+                raise ValueError("AugmentSettings: noise_colours needs an snr_db range to add the noise at")
+            object.__setattr__(self, "noise_colours", tuple(colours))
 
     def to_dict(self) -> dict:
         """JSON-able values (what metrics.json and the cache key record)."""
@@ -97,23 +134,47 @@ class AugmentSettings:
         return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in values.items()})
 
 
+_LEVER_DEFAULTS = {"speed_factors": None, "pitch_semitones": None, "gain_db": None, "reverb_rt60": None, "noise_colours": None}
+
 #: what ``--augment`` meant before recipes: the clean set plus one copy of each recording with
 #: its speed changed and white noise added (the default of TrainSettings.augmentation)
 SPEED_AND_NOISE_COPY = AugmentSettings(copies=1, clean_fraction=0.0, vtlp=None, epoch_draws=False)
 
 
 def augmented_features(signal: np.ndarray, features: FeatureSettings, settings: AugmentSettings,
-                       rng: np.random.Generator) -> np.ndarray:
+                       rng: np.random.Generator, copy: int = 0) -> np.ndarray:
     """One augmented version of one recording: (samples,) at features.sample_rate ->
     (frames, features.n_features), the same chain as ``signal_features`` with the draws of
-    ``settings`` between its stages (with every draw off, the two are equal)."""
+    ``settings`` between its stages (with every draw off, the two are equal). ``copy`` is the
+    copy's index k, which picks its factor from ``settings.speed_factors``.
+
+    A setting that is off draws no random number, so adding one leaves the draws, features
+    and cache entries of every other setting as they were."""
     if features.trim_db is not None:
         signal = trim_silence(signal, features.sample_rate, top_db=features.trim_db, keep_digital_silence=False)
-    if settings.speed is not None:
+    if settings.speed_factors is not None:
+        signal = audio_augment.speed_perturb(signal, settings.speed_factors[copy % len(settings.speed_factors)])
+    elif settings.speed is not None:
         # factors and warps on a 1% grid: each distinct one designs a filter (bank) once
         signal = audio_augment.speed_perturb(signal, round(float(rng.uniform(*settings.speed)), 2))
+    if settings.pitch_semitones is not None:
+        # a new voice's pitch, its tempo kept; on a 0.1 semitone grid, as speed on a 1% one
+        signal = audio_augment.pitch_shift(signal, round(float(rng.uniform(*settings.pitch_semitones)), 1))
+    # What the speaker said (speed, pitch) then passes the room and the microphone, in that
+    # order, and the recorder's level scales it all; noise comes last, its level set against
+    # the signal the listener hears (the SNR of a take is that of its recording, whatever the
+    # room or the level did before).
+    if settings.reverb_rt60 is not None:
+        signal = audio_augment.reverberate(signal, float(rng.uniform(*settings.reverb_rt60)), features.sample_rate,
+                                           rng=rng)
+    if settings.gain_db is not None:
+        signal = audio_augment.gain(signal, float(rng.uniform(*settings.gain_db)))
     if settings.snr_db is not None and np.any(signal):
-        signal = audio_augment.add_noise(signal, float(rng.uniform(*settings.snr_db)), rng=rng)
+        snr_db, noise = float(rng.uniform(*settings.snr_db)), None
+        if settings.noise_colours is not None:
+            colour = settings.noise_colours[int(rng.integers(len(settings.noise_colours)))]
+            noise = audio_augment.coloured_noise(len(signal), colour, rng)
+        signal = audio_augment.add_noise(signal, snr_db, noise=noise, rng=rng)
     o = audio_features.mfcc_options(features.sample_rate, features.n_mfcc, features.preset)
     power = audio_features.power_frames(signal, o)
     alpha = round(float(rng.uniform(*settings.vtlp)), 2) if settings.vtlp is not None else 1.0
@@ -128,6 +189,13 @@ def augmented_features(signal: np.ndarray, features: FeatureSettings, settings: 
         energy = power.sum(axis=-1)
         cepstra[:, 0] = np.log(np.maximum(energy, audio_features.EPS))
     return finish_features(cepstra, features)
+
+
+def _cache_key(settings: AugmentSettings) -> dict:
+    """settings.to_dict() less the levers that are off, so the copies of every recipe cached
+    before the levers existed keep their key (an off lever changes nothing in them)."""
+    values = settings.to_dict()
+    return {k: v for k, v in values.items() if k not in _LEVER_DEFAULTS or v != _LEVER_DEFAULTS[k]}
 
 
 def augmented_copies(fsdd, recordings, features: FeatureSettings, settings: AugmentSettings,
@@ -149,8 +217,8 @@ def augmented_copies(fsdd, recordings, features: FeatureSettings, settings: Augm
         def compute(path, k=k):
             rng = np.random.default_rng([seed, k, zlib.crc32(path.name.encode())])
             signal, _ = audio.load(path, sample_rate=features.sample_rate)
-            return augmented_features(signal, features, settings, rng)
-        described = {"format": 2, "features": features.to_dict(), "augment": settings.to_dict(),
+            return augmented_features(signal, features, settings, rng, k)
+        described = {"format": 2, "features": features.to_dict(), "augment": _cache_key(settings),
                      "seed": seed, "copy": k}
         by_name = {}
         for group in groups:

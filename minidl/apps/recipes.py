@@ -29,6 +29,28 @@ members train as "draws" and "draws" with CMVN, with a warning.
     ensemble   voices + voices_cmvn + trim, their log-probabilities averaged: three models
                that differ in normalisation, voices and schedule, so they err on different
                words of a new voice
+
+Levers (``LEVERS``, issue 13): not steps of the chain, but "trim" with one thing of its
+augmented copy changed, to measure what each kind of augmentation buys on unheard speakers:
+
+    trim_speed   no noise: speed perturbation alone, a factor drawn in 0.9-1.1 (Ko et al., 2015)
+    trim_noise   no speed perturbation: white noise at 0-30 dB SNR alone (multi-condition
+                 training, as Aurora-2: Hirsch & Pearce, 2000)
+    trim_ko      Ko et al.'s (2015) form: the recording and two copies at the fixed speed
+                 factors 0.9 and 1.1, every epoch, no noise
+    trim_pitch   a pitch shift drawn in ±2 semitones that keeps the duration (phase vocoder,
+                 then resampling) in place of the speed perturbation, noise kept: a new
+                 voice's pitch without its tempo (pitch-shift augmentation, as Schlüter &
+                 Grill, 2015, and Salamon & Bello, 2017)
+    trim_gain    + a random gain of -12 to +6 dB in the copy: another speaker's loudness or
+                 microphone (a level change; the only one the log mels see unnormalised is
+                 the energy)
+    trim_reverb  + reverberation in the copy: a synthetic room (a direct path and a Gaussian
+                 tail decaying 60 dB in an RT60 drawn in 0.1-0.6 s, Schroeder's statistical
+                 model), as room simulation in Ko et al., 2017
+    trim_colour  the copy's noise white, pink (1/f) or brown (1/f²), one drawn per copy, at
+                 trim's 0-30 dB SNR: rooms hum and rumble rather than hiss (noise types of
+                 multi-condition training, as the NOISEX-92 set)
 """
 from __future__ import annotations
 
@@ -63,9 +85,24 @@ def _steps() -> dict[str, tuple[FeatureSettings, dict]]:
     # not a step of the chain: "voices" with each utterance normalised by its own statistics,
     # the second member of a two-model ensemble (benchmarks/digits.py --ensemble)
     steps["voices_cmvn"] = (dataclasses.replace(voices[0], normalization="utterance"), voices[1])
+    trim = steps["trim"]
+    for name, change in LEVER_CHANGES.items():
+        steps[name] = (trim[0], {**trim[1], "augmentation": dataclasses.replace(trim[1]["augmentation"], **change)})
     return steps
 
 
+#: what each lever recipe changes in the augmentation of "trim" (the module docstring says why)
+LEVER_CHANGES = {
+    "trim_speed": dict(snr_db=None),
+    "trim_noise": dict(speed=None),
+    "trim_ko": dict(copies=2, snr_db=None, speed_factors=(0.9, 1.1)),
+    "trim_pitch": dict(speed=None, pitch_semitones=(-2.0, 2.0)),
+    "trim_gain": dict(gain_db=(-12.0, 6.0)),
+    "trim_reverb": dict(reverb_rt60=(0.1, 0.6)),
+    "trim_colour": dict(noise_colours=("white", "pink", "brown")),
+}
+#: the lever recipes, each "trim" with one thing changed
+LEVERS = tuple(LEVER_CHANGES)
 RECIPES = _steps()
 #: the ablation's chain, each the one before plus one ingredient
 CHAIN = ("baseline", "trim", "vtlp", "draws", "voices", "specaug")
@@ -100,4 +137,4 @@ def recipe(name: str, **overrides) -> tuple[TrainSettings, FeatureSettings]:
     return TrainSettings(**{**train, **overrides}), features
 
 
-__all__ = ["CHAIN", "ENSEMBLES", "RECIPES", "RECOMMENDED", "members_of", "recipe"]
+__all__ = ["CHAIN", "ENSEMBLES", "LEVERS", "LEVER_CHANGES", "RECIPES", "RECOMMENDED", "members_of", "recipe"]

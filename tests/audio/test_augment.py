@@ -36,6 +36,60 @@ def test_add_noise_has_the_snr_it_says(snr):
     np.testing.assert_allclose(_snr_db(clean[0], mixed), snr, atol=1e-3)
 
 
+@pytest.mark.parametrize("gain_db", [-12.0, -0.5, 0.0, 6.0])
+def test_gain_changes_the_rms_by_its_decibels(gain_db):
+    signal = _tone(batch=2)
+    louder = augment.gain(signal, gain_db)
+    rms = lambda x: np.sqrt((x.astype(np.float64) ** 2).mean(-1))
+    np.testing.assert_allclose(20 * np.log10(rms(louder) / rms(signal)), gain_db, atol=1e-5)
+    assert louder.dtype == signal.dtype and louder.shape == signal.shape
+    with pytest.raises(ValueError, match="gain: gain_db"):
+        augment.gain(signal, float("nan"))
+
+
+@pytest.mark.parametrize("rt60", [0.1, 0.3, 0.6])
+def test_a_room_response_decays_60_db_in_its_rt60(rt60):
+    response = augment.room_impulse_response(rt60, RATE, np.random.default_rng(0))
+    assert response[0] == 1.0 and len(response) == round(rt60 * RATE)
+    tail = response[1:] ** 2
+    np.testing.assert_allclose(tail.sum(), 1.0)                       # 0 dB direct to reverberant
+    # Schroeder's backward integral, in dB; its slope from -5 to -25 dB, times 3, is the RT60
+    decay = 10 * np.log10(np.cumsum(tail[::-1])[::-1] / tail.sum())
+    t5, t25 = np.argmax(decay < -5) / RATE, np.argmax(decay < -25) / RATE
+    assert abs(3 * (t25 - t5) - rt60) < 0.15 * rt60
+
+
+def test_reverberation_keeps_length_and_rms_and_a_longer_room_rings_longer():
+    burst = np.zeros((2, RATE), dtype=np.float32)
+    burst[:, :800] = _tone(samples=800) * np.array([[1.0], [0.3]], dtype=np.float32)  # 0.1 s, then silence
+    rms = lambda x: np.sqrt((x.astype(np.float64) ** 2).mean(-1))
+    tails = []
+    for rt60 in (0.1, 0.3, 0.6):
+        wet = augment.reverberate(burst, rt60, RATE, np.random.default_rng(1))
+        assert wet.shape == burst.shape and wet.dtype == burst.dtype
+        np.testing.assert_allclose(rms(wet), rms(burst), rtol=1e-5)
+        tails.append(float((wet[0, 1600:].astype(np.float64) ** 2).sum() / (wet[0] ** 2).sum()))
+    assert 10 * tails[0] < tails[1] and 10 * tails[1] < tails[2], tails   # energy 0.1 s after the burst
+    np.testing.assert_array_equal(augment.reverberate(np.zeros(100, np.float32), 0.2, RATE), np.zeros(100))
+    with pytest.raises(ValueError, match="rt60 must be > 0"):
+        augment.reverberate(burst, 0.0, RATE)
+
+
+@pytest.mark.parametrize("colour, slope", [("white", 0.0), ("pink", -3.01), ("brown", -6.02)])
+def test_coloured_noise_falls_by_its_decibels_per_octave(colour, slope):
+    from scipy.signal import welch
+    noise = augment.coloured_noise(2 ** 16, colour, np.random.default_rng(0))
+    assert noise.shape == (2 ** 16,) and abs(np.sqrt((noise ** 2).mean()) - 1) < 1e-9
+    hz, power = welch(noise, fs=RATE, nperseg=1024)
+    band = (hz >= 60) & (hz <= 3000)
+    fitted = np.polyfit(np.log2(hz[band]), 10 * np.log10(power[band]), 1)[0]   # dB per octave
+    assert abs(fitted - slope) < 0.5, fitted
+    noisy = augment.add_noise(_tone(), 10.0, noise=noise, rng=np.random.default_rng(1))
+    np.testing.assert_allclose(_snr_db(_tone(), noisy), 10.0, atol=1e-3)
+    with pytest.raises(ValueError, match="colour must be one of"):
+        augment.coloured_noise(100, "blue")
+
+
 def test_add_noise_is_reproducible_and_rejects_silence():
     clean = _tone()
     a = augment.add_noise(clean, 10, rng=np.random.default_rng(5))

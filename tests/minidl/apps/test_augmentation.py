@@ -1,12 +1,14 @@
 """minidl.apps.augmentation: augmented versions of a recording, their cache, and epoch draws."""
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
 import audio
 from minidl.apps import augmentation, digits
-from minidl.apps.augmentation import AugmentSettings, EpochDraws, augmented_copies, augmented_features
+from minidl.apps.augmentation import SPEED_AND_NOISE_COPY, AugmentSettings, EpochDraws, augmented_copies, augmented_features
 from minidl.apps.features import FeatureSettings, signal_features
 from tests.minidl.apps.fake_fsdd import tone
 
@@ -21,7 +23,8 @@ def test_with_every_draw_off_the_chain_is_signal_features(features):
 
 
 @pytest.mark.parametrize("change", [dict(speed=(1.1, 1.1)), dict(snr_db=(10.0, 10.0)), dict(vtlp=(0.9, 0.9)),
-                                    dict(spec_augment=True)])
+                                    dict(spec_augment=True), dict(pitch_semitones=(2.0, 2.0)),
+                                    dict(reverb_rt60=(0.5, 0.5)), dict(snr_db=(10.0, 10.0), noise_colours=("brown",))])
 def test_each_draw_changes_the_features_and_a_seed_repeats_them(change):
     signal, features = tone(5, 1), FeatureSettings()
     settings = AugmentSettings(**{**OFF.to_dict(), **change})
@@ -37,15 +40,109 @@ def test_each_draw_changes_the_features_and_a_seed_repeats_them(change):
 
 
 @pytest.mark.parametrize("bad", [dict(copies=0), dict(copies=True), dict(clean_fraction=1.5),
-                                 dict(speed=(1.2, 1.1)), dict(snr_db=(0, float("nan"))), dict(vtlp=0.9)])
+                                 dict(speed=(1.2, 1.1)), dict(snr_db=(0, float("nan"))), dict(vtlp=0.9),
+                                 dict(speed_factors=()), dict(speed_factors=0.9), dict(speed_factors=(0.9, 3.0)),
+                                 dict(speed_factors=(True,)), dict(pitch_semitones=(2, -2)),
+                                 dict(pitch_semitones=(0, 13)), dict(pitch_semitones=2), dict(gain_db=(-50, 0)),
+                                 dict(gain_db=(6, float("inf"))), dict(gain_db=(3, -3)), dict(reverb_rt60=(0, 0.5)),
+                                 dict(reverb_rt60=(0.1, 5.0)), dict(reverb_rt60=("a", "b")), dict(noise_colours=()),
+                                 dict(noise_colours=("pink", "blue")), dict(noise_colours="pink"),
+                                 dict(noise_colours=("pink",), snr_db=None)])
 def test_settings_refuse_what_cannot_be_drawn(bad):
-    with pytest.raises(ValueError, match="AugmentSettings"):
+    with pytest.raises(ValueError, match=f"AugmentSettings: {next(iter(bad))}"):
         AugmentSettings(**bad)
 
 
+# (settings, features, seed 5, tone(3, 0)) -> shape, sum, sum of squares, sum weighted by
+# index % 7, and the generator's next integer: recorded before the levers existed, so a lever
+# that draws a random number while off (or changes the chain) fails here
+BEFORE_LEVERS = [
+    (SPEED_AND_NOISE_COPY, True, (30, 26), -1865.297729856451, 148845.96485774528, -5407.224214776768,
+     2590317237614093231),
+    (SPEED_AND_NOISE_COPY, False, (38, 26), -2124.438895315303, 155344.628483736, -6552.693000411426,
+     2346268929307154639),
+    (AugmentSettings(), True, (30, 26), -1855.1040630806237, 150237.04848377022, -5373.182207072154,
+     582046924629931952),
+    (AugmentSettings(), False, (38, 26), -2124.438895315303, 155344.628483736, -6552.693000411426,
+     1168981244600846560),
+    (AugmentSettings(spec_augment=True, speed=(0.95, 1.05)), True, (31, 26), -1608.6771484038327,
+     162205.00885401006, -4597.505932691973, 2973986408964027461),
+    (AugmentSettings(spec_augment=True, speed=(0.95, 1.05)), False, (39, 26), -1906.985285407781,
+     147837.43422676038, -5681.761306867484, 1021152503653132095),
+]
+
+
+@pytest.mark.parametrize("settings, trim, shape, total, squares, weighted, next_draw", BEFORE_LEVERS)
+def test_with_the_levers_off_the_copies_are_those_of_before(settings, trim, shape, total, squares, weighted,
+                                                            next_draw):
+    rng = np.random.default_rng(5)
+    x = augmented_features(tone(3, 0), FeatureSettings(trim_db=30.0 if trim else None), settings, rng, 2)
+    x = x.astype(np.float64)
+    assert x.shape == shape
+    weights = np.arange(x.size).reshape(x.shape) % 7
+    np.testing.assert_allclose([x.sum(), (x * x).sum(), (x * weights).sum()], [total, squares, weighted], rtol=1e-6)
+    assert int(rng.integers(2 ** 62)) == next_draw          # the same number of draws, exactly
+
+
+def test_levers_that_are_off_leave_the_cache_key_of_before():
+    settings = AugmentSettings(copies=2)
+    key = augmentation._cache_key(settings)
+    assert set(key) == set(settings.to_dict()) - set(augmentation._LEVER_DEFAULTS)
+    assert "speed_factors" in augmentation._cache_key(AugmentSettings(speed_factors=(1.0,)))
+
+
+def test_speed_factors_give_copy_k_the_factor_k():
+    signal, features = tone(5, 1), FeatureSettings()
+    settings = AugmentSettings(**{**OFF.to_dict(), "speed_factors": (0.9, 1.0, 1.1), "speed": (0.5, 0.5)})
+    for k in range(4):
+        factor = (0.9, 1.0, 1.1)[k % 3]
+        rng = np.random.default_rng(k)
+        got = augmented_features(signal, features, settings, rng, k)
+        expected = signal_features(audio.augment.speed_perturb(signal, factor), features)
+        np.testing.assert_array_equal(got, expected)        # the factor of copy k, not a drawn one
+        assert rng.integers(2 ** 62) == np.random.default_rng(k).integers(2 ** 62)   # nothing drawn
+
+
+def test_a_pitch_shift_keeps_the_duration_and_is_the_drawn_one():
+    signal, features = tone(5, 1), FeatureSettings()
+    settings = AugmentSettings(**{**OFF.to_dict(), "pitch_semitones": (-2.0, 2.0)})
+    drawn = round(float(np.random.default_rng(3).uniform(-2.0, 2.0)), 1)
+    got = augmented_features(signal, features, settings, np.random.default_rng(3))
+    np.testing.assert_array_equal(got, signal_features(audio.augment.pitch_shift(signal, drawn), features))
+    assert drawn != 0 and got.shape == signal_features(signal, features).shape
+
+
+def test_a_gain_is_the_drawn_one_in_the_chain():
+    signal, features = tone(5, 1), FeatureSettings(normalization="none")
+    settings = AugmentSettings(**{**OFF.to_dict(), "gain_db": (-12.0, 6.0)})
+    drawn = float(np.random.default_rng(4).uniform(-12.0, 6.0))
+    got = augmented_features(signal, features, settings, np.random.default_rng(4))
+    expected = signal_features(signal * np.float32(10 ** (drawn / 20)), features)
+    np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-4)
+    assert np.abs(got - signal_features(signal, features)).max() > 0.5     # a level the features see
+
+
+def test_each_copy_draws_a_colour_of_noise():
+    signal, features = tone(5, 1), FeatureSettings()
+    colours = ("white", "brown")
+    settings = AugmentSettings(**{**OFF.to_dict(), "snr_db": (5.0, 5.0), "noise_colours": colours})
+    drawn = set()
+    for seed in range(8):
+        got = augmented_features(signal, features, settings, np.random.default_rng(seed))
+        rng = np.random.default_rng(seed)                  # the chain's draws, in its order
+        snr_db, colour = float(rng.uniform(5.0, 5.0)), colours[int(rng.integers(2))]
+        noise = audio.augment.coloured_noise(len(signal), colour, rng)
+        noisy = audio.augment.add_noise(signal, snr_db, noise=noise, rng=rng)
+        np.testing.assert_array_equal(got, signal_features(noisy, features))
+        drawn.add(colour)
+    assert drawn == set(colours)                           # copies of one file differ in colour
+
+
 def test_settings_round_trip_through_json_values():
-    settings = AugmentSettings(copies=2, vtlp=(0.95, 1.05))
+    settings = AugmentSettings(copies=2, vtlp=(0.95, 1.05), speed_factors=(0.9, 1.1), pitch_semitones=(-1, 2),
+                              gain_db=(-3, 3), reverb_rt60=(0.2, 0.4), noise_colours=("pink", "white"))
     assert AugmentSettings.from_dict(settings.to_dict()) == settings
+    assert AugmentSettings.from_dict(json.loads(json.dumps(settings.to_dict()))) == settings
     with pytest.raises(ValueError, match="unknown"):
         AugmentSettings.from_dict({"pitch": 2})
 
@@ -92,7 +189,7 @@ def test_copies_are_computed_once_per_seed_and_cached(fake_data, monkeypatch):
     settings, features = AugmentSettings(copies=2), FeatureSettings()
     calls = []
     real = augmentation.augmented_features
-    monkeypatch.setattr(augmentation, "augmented_features", lambda *a: calls.append(1) or real(*a))
+    monkeypatch.setattr(augmentation, "augmented_features", lambda *a, **k: calls.append(1) or real(*a, **k))
     first = augmented_copies(fsdd, train, features, settings, seed=0, progress=False)
     computed = len(calls)
     assert computed == 2 * len(fsdd.recordings())                 # every recording, both copies

@@ -5,7 +5,7 @@ import dataclasses
 
 import pytest
 
-from minidl.apps.recipes import CHAIN, ENSEMBLES, RECIPES, RECOMMENDED, members_of, recipe
+from minidl.apps.recipes import CHAIN, ENSEMBLES, LEVERS, RECIPES, RECOMMENDED, members_of, recipe
 
 
 def _differences(before, after):
@@ -20,7 +20,7 @@ def _differences(before, after):
 def test_each_step_adds_one_ingredient():
     names = list(CHAIN)
     assert names == ["baseline", "trim", "vtlp", "draws", "voices", "specaug"]
-    assert set(RECIPES) == {*CHAIN, "voices_cmvn"}
+    assert set(RECIPES) == {*CHAIN, "voices_cmvn", *LEVERS}
     assert _differences(RECIPES["voices"], RECIPES["voices_cmvn"]) == {"normalization"}
     steps = {name: _differences(RECIPES[a], RECIPES[name]) for a, name in zip(names, names[1:])}
     assert steps == {"trim": {"trim_db"}, "vtlp": {"augmentation.vtlp"},
@@ -28,6 +28,20 @@ def test_each_step_adds_one_ingredient():
                                "epochs"},
                      "voices": {"synthetic_voices"},
                      "specaug": {"augmentation.spec_augment"}}
+
+
+def test_each_lever_is_trim_with_the_fields_it_names_changed():
+    expected = {"trim_speed": {"augmentation.snr_db"},
+                "trim_noise": {"augmentation.speed"},
+                "trim_ko": {"augmentation.copies", "augmentation.snr_db", "augmentation.speed_factors"},
+                "trim_pitch": {"augmentation.speed", "augmentation.pitch_semitones"},
+                "trim_gain": {"augmentation.gain_db"},
+                "trim_reverb": {"augmentation.reverb_rt60"},
+                "trim_colour": {"augmentation.noise_colours"}}
+    assert set(LEVERS) == set(expected) and not set(LEVERS) & set(CHAIN)
+    assert {name: _differences(RECIPES["trim"], RECIPES[name]) for name in LEVERS} == expected
+    ko = RECIPES["trim_ko"][1]["augmentation"]
+    assert (ko.copies, ko.speed_factors, ko.snr_db) == (2, (0.9, 1.1), None)
 
 
 def test_the_baseline_is_the_recipe_before_issue_13():
