@@ -1,4 +1,4 @@
-"""Data augmentation: noise at a chosen SNR (white, pink, brown), gain, reverberation, time shift, speed
+"""Data augmentation: noise at a chosen SNR (white, pink, brown), gain, reverberation, band-limiting, time shift, speed
 perturbation, pitch shift, SpecAugment masks.
 
 Every function takes ``rng``, a numpy.random.Generator (None makes a fresh, unseeded one), so
@@ -15,7 +15,7 @@ from functools import lru_cache
 from math import gcd
 
 import numpy as np
-from scipy.signal import fftconvolve, firwin, resample_poly
+from scipy.signal import butter, fftconvolve, firwin, resample_poly, sosfilt
 
 from audio.backend import Array, array_module, to_host
 from audio.features import frame_signal, overlap_add, window
@@ -185,6 +185,33 @@ def reverberate(signal: Array, rt60: float, sample_rate: int, rng: np.random.Gen
     after = np.sqrt((wet ** 2).mean(axis=-1, keepdims=True))
     wet *= np.divide(before, after, out=np.zeros_like(after), where=after > 0)
     return xp.asarray(wet.astype(signal.dtype))
+
+
+def band_limit(signal: Array, low_hz: float, high_hz: float, sample_rate: int, order: int = 4) -> Array:
+    """The signal through a channel that passes only low_hz-high_hz: a Butterworth band-pass of
+    the given order (scipy's butter as second-order sections, run forwards by sosfilt, so it
+    is causal like a real microphone or telephone line). 300-3400 Hz is the telephone band; a
+    cheap microphone rolls off the lows and the highs more gently (a smaller order).
+
+    Args:
+        signal: (samples,) or (batch, samples), float.
+        low_hz: lower edge (-3 dB), 0 < low_hz < high_hz.
+        high_hz: upper edge (-3 dB), below the Nyquist frequency sample_rate / 2.
+        sample_rate: Hz.
+        order: the filter's order per edge, 1-8 (its skirts fall 6·order dB per octave).
+    Returns:
+        Same shape, module and dtype; the level is the channel's (not rescaled).
+    """
+    nyquist = sample_rate / 2
+    if not (np.isfinite(low_hz) and np.isfinite(high_hz) and 0 < low_hz < high_hz < nyquist):
+        raise ValueError(f"band_limit: need 0 < low_hz < high_hz < {nyquist:g} Hz (the Nyquist frequency "
+                         f"of {sample_rate} Hz), got low_hz={low_hz}, high_hz={high_hz}")
+    if isinstance(order, bool) or not isinstance(order, int) or not 1 <= order <= 8:
+        raise ValueError(f"band_limit: order must be an integer in 1-8, got {order!r}")
+    sections = butter(order, [low_hz, high_hz], btype="bandpass", fs=sample_rate, output="sos")
+    xp = array_module(signal)
+    passed = sosfilt(sections, np.asarray(to_host(signal), dtype=np.float64), axis=-1)
+    return xp.asarray(passed.astype(signal.dtype))
 
 
 def time_shift(signal: Array, max_shift: int, rng: np.random.Generator | None = None,

@@ -69,6 +69,10 @@ class AugmentSettings:
             (``audio.augment.reverberate``), or None for no room.
         noise_colours: colours of the noise (keys of ``audio.augment.NOISE_COLOURS``), each copy
             drawing one, at the SNR of ``snr_db``; None: white noise.
+        band_hz: (low_min, low_max, high_min, high_max): a band-pass channel whose lower edge
+            is drawn in low_min-low_max Hz and upper edge in high_min-high_max Hz
+            (``audio.augment.band_limit``, order drawn in 2-4: a telephone line or a cheap
+            microphone), or None for the full band.
         gain_db: (low, high) range of a change of level in dB (``audio.augment.gain``), or
             None for none.
         vtlp: (low, high) range of the VTLP warp factor α, or None for no warp.
@@ -90,6 +94,7 @@ class AugmentSettings:
     gain_db: tuple[float, float] | None = None
     reverb_rt60: tuple[float, float] | None = None
     noise_colours: tuple[str, ...] | None = None
+    band_hz: tuple[float, float, float, float] | None = None
 
     def __post_init__(self):
         if isinstance(self.copies, bool) or not isinstance(self.copies, int) or not 1 <= self.copies <= 64:
@@ -110,6 +115,14 @@ class AugmentSettings:
         object.__setattr__(self, "pitch_semitones", _range("pitch_semitones", self.pitch_semitones, -12.0, 12.0))
         object.__setattr__(self, "gain_db", _range("gain_db", self.gain_db, -40.0, 40.0))
         object.__setattr__(self, "reverb_rt60", _range("reverb_rt60", self.reverb_rt60, 0.01, 3.0))
+        if self.band_hz is not None:
+            edges = self.band_hz
+            if (not isinstance(edges, (tuple, list)) or len(edges) != 4
+                    or not all(isinstance(v, (int, float)) and not isinstance(v, bool) and np.isfinite(v) for v in edges)
+                    or not 0 < edges[0] <= edges[1] < edges[2] <= edges[3]):
+                raise ValueError(f"AugmentSettings: band_hz must be None or (low_min, low_max, high_min, high_max) "
+                                 f"in Hz with 0 < low_min <= low_max < high_min <= high_max, got {edges!r}")
+            object.__setattr__(self, "band_hz", tuple(float(v) for v in edges))
         if self.noise_colours is not None:
             colours = self.noise_colours
             if (not isinstance(colours, (tuple, list)) or not colours
@@ -134,7 +147,8 @@ class AugmentSettings:
         return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in values.items()})
 
 
-_LEVER_DEFAULTS = {"speed_factors": None, "pitch_semitones": None, "gain_db": None, "reverb_rt60": None, "noise_colours": None}
+_LEVER_DEFAULTS = {"speed_factors": None, "pitch_semitones": None, "gain_db": None, "reverb_rt60": None, "noise_colours": None,
+                   "band_hz": None}
 
 #: what ``--augment`` meant before recipes: the clean set plus one copy of each recording with
 #: its speed changed and white noise added (the default of TrainSettings.augmentation)
@@ -167,6 +181,14 @@ def augmented_features(signal: np.ndarray, features: FeatureSettings, settings: 
     if settings.reverb_rt60 is not None:
         signal = audio_augment.reverberate(signal, float(rng.uniform(*settings.reverb_rt60)), features.sample_rate,
                                            rng=rng)
+    if settings.band_hz is not None:
+        low_min, low_max, high_min, high_max = settings.band_hz
+        if high_max >= features.sample_rate / 2:
+            raise ValueError(f"AugmentSettings: band_hz's upper edge {high_max:g} Hz must be below the Nyquist "
+                             f"frequency {features.sample_rate / 2:g} Hz of the features' sample rate")
+        signal = audio_augment.band_limit(signal, float(rng.uniform(low_min, low_max)),
+                                          float(rng.uniform(high_min, high_max)), features.sample_rate,
+                                          order=int(rng.integers(2, 5)))
     if settings.gain_db is not None:
         signal = audio_augment.gain(signal, float(rng.uniform(*settings.gain_db)))
     if settings.snr_db is not None and np.any(signal):

@@ -51,6 +51,9 @@ augmented copy changed, to measure what each kind of augmentation buys on unhear
     trim_colour  the copy's noise white, pink (1/f) or brown (1/f²), one drawn per copy, at
                  trim's 0-30 dB SNR: rooms hum and rumble rather than hiss (noise types of
                  multi-condition training, as the NOISEX-92 set)
+    trim_band    + a band-pass channel in the copy: lower edge drawn in 100-400 Hz, upper in
+                 2.5-3.8 kHz, Butterworth order 2-4 (the telephone band, 300-3400 Hz, and a
+                 cheap microphone's roll-off)
 """
 from __future__ import annotations
 
@@ -100,6 +103,7 @@ LEVER_CHANGES = {
     "trim_gain": dict(gain_db=(-12.0, 6.0)),
     "trim_reverb": dict(reverb_rt60=(0.1, 0.6)),
     "trim_colour": dict(noise_colours=("white", "pink", "brown")),
+    "trim_band": dict(band_hz=(100.0, 400.0, 2500.0, 3800.0)),
 }
 #: the lever recipes, each "trim" with one thing changed
 LEVERS = tuple(LEVER_CHANGES)
