@@ -75,6 +75,31 @@ def test_reverberation_keeps_length_and_rms_and_a_longer_room_rings_longer():
         augment.reverberate(burst, 0.0, RATE)
 
 
+def test_band_limit_passes_the_band_and_stops_what_is_outside_it():
+    seconds = np.arange(RATE) / RATE
+    def gain_db(hz, order=4):
+        wave = np.stack([np.sin(2 * np.pi * hz * seconds), 0.5 * np.sin(2 * np.pi * hz * seconds)]).astype(np.float32)
+        out = augment.band_limit(wave, 300.0, 3400.0, RATE, order=order)
+        assert out.shape == wave.shape and out.dtype == wave.dtype
+        settled = slice(RATE // 4, None)                        # past the filter's start-up
+        return 10 * np.log10((out[:, settled].astype(np.float64) ** 2).mean(-1) / (wave[:, settled] ** 2).mean(-1))
+    np.testing.assert_allclose(gain_db(1000.0), 0.0, atol=0.1)  # mid-band: unchanged, each row alike
+    np.testing.assert_allclose(gain_db(300.0), -3.0, atol=0.3)  # Butterworth edges are -3 dB
+    np.testing.assert_allclose(gain_db(3400.0), -3.0, atol=0.3)
+    assert (gain_db(75.0) < -40).all() and (gain_db(3900.0) < -30).all()   # two octaves below; near Nyquist
+    assert (gain_db(75.0, order=1) > gain_db(75.0, order=4) + 20).all()    # a gentler roll-off
+
+
+@pytest.mark.parametrize("low, high, order, message", [(0.0, 3400.0, 4, "low_hz < high_hz"),
+                                                       (500.0, 400.0, 4, "low_hz < high_hz"),
+                                                       (300.0, 4000.0, 4, "Nyquist frequency of 8000 Hz"),
+                                                       (300.0, 3400.0, 0, "order must be an integer"),
+                                                       (300.0, 3400.0, 2.0, "order must be an integer")])
+def test_band_limit_refuses_edges_outside_the_spectrum(low, high, order, message):
+    with pytest.raises(ValueError, match=message):
+        augment.band_limit(np.zeros(100, np.float32), low, high, RATE, order=order)
+
+
 @pytest.mark.parametrize("colour, slope", [("white", 0.0), ("pink", -3.01), ("brown", -6.02)])
 def test_coloured_noise_falls_by_its_decibels_per_octave(colour, slope):
     from scipy.signal import welch

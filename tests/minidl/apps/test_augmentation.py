@@ -24,7 +24,8 @@ def test_with_every_draw_off_the_chain_is_signal_features(features):
 
 @pytest.mark.parametrize("change", [dict(speed=(1.1, 1.1)), dict(snr_db=(10.0, 10.0)), dict(vtlp=(0.9, 0.9)),
                                     dict(spec_augment=True), dict(pitch_semitones=(2.0, 2.0)),
-                                    dict(reverb_rt60=(0.5, 0.5)), dict(snr_db=(10.0, 10.0), noise_colours=("brown",))])
+                                    dict(reverb_rt60=(0.5, 0.5)), dict(snr_db=(10.0, 10.0), noise_colours=("brown",)),
+                                    dict(band_hz=(400.0, 400.0, 1000.0, 1000.0))])
 def test_each_draw_changes_the_features_and_a_seed_repeats_them(change):
     signal, features = tone(5, 1), FeatureSettings()
     settings = AugmentSettings(**{**OFF.to_dict(), **change})
@@ -47,7 +48,9 @@ def test_each_draw_changes_the_features_and_a_seed_repeats_them(change):
                                  dict(gain_db=(6, float("inf"))), dict(gain_db=(3, -3)), dict(reverb_rt60=(0, 0.5)),
                                  dict(reverb_rt60=(0.1, 5.0)), dict(reverb_rt60=("a", "b")), dict(noise_colours=()),
                                  dict(noise_colours=("pink", "blue")), dict(noise_colours="pink"),
-                                 dict(noise_colours=("pink",), snr_db=None)])
+                                 dict(noise_colours=("pink",), snr_db=None), dict(band_hz=(300, 3400)),
+                                 dict(band_hz=(0, 300, 3000, 3400)), dict(band_hz=(300, 200, 3000, 3400)),
+                                 dict(band_hz=(300, 3500, 3000, 3400)), dict(band_hz=(300, 400, 3000, float("nan")))])
 def test_settings_refuse_what_cannot_be_drawn(bad):
     with pytest.raises(ValueError, match=f"AugmentSettings: {next(iter(bad))}"):
         AugmentSettings(**bad)
@@ -140,7 +143,8 @@ def test_each_copy_draws_a_colour_of_noise():
 
 def test_settings_round_trip_through_json_values():
     settings = AugmentSettings(copies=2, vtlp=(0.95, 1.05), speed_factors=(0.9, 1.1), pitch_semitones=(-1, 2),
-                              gain_db=(-3, 3), reverb_rt60=(0.2, 0.4), noise_colours=("pink", "white"))
+                              gain_db=(-3, 3), reverb_rt60=(0.2, 0.4), noise_colours=("pink", "white"),
+                              band_hz=(200, 300, 3000, 3500))
     assert AugmentSettings.from_dict(settings.to_dict()) == settings
     assert AugmentSettings.from_dict(json.loads(json.dumps(settings.to_dict()))) == settings
     with pytest.raises(ValueError, match="unknown"):
@@ -217,3 +221,9 @@ def test_augment_alone_still_means_one_speed_and_noise_copy():
     assert settings == augmentation.SPEED_AND_NOISE_COPY
     assert (settings.copies, settings.epoch_draws, settings.vtlp, settings.speed, settings.snr_db) == \
         (1, False, None, (0.9, 1.1), (0.0, 30.0))
+
+
+def test_a_band_above_the_nyquist_frequency_is_refused_by_name():
+    settings = AugmentSettings(**{**OFF.to_dict(), "band_hz": (300.0, 300.0, 3500.0, 4000.0)})
+    with pytest.raises(ValueError, match="band_hz's upper edge 4000 Hz must be below the Nyquist frequency 4000"):
+        augmented_features(tone(3, 0), FeatureSettings(), settings, np.random.default_rng(0))
