@@ -54,6 +54,8 @@ augmented copy changed, to measure what each kind of augmentation buys on unhear
     trim_band    + a band-pass channel in the copy: lower edge drawn in 100-400 Hz, upper in
                  2.5-3.8 kHz, Butterworth order 2-4 (the telephone band, 300-3400 Hz, and a
                  cheap microphone's roll-off)
+    trim_channel the three channel levers together (trim_reverb's room, then trim_band's
+                 band-pass, then trim_gain's level): a new room, microphone and recorder at once
 """
 from __future__ import annotations
 
@@ -104,6 +106,7 @@ LEVER_CHANGES = {
     "trim_reverb": dict(reverb_rt60=(0.1, 0.6)),
     "trim_colour": dict(noise_colours=("white", "pink", "brown")),
     "trim_band": dict(band_hz=(100.0, 400.0, 2500.0, 3800.0)),
+    "trim_channel": dict(band_hz=(100.0, 400.0, 2500.0, 3800.0), gain_db=(-12.0, 6.0), reverb_rt60=(0.1, 0.6)),
 }
 #: the lever recipes, each "trim" with one thing changed
 LEVERS = tuple(LEVER_CHANGES)

@@ -38,7 +38,8 @@ def test_each_lever_is_trim_with_the_fields_it_names_changed():
                 "trim_gain": {"augmentation.gain_db"},
                 "trim_reverb": {"augmentation.reverb_rt60"},
                 "trim_colour": {"augmentation.noise_colours"},
-                "trim_band": {"augmentation.band_hz"}}
+                "trim_band": {"augmentation.band_hz"},
+                "trim_channel": {"augmentation.band_hz", "augmentation.gain_db", "augmentation.reverb_rt60"}}
     assert set(LEVERS) == set(expected) and not set(LEVERS) & set(CHAIN)
     assert {name: _differences(RECIPES["trim"], RECIPES[name]) for name in LEVERS} == expected
     ko = RECIPES["trim_ko"][1]["augmentation"]
