@@ -1,5 +1,5 @@
 """The fused LSTM: agreement with its reference cell, gradient checks, masks, go_backwards,
-float32, 1,000 steps without recursion, memory, bad input, and its CUDA steps (compiled for the
+float32 (saturated gates exact and silent), 1,000 steps without recursion, memory, bad input, and its CUDA steps (compiled for the
 CPU here; on a GPU, CuPy against NumPy)."""
 import sys
 
@@ -57,6 +57,28 @@ def test_lstm_go_backwards_processes_steps_last_to_first():
     backward, h_b, c_b = lstm(*[Tensor(a) for a in arrays], go_backwards=True)
     np.testing.assert_allclose(backward.data, forward.data, atol=1e-12)  # outputs in processed order
     np.testing.assert_allclose(h_b.data, h.data, atol=1e-12)
+
+
+def test_lstm_saturated_gates_are_exact_and_warn_nothing(recwarn):
+    # the fused forward computes σ(z) = 1/(1 + e^(-z)) and tanh(z) = 2σ(2z) - 1: pre-activations
+    # far past float32's exp range (e^(-z) = inf) must give the exact limits 0 and ±1, silently
+    arrays = make_inputs("lstm", dtype=np.float32)
+    arrays[3] = arrays[3] * 1e3  # kernel: |z| in the thousands
+    outputs, h, c = lstm(*[Tensor(a) for a in arrays])
+    ref_outputs, ref_h, ref_c = lstm_reference(*[Tensor(a.astype(np.float64)) for a in arrays])
+    assert not [w for w in recwarn if issubclass(w.category, RuntimeWarning)]
+    assert np.isfinite(outputs.data).all() and np.isfinite(c.data).all()
+    np.testing.assert_allclose(outputs.data, ref_outputs.data, atol=1e-5)
+    np.testing.assert_allclose(c.data, ref_c.data, rtol=1e-5, atol=1e-4)
+
+
+def test_lstm_float32_matches_float64_reference():
+    # float32 gates through exp lose at most a few float32 ulps against the float64 reference
+    arrays = make_inputs("lstm", steps=20)
+    outputs, h, c = lstm(*[Tensor(a.astype(np.float32)) for a in arrays])
+    ref_outputs, ref_h, ref_c = lstm_reference(*[Tensor(a) for a in arrays])
+    np.testing.assert_allclose(outputs.data, ref_outputs.data, atol=2e-6)
+    np.testing.assert_allclose(c.data, ref_c.data, atol=2e-6)
 
 
 def test_lstm_float32_stays_float32():
