@@ -1,6 +1,6 @@
 """The fused LSTM: agreement with its reference cell, gradient checks, masks, go_backwards,
-float32 (saturated gates exact and silent), 1,000 steps without recursion, memory, bad input, and its CUDA steps (compiled for the
-CPU here; on a GPU, CuPy against NumPy)."""
+float32 (saturated gates exact and silent), 1,000 steps without recursion, memory, bad input,
+and its CUDA steps (compiled for the CPU here; on a GPU, CuPy against NumPy)."""
 import sys
 
 import numpy as np
