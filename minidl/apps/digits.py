@@ -7,13 +7,15 @@ The whole path from a WAV file to a digit, in reading order:
 
 The features come from ``minidl.apps.features``; by default each coefficient is standardised
 over every training frame by the model's own Normalization layer (``adapt_normalization``).
-Three models share that front end (``build_model``):
+Four models share that front end (``build_model``):
 
     cnn    MFCCs padded or cut to a fixed number of frames, seen as a (frames, 26, 1) image:
            Conv2D -> MaxPooling2D -> Conv2D -> MaxPooling2D -> Flatten -> Dense -> softmax
     lstm   every frame of the recording, padded per batch and masked:
            Masking -> LSTM (sequences) -> Dropout -> LSTM -> Dropout -> Dense softmax
     crnn   Masking -> Conv1D ('same', passes the mask on) -> Bidirectional GRU -> Dense softmax
+    gapcnn Masking -> Conv1D -> Conv1D -> GlobalMaxPooling1D (over the real frames only)
+           -> Dropout -> Dense softmax: where the word sits in the clip cannot matter
 
 A training run is load_data -> build -> adapt_normalization -> fit_model -> write_report ->
 plot_report (``train`` runs them in that order; ``examples/digits_*.py`` tell the same story
@@ -45,11 +47,11 @@ from minidl.callbacks import History
 from minidl.saving import read_metadata
 
 LABELS = [str(d) for d in range(10)]
-MODEL_KINDS = ("cnn", "lstm", "crnn")
+MODEL_KINDS = ("cnn", "lstm", "crnn", "gapcnn")
 TASK = "fsdd-digits"   # the metadata's "task": what Recogniser accepts
 # Epochs per model: the CNN gains about a point from 15 to 25 (benchmarks/digits.py --only minidl:cnn
 # --epochs 15 measures it against the default).
-DEFAULT_EPOCHS = {"cnn": 25, "lstm": 15, "crnn": 15}
+DEFAULT_EPOCHS = {"cnn": 25, "lstm": 15, "crnn": 15, "gapcnn": 15}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -102,6 +104,34 @@ def build_crnn(n_features: int, classes: int = 10, filters: int = 64, units: int
     ], name="digits_crnn")
 
 
+def build_gapcnn(n_features: int, classes: int = 10, filters: int = 64, normalize: bool = True) -> dl.Sequential:
+    """Two convolutions over time, then the maximum of each filter over the whole clip.
+
+    A digit is the same digit wherever it sits in the recording, after however much silence
+    or padding: the model should not have to learn that. The convolutions share their weights
+    across time, so a pattern gives the same responses at any frame, and the global maximum
+    keeps only whether (and how strongly) each of the ``filters`` patterns occurred, not where:
+    the time-shift invariance of the time-delay neural network (Waibel et al., 1989) and the
+    max-over-time pooling of Collobert et al. (2011). Masking's mask rides through
+    Normalization and both Conv1D to GlobalMaxPooling1D, so padded frames never win the
+    maximum. Each filter sees 9 frames (two kernels of 5), about 90 ms of 10 ms hops.
+
+    The last 4 real frames of a padded utterance still see padding inside their windows (its
+    normalised value, -mean/std, where an unpadded one sees the convolution's zeros; Conv1D's
+    docstring): their outputs, and so the prediction, can move a little with the batch an
+    utterance is padded in, as the CRNN's do.
+
+    Input (batch, frames, n_features), zero-padded; output (batch, classes) probabilities.
+    """
+    return dl.Sequential([layers.Input((None, n_features)), layers.Masking(0.0)] + normalizer(normalize) + [
+        layers.Conv1D(filters, 5, padding="same", activation="relu"),
+        layers.Conv1D(filters, 5, padding="same", activation="relu"),
+        layers.GlobalMaxPooling1D(),
+        layers.Dropout(0.2),
+        layers.Dense(classes, activation="softmax"),
+    ], name="digits_gapcnn")
+
+
 def normalizer(normalize: bool) -> list:
     """[a Normalization layer] to adapt on the training frames (adapt_normalization), or []."""
     return [layers.Normalization(axis=-1, name="feature_normalization")] if normalize else []
@@ -119,6 +149,8 @@ def build_model(kind: str, features: FeatureSettings, frames: int | None = None)
         return build_lstm(features.n_features, normalize=normalize)
     if kind == "crnn":
         return build_crnn(features.n_features, normalize=normalize)
+    if kind == "gapcnn":
+        return build_gapcnn(features.n_features, normalize=normalize)
     raise ValueError(f"unknown model {kind!r}; choose one of {', '.join(MODEL_KINDS)}")
 
 
@@ -144,7 +176,8 @@ def fit_model(kind: str, model: dl.Sequential, train_x, train_y, settings: Train
               frames: int | None, verbose: int = 1, copies: list[list[np.ndarray]] | None = None) -> History:
     """Adam on sparse cross-entropy; 10% of the (shuffled) training data held out for the curves.
 
-    The CNN gets fixed-length arrays; the recurrent models PaddedBatches of similar lengths.
+    The CNN gets fixed-length arrays; the variable-length models (lstm, crnn, gapcnn) PaddedBatches
+    of similar lengths.
     ``copies`` (augmented versions of each training recording, see augmented_copies) are heard
     as ``settings.augmentation`` says: one version per recording per epoch (EpochDraws), or the
     clean set and every copy each epoch. The held-out 10% stays clean.

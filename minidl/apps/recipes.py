@@ -30,8 +30,9 @@ members train as "draws" and "draws" with CMVN, with a warning.
                that differ in normalisation, voices and schedule, so they err on different
                words of a new voice
 
-Levers (``LEVERS``, issue 13): not steps of the chain, but "trim" with one thing of its
-augmented copy changed, to measure what each kind of augmentation buys on unheard speakers:
+Levers (``LEVERS``, issue 13): not steps of the chain, but "trim" with one thing changed, to
+measure what each buys on unheard speakers. Most change one thing of its augmented copy
+(``LEVER_CHANGES``), to measure each kind of augmentation:
 
     trim_speed   no noise: speed perturbation alone, a factor drawn in 0.9-1.1 (Ko et al., 2015)
     trim_noise   no speed perturbation: white noise at 0-30 dB SNR alone (multi-condition
@@ -56,6 +57,13 @@ augmented copy changed, to measure what each kind of augmentation buys on unhear
                  cheap microphone's roll-off)
     trim_channel the three channel levers together (trim_reverb's room, then trim_band's
                  band-pass, then trim_gain's level): a new room, microphone and recorder at once
+
+One lever changes the model rather than the augmentation (``MODEL_LEVERS``):
+
+    trim_gap     the GAP-CNN (``digits.build_gapcnn``: two Conv1D, then the maximum of each
+                 filter over the clip's real frames) in place of the CRNN: a model that cannot
+                 care where in the clip the word sits (time-shift invariance, as the TDNN of
+                 Waibel et al., 1989); the same features, copy and 15 epochs
 """
 from __future__ import annotations
 
@@ -93,6 +101,8 @@ def _steps() -> dict[str, tuple[FeatureSettings, dict]]:
     trim = steps["trim"]
     for name, change in LEVER_CHANGES.items():
         steps[name] = (trim[0], {**trim[1], "augmentation": dataclasses.replace(trim[1]["augmentation"], **change)})
+    for name, change in MODEL_LEVERS.items():
+        steps[name] = (trim[0], {**trim[1], **change})
     return steps
 
 
@@ -108,8 +118,12 @@ LEVER_CHANGES = {
     "trim_band": dict(band_hz=(100.0, 400.0, 2500.0, 3800.0)),
     "trim_channel": dict(band_hz=(100.0, 400.0, 2500.0, 3800.0), gain_db=(-12.0, 6.0), reverb_rt60=(0.1, 0.6)),
 }
+#: what each lever recipe changes in the TrainSettings of "trim" other than its augmentation
+MODEL_LEVERS = {
+    "trim_gap": dict(model="gapcnn"),
+}
 #: the lever recipes, each "trim" with one thing changed
-LEVERS = tuple(LEVER_CHANGES)
+LEVERS = (*LEVER_CHANGES, *MODEL_LEVERS)
 RECIPES = _steps()
 #: the ablation's chain, each the one before plus one ingredient
 CHAIN = ("baseline", "trim", "vtlp", "draws", "voices", "specaug")
@@ -144,4 +158,5 @@ def recipe(name: str, **overrides) -> tuple[TrainSettings, FeatureSettings]:
     return TrainSettings(**{**train, **overrides}), features
 
 
-__all__ = ["CHAIN", "ENSEMBLES", "LEVERS", "LEVER_CHANGES", "RECIPES", "RECOMMENDED", "members_of", "recipe"]
+__all__ = ["CHAIN", "ENSEMBLES", "LEVERS", "LEVER_CHANGES", "MODEL_LEVERS", "RECIPES", "RECOMMENDED", "members_of",
+           "recipe"]

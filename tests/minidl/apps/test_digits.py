@@ -1,4 +1,4 @@
-"""minidl.apps.digits: data shaping, the three models, a training run's files, the Recogniser."""
+"""minidl.apps.digits: data shaping, the four models, a training run's files, the Recogniser."""
 from __future__ import annotations
 
 import json
@@ -28,14 +28,81 @@ def test_cnn_run_writes_every_file_and_learns_the_tones(trained_cnn):
     assert len(metrics["history"]["loss"]) == 12 and "val_accuracy" in metrics["history"]
 
 
-@pytest.mark.parametrize("kind", ["lstm", "crnn"])
-def test_recurrent_models_train_end_to_end(kind, fake_data, tmp_path):
+@pytest.mark.parametrize("kind", ["lstm", "crnn", "gapcnn"])
+def test_variable_length_models_train_end_to_end(kind, fake_data, tmp_path):
     settings = digits.TrainSettings(model=kind, epochs=1)
     metrics = digits.train(settings, tmp_path, fsdd=audio.fsdd.FSDD(fake_data), verbose=0)
     saved = json.loads((tmp_path / "metrics.json").read_text())
     assert METRIC_FIELDS <= set(saved) and saved["model"] == kind and saved["frames"] is None
     assert saved["test_accuracy"] == metrics["test_accuracy"]
     assert 0.0 <= metrics["test_accuracy"] <= 1.0
+    recogniser = digits.Recogniser(tmp_path / "model.npz")   # the saved file loads and predicts
+    assert recogniser.kind == kind and recogniser.frames is None
+    label, probability = recogniser.classify(tone(3, 0, seed=1))
+    assert label in digits.LABELS and 0 < probability <= 1
+
+
+def test_gapcnn_maps_any_length_to_ten_probabilities():
+    model = digits.build_model("gapcnn", FeatureSettings())
+    assert [type(layer).__name__ for layer in model.layers] == [
+        "Masking", "Normalization", "Conv1D", "Conv1D", "GlobalMaxPooling1D", "Dropout", "Dense"]
+    rng = np.random.default_rng(0)
+    for frames in (5, 40):
+        p = model.predict(rng.normal(size=(3, frames, 26)).astype(np.float32))
+        assert p.shape == (3, 10)
+        np.testing.assert_allclose(p.sum(axis=1), 1.0, rtol=1e-5)
+    # 26·5·64 + 64 and 64·5·64 + 64 for the convolutions, 64·10 + 10 for the classifier
+    assert sum(int(np.prod(w.shape)) for w in model.trainable_weights) == 8384 + 20544 + 650
+
+
+def _pattern_clips(rng, n: int, length: int = 12):
+    """n clips of two classes of (length, 26) frames: class 1 has a loud bump in coefficients
+    0-3 in its middle 4 frames, class 0 in coefficients 10-13; low noise elsewhere, so every
+    frame is real (no frame is all zeros)."""
+    clips, labels = [], rng.integers(0, 2, n)
+    for label in labels:
+        clip = rng.normal(0.0, 0.1, size=(length, 26)).astype(np.float32)
+        first = 0 if label == 1 else 10
+        clip[length // 2 - 2:length // 2 + 2, first:first + 4] += 3.0
+        clips.append(clip)
+    return clips, labels
+
+
+def _in_silence(clip: np.ndarray, before: int, after: int) -> np.ndarray:
+    """``clip`` with ``before`` and ``after`` all-zero frames around it (what Masking masks)."""
+    return np.pad(clip, ((before, after), (0, 0)))
+
+
+def test_gapcnn_learns_and_does_not_care_where_the_pattern_sits_in_the_padding():
+    dl.random.seed(0)
+    rng = np.random.default_rng(0)
+    train_x, train_y = _pattern_clips(rng, 96)
+    model = digits.build_model("gapcnn", FeatureSettings())
+    digits.adapt_normalization(model, train_x)
+    settings = digits.TrainSettings(model="gapcnn", epochs=6, batch_size=16, seed=0)
+    history = digits.fit_model("gapcnn", model, train_x, train_y, settings, None, verbose=0)
+    assert history.history["loss"][-1] < 0.5 * history.history["loss"][0]
+    test_x, test_y = _pattern_clips(rng, 20)
+    assert np.mean(digits.predict_probabilities("gapcnn", model, test_x, None).argmax(1) == test_y) >= 0.9
+
+    # the same clip 4 frames from either end of a short clip, and deep inside a long one:
+    # every real frame sees the same values in its 9-frame field, and the rest is padding
+    clip = test_x[0]
+    short, long = _in_silence(clip, 4, 4), _in_silence(clip, 37, 41)
+    p_short, p_long = (model.predict(x[None]) for x in (short, long))
+    np.testing.assert_allclose(p_short, p_long, rtol=1e-5, atol=1e-6)
+
+    # that holds because the mask reaches the pooling: without it the long clip's padding
+    # frames (which the short one lacks) would win some filter's maximum
+    x = dl.Tensor(long[None])
+    for layer in model.layers[:4]:
+        x = layer(x)
+    real = (np.arange(len(long)) >= 37) & (np.arange(len(long)) < 37 + len(clip))
+    np.testing.assert_array_equal(x.mask[0], real)
+    frames = x.numpy()[0]
+    pooled = model.layers[4](x).numpy()[0]
+    np.testing.assert_allclose(pooled, frames[real].max(axis=0), rtol=1e-6)
+    assert np.any(frames.max(axis=0) > pooled + 1e-3)
 
 
 def test_same_seed_gives_the_same_model_and_accuracy(fake_data, tmp_path):
@@ -109,7 +176,7 @@ def test_build_model_normalises_in_the_model_only_for_global_features(kind):
 
 
 def test_build_model_names_the_kinds_it_knows():
-    with pytest.raises(ValueError, match="unknown model 'rnn'; choose one of cnn, lstm, crnn"):
+    with pytest.raises(ValueError, match="unknown model 'rnn'; choose one of cnn, lstm, crnn, gapcnn"):
         digits.build_model("rnn", FeatureSettings())
 
 

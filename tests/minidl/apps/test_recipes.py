@@ -5,7 +5,7 @@ import dataclasses
 
 import pytest
 
-from minidl.apps.recipes import CHAIN, ENSEMBLES, LEVERS, RECIPES, RECOMMENDED, members_of, recipe
+from minidl.apps.recipes import CHAIN, ENSEMBLES, LEVERS, MODEL_LEVERS, RECIPES, RECOMMENDED, members_of, recipe
 
 
 def _differences(before, after):
@@ -39,11 +39,21 @@ def test_each_lever_is_trim_with_the_fields_it_names_changed():
                 "trim_reverb": {"augmentation.reverb_rt60"},
                 "trim_colour": {"augmentation.noise_colours"},
                 "trim_band": {"augmentation.band_hz"},
-                "trim_channel": {"augmentation.band_hz", "augmentation.gain_db", "augmentation.reverb_rt60"}}
+                "trim_channel": {"augmentation.band_hz", "augmentation.gain_db", "augmentation.reverb_rt60"},
+                "trim_gap": {"model"}}
     assert set(LEVERS) == set(expected) and not set(LEVERS) & set(CHAIN)
     assert {name: _differences(RECIPES["trim"], RECIPES[name]) for name in LEVERS} == expected
     ko = RECIPES["trim_ko"][1]["augmentation"]
     assert (ko.copies, ko.speed_factors, ko.snr_db) == (2, (0.9, 1.1), None)
+
+
+def test_trim_gap_is_trim_trained_by_the_gapcnn():
+    assert set(MODEL_LEVERS) == {"trim_gap"} and set(MODEL_LEVERS) <= set(LEVERS)
+    gap, trim = recipe("trim_gap", seed=2), recipe("trim", seed=2)
+    assert gap[1] == trim[1] and gap[1].trim_db == 30.0
+    assert (gap[0].model, trim[0].model) == ("gapcnn", "crnn")
+    assert dataclasses.replace(gap[0], model="crnn") == trim[0]
+    assert gap[0].epochs == 15 and gap[0].augment
 
 
 def test_the_baseline_is_the_recipe_before_issue_13():
