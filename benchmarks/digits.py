@@ -10,6 +10,8 @@
                                                        # their Keras anchors (benchmarks/digits_keras.py)
     python benchmarks/digits.py --ensemble voices voices_cmvn --seeds 1 2 3   # the two recipes' models together
     python benchmarks/digits.py --ensemble ensemble --seeds 4 5 6     # the recommended ensemble's members together
+    python benchmarks/digits.py --tta trim --seeds 1 2 3    # the trim runs' models, each test recording also
+                                                       # heard at speed 0.9 and 1.1 (minidl.apps.tta)
     python benchmarks/digits.py --noise [--model runs/demo]   # examples/digits_noise.py -> results/noise.json
     python benchmarks/digits.py --ctc                  # examples/connected_digits_ctc.py -> results/connected_digits.json
 
@@ -212,6 +214,43 @@ def run_ensemble(names: list[str], seeds: list[int]) -> None:
                   f"(members {', '.join(f'{100 * a:.1f}%' for a in record['members'].values())})", flush=True)
 
 
+def run_tta(name: str, seeds: list[int]) -> None:
+    """Every held-out-speaker fold of each seed, scored with test-time augmentation
+    (minidl.apps.tta: the clean recording and its speed-0.9 and 1.1 versions, their
+    log-probabilities averaged) by the model the ``--recipe name`` run of that seed saved; one
+    record per fold, its recipe "name+tta", the same model's plain accuracy beside it."""
+    import minidl  # noqa: PLC0415
+    from audio.fsdd import FSDD  # noqa: PLC0415
+    import numpy as np  # noqa: PLC0415
+    from minidl.apps import digits, tta  # noqa: PLC0415
+    from minidl.apps.ensemble import COMBINE  # noqa: PLC0415
+    fsdd = FSDD()
+    for seed in seeds:
+        for held_out in fsdd.speakers():
+            _, test = fsdd.split("speaker", held_out=held_out)
+            digit = np.array([r.digit for r in test])
+            folder = ROOT / "runs" / "benchmark" / f"recipe_{name}_speaker_{held_out}_{seed}"
+            trained = json.loads((folder / "metrics.json").read_text())
+            versions = tta.version_probabilities(digits.Recogniser(folder / "model.npz"), fsdd, test,
+                                                 tta.SPEEDS, progress=False)
+            alone = {f"{factor:g}": float(np.mean(p.argmax(axis=1) == digit))   # each version on its own
+                     for factor, p in zip(tta.SPEEDS, versions)}
+            if alone["1"] != trained["test_accuracy"]:
+                raise RuntimeError(f"{folder}: the clean recordings score {alone['1']}, but the run measured "
+                                   f"{trained['test_accuracy']}: the model or the features changed since")
+            accuracy = float(np.mean(tta.combine_versions(versions).argmax(axis=1) == digit))
+            record = {"name": "fsdd_digits", "library": "minidl", "model": trained["model"],
+                      "recipe": f"{name}+tta", "split": "speaker", "held_out": held_out, "combine": COMBINE,
+                      "speeds": list(tta.SPEEDS), "epochs": trained["settings"]["epochs"], "seed": seed,
+                      "version": minidl.__version__, "test_accuracy": accuracy,
+                      "plain_accuracy": trained["test_accuracy"], "version_accuracies": alone,
+                      "training_seconds": trained["training_seconds"]}
+            save([record])
+            print(f"{record['recipe']} speaker {held_out:9s} seed {seed}: {100 * accuracy:.2f}% (plain "
+                  f"{100 * record['plain_accuracy']:.2f}%; alone at speed "
+                  f"{', '.join(f'{k}: {100 * a:.1f}%' for k, a in alone.items())})", flush=True)
+
+
 def run_in_subprocess(library, model, split, held_out, epochs, seed, augment=False) -> dict:
     command = [sys.executable, __file__, "--worker", library, model, split, held_out or "-", str(epochs), str(seed),
                "augment" if augment else "plain"]
@@ -280,7 +319,12 @@ def main(argv=None) -> None:
     parser.add_argument("--ensemble", nargs="+", default=None,
                         help="recipes whose saved held-out-speaker models (--recipe runs, same seeds) are "
                              "scored together, by their mean probabilities")
+    parser.add_argument("--tta", default=None, metavar="RECIPE",
+                        help="score the recipe's saved held-out-speaker models (--recipe runs, same seeds) with "
+                             "test-time augmentation: each recording clean and at speed 0.9 and 1.1")
     args = parser.parse_args(argv)
+    if args.tta:
+        return run_tta(args.tta, args.seeds)
     if args.ensemble:
         return run_ensemble(args.ensemble, args.seeds)
     if args.recipe and args.library == "keras":

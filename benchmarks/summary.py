@@ -88,7 +88,8 @@ def digits_section() -> list[str]:
 RECIPE_ORDER = ("baseline", "trim", "vtlp", "draws", "voices", "specaug",   # minidl.apps.recipes.CHAIN
                 "voices_cmvn", "voices+voices_cmvn", "ensemble",
                 "trim_speed", "trim_noise", "trim_ko", "trim_pitch", "trim_gain",  # recipes.LEVERS
-                "trim_reverb", "trim_colour", "trim_band", "trim_channel", "trim_gap")
+                "trim_reverb", "trim_colour", "trim_band", "trim_channel", "trim_gap",
+                "trim+tta")   # trim's models with test-time augmentation (minidl.apps.tta)
 #: seeds that chose the recipes (and report the ablation), and the fresh ones that report the choice
 SEED_BLOCKS = (("1-3", (1, 2, 3)), ("4-6", (4, 5, 6)))
 
