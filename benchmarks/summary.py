@@ -86,7 +86,7 @@ def digits_section() -> list[str]:
 
 
 RECIPE_ORDER = ("baseline", "trim", "vtlp", "draws", "voices", "specaug",   # minidl.apps.recipes.CHAIN
-                "voices_cmvn", "voices+voices_cmvn", "ensemble",
+                "voices_cmvn", "voices+voices_cmvn", "ensemble", "trim+trim_gap",
                 "trim_speed", "trim_noise", "trim_ko", "trim_pitch", "trim_gain",  # recipes.LEVERS
                 "trim_reverb", "trim_colour", "trim_band", "trim_channel", "trim_gap",
                 "trim+tta")   # trim's models with test-time augmentation (minidl.apps.tta)
