@@ -88,7 +88,8 @@ def digits_section() -> list[str]:
 RECIPE_ORDER = ("baseline", "trim", "vtlp", "draws", "voices", "specaug",   # minidl.apps.recipes.CHAIN
                 "voices_cmvn", "voices+voices_cmvn", "ensemble",
                 "trim_speed", "trim_noise", "trim_ko", "trim_pitch", "trim_gain",  # recipes.LEVERS
-                "trim_reverb", "trim_colour", "trim_band", "trim_channel")
+                "trim_reverb", "trim_colour", "trim_band", "trim_channel",
+                "trim_logmel")                                                     # recipes.FEATURE_LEVERS
 #: seeds that chose the recipes (and report the ablation), and the fresh ones that report the choice
 SEED_BLOCKS = (("1-3", (1, 2, 3)), ("4-6", (4, 5, 6)))
 
@@ -130,7 +131,8 @@ def ablation_section() -> list[str]:
            "perturbation alone, noise alone, Ko et al.'s fixed speed factors, a pitch shift in place of the speed "
            "change, a random gain, a synthetic room, noise of three colours, a band-pass channel (edges drawn in "
            "100-400 Hz and 2.5-3.8 kHz: a telephone line, a cheap microphone), and `trim_channel` the room, band-pass "
-           "and gain together; compare them with `trim` 1-3.", "",
+           "and gain together; `trim_logmel` (`recipes.FEATURE_LEVERS`) is `trim` on the 26 log mel energies "
+           "(+ deltas) in place of the 13 MFCCs; compare them with `trim` 1-3.", "",
            "| recipe | seeds | mean (seed range) | worst speaker | " + " | ".join(speakers) + " |",
            "|---" * (4 + len(speakers)) + "|"]
     def order(label: str) -> tuple[int, bool]:  # the chain's order; a recipe's Keras anchor right below it

@@ -56,6 +56,14 @@ augmented copy changed, to measure what each kind of augmentation buys on unhear
                  cheap microphone's roll-off)
     trim_channel the three channel levers together (trim_reverb's room, then trim_band's
                  band-pass, then trim_gain's level): a new room, microphone and recorder at once
+
+Feature levers (``FEATURE_LEVERS``): "trim" with one thing of its features changed, its
+augmentation and everything else kept:
+
+    trim_logmel  the 26 log mel-filterbank energies (+ deltas: 52 per frame) in place of the
+                 13 MFCCs (+ deltas: 26): the MFCC chain stopped before its DCT
+                 (FeatureSettings.kind = "logmel"); filterbank inputs beat MFCCs for neural
+                 acoustic models in Mohamed, Hinton & Penn, 2012
 """
 from __future__ import annotations
 
@@ -93,6 +101,8 @@ def _steps() -> dict[str, tuple[FeatureSettings, dict]]:
     trim = steps["trim"]
     for name, change in LEVER_CHANGES.items():
         steps[name] = (trim[0], {**trim[1], "augmentation": dataclasses.replace(trim[1]["augmentation"], **change)})
+    for name, change in FEATURE_LEVERS.items():
+        steps[name] = (dataclasses.replace(trim[0], **change), dict(trim[1]))
     return steps
 
 
@@ -110,6 +120,11 @@ LEVER_CHANGES = {
 }
 #: the lever recipes, each "trim" with one thing changed
 LEVERS = tuple(LEVER_CHANGES)
+#: what each feature lever changes in the FeatureSettings of "trim" (not its augmentation, so
+#: LEVERS and LEVER_CHANGES stay the augmentation levers); the module docstring says why
+FEATURE_LEVERS = {
+    "trim_logmel": dict(kind="logmel"),
+}
 RECIPES = _steps()
 #: the ablation's chain, each the one before plus one ingredient
 CHAIN = ("baseline", "trim", "vtlp", "draws", "voices", "specaug")
@@ -144,4 +159,5 @@ def recipe(name: str, **overrides) -> tuple[TrainSettings, FeatureSettings]:
     return TrainSettings(**{**train, **overrides}), features
 
 
-__all__ = ["CHAIN", "ENSEMBLES", "LEVERS", "LEVER_CHANGES", "RECIPES", "RECOMMENDED", "members_of", "recipe"]
+__all__ = ["CHAIN", "ENSEMBLES", "FEATURE_LEVERS", "LEVERS", "LEVER_CHANGES", "RECIPES", "RECOMMENDED", "members_of",
+           "recipe"]

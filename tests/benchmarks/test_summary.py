@@ -21,3 +21,11 @@ def test_keras_anchor_rows_are_their_own_and_sit_below_their_recipe(monkeypatch)
     assert table[0].split(" | ")[2].startswith("80.0%")
     assert table[1].split(" | ")[2].startswith("50.0%")
     assert table[2].split(" | ")[2].startswith("10.0%")
+
+
+def test_every_recipe_has_its_place_and_the_feature_levers_come_last():
+    from minidl.apps.recipes import FEATURE_LEVERS, LEVERS, RECIPES
+    assert set(RECIPES) <= set(summary.RECIPE_ORDER)
+    order = summary.RECIPE_ORDER
+    assert order.index("trim_logmel") > max(order.index(name) for name in LEVERS)
+    assert all(name in order for name in FEATURE_LEVERS)
