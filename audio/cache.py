@@ -11,11 +11,12 @@ not fit together, is named in a warning, moved aside to ``<name>.damaged`` and r
 Every file here is written by ``audio.atomic.atomic_file`` (temporary file, fsync, rename), so
 a crash or a kill -9 never leaves half a file under the real name.
 
-``cached_features`` is that store for the MFCCs of a list of audio files (audio.fsdd.FSDD
-uses it); its key holds each file's name and the SHA-256 of its bytes, so the key is the same
-in every run, on every machine and after a copy, and changes whenever a recording's audio
-does, even at the same size. The digests are remembered in ``file-digests.json`` beside the
-cache files by (path, size, mtime, ctime), so a file is hashed again only when it changed.
+``cached_features`` is that store for the MFCCs (or, with ``kind="logmel"``, the log mels
+before the DCT) of a list of audio files (audio.fsdd.FSDD uses it); its key holds each file's
+name and the SHA-256 of its bytes, so the key is the same in every run, on every machine and
+after a copy, and changes whenever a recording's audio does, even at the same size. The
+digests are remembered in ``file-digests.json`` beside the cache files by (path, size, mtime,
+ctime), so a file is hashed again only when it changed.
 audio.connected_digits keeps its utterances' features with save_stacked and load_stacked too.
 """
 
@@ -36,12 +37,15 @@ import numpy as np
 from tqdm import tqdm
 
 from audio.atomic import STALE_SECONDS, TEMPORARY_MARK, atomic_file, clean_stale_temporaries, temporary_path
-from audio.features import mfcc_from_options, mfcc_options
+from audio.features import log_mel_frames, mfcc_from_options, mfcc_options
 from audio.io import load, printable
 from audio.silence import trim_silence
 
 #: the digest index of cached_features, in the folder of the cache files
 DIGEST_INDEX = "file-digests.json"
+
+#: what cached_features stores per frame: the MFCCs, or the log mels their DCT starts from
+FEATURE_KINDS = ("mfcc", "logmel")
 
 # A file changed within this many seconds may change again within the file system's time
 # resolution without a new mtime (coarse clocks: 2 s on FAT, 1 s on some network file
@@ -281,12 +285,14 @@ def cached_per_file(paths: list[str | os.PathLike], kind: str, described: dict,
 
 def cached_features(paths: list[str | os.PathLike], sample_rate: int, *, n_mfcc: int = 13,
                     preset: str = "htk", cache_dir: str | os.PathLike | None = None,
-                    progress: bool = True, trim_db: float | None = None,
+                    progress: bool = True, trim_db: float | None = None, kind: str = "mfcc",
                     **options) -> list[np.ndarray]:
-    """MFCCs of audio files, computed once per parameter set and then loaded from disk.
+    """MFCCs (or log mels) of audio files, computed once per parameter set and then loaded from disk.
 
-    The cache is ``mfcc-{preset}-{key}.npz``, the key feature_cache_key gives (digests
-    remembered in DIGEST_INDEX in the same folder); see cached_per_file for how it is stored.
+    The cache is ``{kind}-{preset}-{key}.npz`` (``mfcc-htk-...``, ``logmel-htk-...``), the key
+    covering the resolved options, the trimming and the kind, and each file's name and SHA-256
+    (digests remembered in DIGEST_INDEX in the same folder); see cached_per_file for how it is
+    stored.
 
     Args:
         paths: audio files; each is loaded at ``sample_rate`` (audio.load) then passed to mfcc.
@@ -295,26 +301,37 @@ def cached_features(paths: list[str | os.PathLike], sample_rate: int, *, n_mfcc:
         cache_dir, progress: as cached_per_file.
         trim_db: cut leading and trailing silence first (audio.silence.trim_silence with this
             top_db); None keeps every sample.
+        kind: one of FEATURE_KINDS: "mfcc" (mfcc_from_options), or "logmel" for the chain
+            stopped before its DCT (audio.features.log_mel_frames: n_mels values per frame).
     Returns:
-        One float32 (frames, n_mfcc) array per path, in order.
+        One float32 (frames, n_mfcc) array per path, in order; (frames, n_mels) for "logmel".
+    Raises:
+        ValueError: an unknown kind, or options out of range (as mfcc).
     """
+    if kind not in FEATURE_KINDS:
+        raise ValueError(f"cached_features: kind must be one of {', '.join(map(repr, FEATURE_KINDS))}, "
+                         f"got {kind!r}")
     resolved = mfcc_options(sample_rate, n_mfcc, preset, **options)
     described = {"format": 2, "sample_rate": sample_rate, "options": asdict(resolved)}
     if trim_db is not None:
         described["trim_db"] = float(trim_db)   # absent when None: older keys stay valid
         described["trim_rule"] = 2              # the margin stops at digital silence
+    if kind != "mfcc":
+        described["kind"] = kind                # absent for MFCCs: their keys stay those of before
+    chain = log_mel_frames if kind == "logmel" else mfcc_from_options
 
     def compute(path: Path) -> np.ndarray:
         signal, _ = load(path, sample_rate=sample_rate)
         if trim_db is not None:
             signal = trim_silence(signal, sample_rate, top_db=trim_db, keep_digital_silence=False)
-        return mfcc_from_options(signal, resolved).astype(np.float32, copy=False)
+        return chain(signal, resolved).astype(np.float32, copy=False)
 
-    return cached_per_file(paths, f"mfcc-{preset}", described, compute, cache_dir=cache_dir,
-                           progress=progress, description=f"MFCC ({preset}) features")
+    what = "log mel" if kind == "logmel" else "MFCC"
+    return cached_per_file(paths, f"{kind}-{preset}", described, compute, cache_dir=cache_dir,
+                           progress=progress, description=f"{what} ({preset}) features")
 
 
-__all__ = ["DIGEST_INDEX", "STALE_SECONDS", "TEMPORARY_MARK", "atomic_file", "cache_key",
+__all__ = ["DIGEST_INDEX", "FEATURE_KINDS", "STALE_SECONDS", "TEMPORARY_MARK", "atomic_file", "cache_key",
            "cache_root", "cached_features", "cached_per_file", "clean_stale_temporaries",
            "feature_cache_key",
            "file_digests", "load_stacked", "save_stacked", "sha256_of", "temporary_path"]

@@ -263,7 +263,7 @@ class FSDD:
     def features(self, recordings: list[Recording] | None = None, *, n_mfcc: int = 13,
                  preset: str = "htk", cache_dir: str | os.PathLike | None = None,
                  progress: bool = True, **options) -> list[np.ndarray]:
-        """MFCCs of some recordings, from the feature cache of the whole data set.
+        """MFCCs (or log mels) of some recordings, from the feature cache of the whole data set.
 
         The first call with a parameter set computes every recording's features (with a
         progress bar) and writes one .npz; later calls load it. See audio.cache.cached_features.
@@ -271,9 +271,9 @@ class FSDD:
         Args:
             recordings: which ones, in this order; None means all of recordings().
             n_mfcc, preset, **options: as audio.features.mfcc.
-            cache_dir, progress, trim_db (in options): as audio.cache.cached_features.
+            cache_dir, progress, trim_db and kind (in options): as audio.cache.cached_features.
         Returns:
-            One float32 (frames, n_mfcc) array per recording.
+            One float32 (frames, n_mfcc) array per recording ((frames, n_mels) for kind "logmel").
         """
         everything = self.recordings()
         table = cached_features([r.path for r in everything], self.sample_rate, n_mfcc=n_mfcc,

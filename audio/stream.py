@@ -7,6 +7,10 @@ mfcc would compute from the whole signal.
         ...
     last = stream.flush()                      # the zero-padded tail, then ready for the next one
 
+``kind="logmel"`` stops each frame at the log mels (audio.features.frames_to_log_mel), before
+the DCT: (new_frames, n_mels) instead of (new_frames, n_mfcc), equal to log_mel_frames of the
+whole signal.
+
 What cannot stream: a dB log with ``top_db`` clips every value against the loudest one of the
 whole utterance, which is unknown until the end. StreamingMFCC refuses it with ValueError;
 pass ``top_db=math.inf`` (no clipping) with preset "librosa", or use preset "htk" (natural log).
@@ -19,7 +23,11 @@ import math
 import numpy as np
 
 from audio.backend import Array, array_module
-from audio.features import MFCCOptions, frame_signal, frames_to_mfcc, mfcc_options, num_frames
+from audio.features import (MFCCOptions, frame_signal, frames_to_log_mel, frames_to_mfcc, mfcc_options,
+                            num_frames)
+
+#: what a stream's frames hold: MFCCs (frames_to_mfcc) or the log mels before the DCT
+KINDS = ("mfcc", "logmel")
 
 
 class StreamingMFCC:
@@ -36,13 +44,19 @@ class StreamingMFCC:
         sample_rate: Hz.
         preset: "htk" or "librosa", as mfcc.
         n_mfcc: coefficients per frame, as mfcc.
+        kind: one of KINDS: "mfcc", or "logmel" for the (n_mels) log mel energies of each
+            frame, before the DCT (then n_mfcc, lifter and append_energy change nothing).
         **options: every other keyword of audio.features.mfcc (n_fft, hop_length, ...).
     Raises:
-        ValueError: the options ask for a dB log clipped by top_db, or are out of range.
+        ValueError: an unknown kind; options that ask for a dB log clipped by top_db, or are
+            out of range.
     """
 
     def __init__(self, sample_rate: int, preset: str = "htk", n_mfcc: int = 13,
-                 **options) -> None:
+                 kind: str = "mfcc", **options) -> None:
+        if kind not in KINDS:
+            raise ValueError(f"StreamingMFCC: kind must be one of {', '.join(map(repr, KINDS))}, "
+                             f"got {kind!r}")
         resolved = mfcc_options(sample_rate, n_mfcc, preset, **options)
         if resolved.log == "db" and resolved.top_db is not None \
                 and not math.isinf(resolved.top_db):
@@ -51,6 +65,10 @@ class StreamingMFCC:
                 f"loudest frame of the whole utterance, which a stream has not seen yet; pass "
                 f"top_db=math.inf to keep the full range, or use preset='htk' (natural log)")
         self.options: MFCCOptions = resolved
+        self.kind = kind
+        # values per frame, and the stage that makes them from cut frames
+        self.width = resolved.n_mels if kind == "logmel" else resolved.n_mfcc
+        self._features = frames_to_log_mel if kind == "logmel" else frames_to_mfcc
         self.reset()
 
     def reset(self) -> None:
@@ -66,7 +84,8 @@ class StreamingMFCC:
         Args:
             chunk: (samples,) float, numpy or cupy; any length, including 0.
         Returns:
-            (new_frames, n_mfcc) in the chunk's module and float dtype; new_frames may be 0.
+            (new_frames, width) in the chunk's module and float dtype, width n_mfcc (or
+            n_mels for kind "logmel"); new_frames may be 0.
         """
         xp = array_module(chunk)
         chunk = xp.asarray(chunk)
@@ -96,11 +115,11 @@ class StreamingMFCC:
         """Zero-pad the tail as mfcc does, return its frames, and start a new utterance.
 
         Returns:
-            (remaining_frames, n_mfcc); (0, n_mfcc) if nothing was pushed.
+            (remaining_frames, width); (0, width) if nothing was pushed.
         """
         if self._buffer is None or self._received == 0:
             self.reset()
-            return np.zeros((0, self.options.n_mfcc), dtype=np.float32)
+            return np.zeros((0, self.width), dtype=np.float32)
         o = self.options
         remaining = num_frames(self._received, o) - self._emitted
         needed = (remaining - 1) * o.hop_length + o.frame_length
@@ -121,10 +140,10 @@ class StreamingMFCC:
         o = self.options
         xp = array_module(self._buffer)
         if count <= 0:
-            return xp.zeros((0, o.n_mfcc), dtype=self._buffer.dtype)
+            return xp.zeros((0, self.width), dtype=self._buffer.dtype)
         used = (count - 1) * o.hop_length + o.frame_length
         frames = frame_signal(self._buffer[:used], o.frame_length, o.hop_length)
-        features = frames_to_mfcc(frames, o)
+        features = self._features(frames, o)
         self._buffer = self._buffer[count * o.hop_length:].copy()  # drop what no frame needs
         self._emitted += count
         return features

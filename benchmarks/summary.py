@@ -89,6 +89,7 @@ RECIPE_ORDER = ("baseline", "trim", "vtlp", "draws", "voices", "specaug",   # mi
                 "voices_cmvn", "voices+voices_cmvn", "ensemble", "trim+trim_gap",
                 "trim_speed", "trim_noise", "trim_ko", "trim_pitch", "trim_gain",  # recipes.LEVERS
                 "trim_reverb", "trim_colour", "trim_band", "trim_channel", "trim_gap",
+                "trim_logmel",   # recipes.MODEL_LEVERS, recipes.FEATURE_LEVERS
                 "trim+tta")   # trim's models with test-time augmentation (minidl.apps.tta)
 #: seeds that chose the recipes (and report the ablation), and the fresh ones that report the choice
 SEED_BLOCKS = (("1-3", (1, 2, 3)), ("4-6", (4, 5, 6)))
@@ -133,7 +134,10 @@ def ablation_section() -> list[str]:
            "100-400 Hz and 2.5-3.8 kHz: a telephone line, a cheap microphone), and `trim_channel` the room, band-pass "
            "and gain together; `trim_gap` (`recipes.MODEL_LEVERS`) is `trim` trained by the GAP-CNN (two Conv1D, then "
            "each filter's maximum over the clip's real frames: where the word sits cannot matter) in place of the "
-           "CRNN; compare them with `trim` 1-3.", "",
+           "CRNN; `trim_logmel` (`recipes.FEATURE_LEVERS`) is `trim` on the 26 log mel energies (+ deltas) in place of "
+           "the 13 MFCCs; `trim+tta` scores trim's own models with test-time augmentation (`--tta trim`: each recording "
+           "also at speeds 0.9 and 1.1, the log-probabilities averaged, `minidl/apps/tta.py`); compare them with `trim` "
+           "1-3.", "",
            "| recipe | seeds | mean (seed range) | worst speaker | " + " | ".join(speakers) + " |",
            "|---" * (4 + len(speakers)) + "|"]
     def order(label: str) -> tuple[int, bool]:  # the chain's order; a recipe's Keras anchor right below it

@@ -14,7 +14,8 @@ One module per part of the chain, in the order a signal goes through them:
     cepstrum.py         dct, lifter
     postprocessing.py   deltas, cmvn
     presets.py          MFCCOptions, mfcc_options: a preset and overrides, resolved
-    chain.py            mfcc, melspectrogram (enter at a signal or a spectrogram), frames_to_mfcc
+    chain.py            mfcc, melspectrogram (enter at a signal or a spectrogram), frames_to_mfcc;
+                        log_mel_frames, frames_to_log_mel (the chain stopped before its DCT)
     constants.py        EPS; constant matrices, built and cast once, applied along the last axis
 
 The stages and the chain are importable from here: ``from audio.features import mfcc,
@@ -22,8 +23,8 @@ frame_signal``; the knobs and helpers of one module (CPU_BLOCK_BYTES, constant) 
 """
 
 from audio.features.cepstrum import dct, lifter
-from audio.features.chain import (frames_to_mfcc, melspectrogram, mfcc, mfcc_from_options, num_frames,
-                                  power_frames)
+from audio.features.chain import (frames_to_log_mel, frames_to_mfcc, log_mel_frames, melspectrogram, mfcc,
+                                  mfcc_from_options, num_frames, power_frames)
 from audio.features.constants import EPS
 from audio.features.framing import (WINDOWS, apply_window, frame_signal, overlap_add, pad_signal,
                                     padded_length_end, pre_emphasis, window)
@@ -34,8 +35,9 @@ from audio.features.spectrum import power_spectrum
 
 __all__ = [
     "EPS", "MFCCOptions", "PRESETS", "WINDOWS", "apply_window", "cmvn", "dct", "deltas",
-    "frame_signal", "frames_to_mfcc", "hz_to_mel", "lifter", "log_mel", "mel_filterbank",
-    "mel_to_hz", "melspectrogram", "mfcc", "mfcc_from_options", "mfcc_options", "num_frames",
+    "frame_signal", "frames_to_log_mel", "frames_to_mfcc", "hz_to_mel", "lifter", "log_mel",
+    "log_mel_frames", "mel_filterbank", "mel_to_hz", "melspectrogram", "mfcc", "mfcc_from_options",
+    "mfcc_options", "num_frames",
     "overlap_add", "pad_signal", "padded_length_end", "power_frames", "power_spectrum", "pre_emphasis",
     "vtlp_warp", "window",
 ]

@@ -7,7 +7,9 @@
 filterbank and ``mfcc(S=log_mel)`` at the DCT, as librosa's melspectrogram(S=...) and
 mfcc(S=...) do, so a stage's output can be looked at or changed and passed on.
 ``frames_to_mfcc`` is the part after framing, which StreamingMFCC runs on the frames a stream
-completes.
+completes. ``log_mel_frames`` and ``frames_to_log_mel`` stop the same chain at the log mels,
+before the DCT: the features of a recogniser that reads log mel energies instead of MFCCs
+(and what ``frames_to_mfcc`` itself computes first, so the two never drift apart).
 """
 
 from __future__ import annotations
@@ -246,6 +248,18 @@ def _mfcc_chain(signal: Array, options: MFCCOptions) -> Array:
     return frames_to_mfcc(_signal_to_frames(signal, options), options)
 
 
+def log_mel_frames(signal: Array, options: MFCCOptions) -> Array:
+    """The chain up to the log mels: (..., samples) -> (..., frames, options.n_mels).
+
+    pre_emphasis -> pad_signal -> frame_signal -> apply_window -> power_spectrum ->
+    mel_filterbank -> log_mel with the resolved options: exactly what mfcc_from_options hands
+    its DCT (``mfcc(S=log_mel_frames(signal, o), append_energy=False)`` is its output with the
+    DCT's C0), and the same frames. options.n_mfcc, lifter and append_energy play no part.
+    """
+    return frames_to_log_mel(_signal_to_frames(_as_float_signal(signal, "log_mel_frames"), options),
+                             options)
+
+
 def _frames_to_power(frames: Array, options: MFCCOptions) -> Array:
     o = options
     windowed = apply_window(frames, o.window, o.win_length)
@@ -260,12 +274,22 @@ def _power_to_mel(power: Array, options: MFCCOptions) -> Array:
     return matmul_last(power, weights.T)
 
 
+def _power_to_log_mel(power: Array, options: MFCCOptions) -> Array:
+    return log_mel(_power_to_mel(power, options), options.log, top_db=options.top_db)
+
+
+def frames_to_log_mel(frames: Array, options: MFCCOptions) -> Array:
+    """The chain from cut frames (..., frames, frame_length) to the log mels (..., frames, n_mels)
+    (what StreamingMFCC runs for kind "logmel")."""
+    return _power_to_log_mel(_frames_to_power(frames, options), options)
+
+
 def frames_to_mfcc(frames: Array, options: MFCCOptions) -> Array:
     """The chain from cut frames (..., frames, frame_length) to (..., frames, n_mfcc)."""
     o = options
     xp = array_module(frames)
     power = _frames_to_power(frames, o)
-    logs = log_mel(_power_to_mel(power, o), o.log, top_db=o.top_db)
+    logs = _power_to_log_mel(power, o)
     cepstra = lifter(dct(logs, o.n_mfcc), o.lifter, o.lifter_first_index)
     if o.append_energy:
         energy = power.sum(axis=-1)
@@ -282,5 +306,5 @@ def num_frames(samples: int, options: MFCCOptions) -> int:
     return 1 + (padded - options.frame_length) // options.hop_length
 
 
-__all__ = ["CPU_BLOCK_BYTES", "frames_to_mfcc", "melspectrogram", "mfcc", "mfcc_from_options",
-           "num_frames", "power_frames"]
+__all__ = ["CPU_BLOCK_BYTES", "frames_to_log_mel", "frames_to_mfcc", "log_mel_frames", "melspectrogram",
+           "mfcc", "mfcc_from_options", "num_frames", "power_frames"]

@@ -16,6 +16,9 @@ where it happens:
 * SpecAugment (Park et al., 2019): blank a few bands of log mels (before the DCT, where a band
   is a band, filled with the utterance's mean) and a few runs of frames.
 
+Features of kind "logmel" (FeatureSettings.kind) leave the chain at the log mels: the masks
+then blank the very values the model reads, and no DCT follows.
+
 A recording gets ``copies`` such versions, drawn once per seed and kept in the feature cache
 (``audio.cache.cached_per_file``), so every held-out-speaker fold of one seed reuses them. Each
 epoch (``EpochDraws``) hears every training recording once: clean with probability
@@ -163,7 +166,8 @@ def augmented_features(signal: np.ndarray, features: FeatureSettings, settings: 
     copy's index k, which picks its factor from ``settings.speed_factors``.
 
     A setting that is off draws no random number, so adding one leaves the draws, features
-    and cache entries of every other setting as they were."""
+    and cache entries of every other setting as they were. For ``features.kind == "logmel"``
+    the chain stops after the SpecAugment masks, at the (masked) log mels."""
     if features.trim_db is not None:
         signal = trim_silence(signal, features.sample_rate, top_db=features.trim_db, keep_digital_silence=False)
     if settings.speed_factors is not None:
@@ -206,6 +210,8 @@ def augmented_features(signal: np.ndarray, features: FeatureSettings, settings: 
     if settings.spec_augment:
         logs = audio_augment.spec_augment(logs, rng, num_time_masks=2, max_time_width=5,
                                           num_freq_masks=2, max_freq_width=3, value=None)
+    if features.kind == "logmel":
+        return finish_features(logs, features)
     cepstra = audio_features.mfcc(S=logs, n_mfcc=o.n_mfcc, preset=features.preset, append_energy=False)
     if o.append_energy:
         energy = power.sum(axis=-1)
@@ -240,6 +246,7 @@ def augmented_copies(fsdd, recordings, features: FeatureSettings, settings: Augm
             rng = np.random.default_rng([seed, k, zlib.crc32(path.name.encode())])
             signal, _ = audio.load(path, sample_rate=features.sample_rate)
             return augmented_features(signal, features, settings, rng, k)
+        # features.to_dict() names the kind only for "logmel": MFCC copies keep their old keys
         described = {"format": 2, "features": features.to_dict(), "augment": _cache_key(settings),
                      "seed": seed, "copy": k}
         by_name = {}

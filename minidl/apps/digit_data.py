@@ -27,8 +27,9 @@ from minidl.apps.features import FeatureSettings, finish_features
 from minidl.data import Sequence, pad_sequences
 
 def dataset_features(fsdd, recordings, settings: FeatureSettings, progress: bool = True) -> list[np.ndarray]:
-    """Features of recordings, each (frames, n_features); the MFCCs come from the feature
-    cache after the first run, the deltas and normalisation are computed each time.
+    """Features of recordings, each (frames, n_features); the MFCCs (or log mels, for kind
+    "logmel") come from the feature cache after the first run, the deltas and normalisation
+    are computed each time.
 
     FSDD's recordings share the cache of the whole data set (``fsdd.features``); any others
     (synthetic voices) are cached as a set of their own, so adding them never recomputes FSDD's.
@@ -36,7 +37,8 @@ def dataset_features(fsdd, recordings, settings: FeatureSettings, progress: bool
     known = {r.name for r in fsdd.recordings()}
     ours = [r for r in recordings if r.name in known]
     others = [r for r in recordings if r.name not in known]
-    options = dict(n_mfcc=settings.n_mfcc, preset=settings.preset, progress=progress, trim_db=settings.trim_db)
+    options = dict(n_mfcc=settings.n_mfcc, preset=settings.preset, progress=progress, trim_db=settings.trim_db,
+                   kind=settings.kind)
     mfccs = dict(zip((r.name for r in ours), fsdd.features(ours, **options)))
     if others:
         mfccs.update(zip((r.name for r in others),

@@ -374,8 +374,9 @@ class Recogniser:
         return self.probabilities([signal_features(signal, self.features) for signal in signals])
 
     def mfcc_probabilities(self, mfccs: list[np.ndarray]) -> np.ndarray:
-        """(n, 10) probabilities for n utterances' (frames, n_mfcc) MFCCs (a stream's segments:
-        deltas and normalisation are added here, trimming is the endpointer's job)."""
+        """(n, 10) probabilities for n utterances' (frames, n_mfcc) MFCCs, or (frames, n_mels)
+        log mels for features of kind "logmel" (a stream's segments: deltas and normalisation
+        are added here, trimming is the endpointer's job)."""
         return self.probabilities([finish_features(m, self.features) for m in mfccs])
 
     def recording_probabilities(self, fsdd, recordings: list, progress: bool = True) -> np.ndarray:

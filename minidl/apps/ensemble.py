@@ -5,7 +5,8 @@ training voices, another schedule) make different mistakes on a voice none of th
 so their combined opinion is right more often than any one of them; Dietterich (2000,
 "Ensemble methods in machine learning") gives the reasons. Each member reads a recording
 through its own feature settings (its model file carries them), so members need not share a
-front end beyond the MFCCs themselves:
+front end beyond the MFCCs themselves (or the log mels: every member reads the same kind, since
+a stream computes one):
 
     signal ─member 1's features─► model 1 ─► log p1 ─┐
     signal ─member 2's features─► model 2 ─► log p2 ─┼─ mean ─► softmax ─► argmax ─► digit
@@ -47,7 +48,8 @@ class Ensemble:
     stream take either.
 
     Raises:
-        ValueError: fewer than two paths, or members whose labels, sample rate or MFCCs differ.
+        ValueError: fewer than two paths, or members whose labels, sample rate, MFCCs or features
+            kind ("mfcc", "logmel") differ.
         As Recogniser for each member file.
     """
 
@@ -66,9 +68,14 @@ class Ensemble:
             if ours != theirs:
                 raise ValueError(f"Ensemble: {member.path} reads (sample rate, preset, n_mfcc) {ours}, "
                                  f"{first.path} reads {theirs}; members must start from the same MFCCs")
-        # what every member starts from: the rate to decode at and the MFCCs a stream computes
+            if member.features.kind != first.features.kind:
+                # a stream computes one kind of frame and hands it to every member (mfcc_probabilities)
+                raise ValueError(f"Ensemble: {member.path} reads features of kind {member.features.kind!r}, "
+                                 f"{first.path} of kind {first.features.kind!r}; members must share the kind "
+                                 f"(a stream computes one)")
+        # what every member starts from: the rate to decode at and the frames a stream computes
         self.features = FeatureSettings(sample_rate=first.features.sample_rate, preset=first.features.preset,
-                                        n_mfcc=first.features.n_mfcc)
+                                        n_mfcc=first.features.n_mfcc, kind=first.features.kind)
 
     @staticmethod
     def combine(member_probabilities: list[np.ndarray]) -> np.ndarray:
@@ -83,7 +90,8 @@ class Ensemble:
         return self.combine([m.signal_probabilities(signals) for m in self.members])
 
     def mfcc_probabilities(self, mfccs: list[np.ndarray]) -> np.ndarray:
-        """(n, labels) for n utterances' (frames, n_mfcc) MFCCs (a stream's segments)."""
+        """(n, labels) for n utterances' (frames, n_mfcc) MFCCs, or log mels for members of
+        features kind "logmel" (a stream's segments)."""
         return self.combine([m.mfcc_probabilities(mfccs) for m in self.members])
 
     def recording_probabilities(self, fsdd, recordings: list, progress: bool = True) -> np.ndarray:

@@ -64,6 +64,13 @@ One lever changes the model rather than the augmentation (``MODEL_LEVERS``):
                  filter over the clip's real frames) in place of the CRNN: a model that cannot
                  care where in the clip the word sits (time-shift invariance, as the TDNN of
                  Waibel et al., 1989); the same features, copy and 15 epochs
+
+And one changes the features (``FEATURE_LEVERS``), its augmentation and everything else kept:
+
+    trim_logmel  the 26 log mel-filterbank energies (+ deltas: 52 per frame) in place of the
+                 13 MFCCs (+ deltas: 26): the MFCC chain stopped before its DCT
+                 (FeatureSettings.kind = "logmel"); filterbank inputs beat MFCCs for neural
+                 acoustic models in Mohamed, Hinton & Penn, 2012
 """
 from __future__ import annotations
 
@@ -103,6 +110,8 @@ def _steps() -> dict[str, tuple[FeatureSettings, dict]]:
         steps[name] = (trim[0], {**trim[1], "augmentation": dataclasses.replace(trim[1]["augmentation"], **change)})
     for name, change in MODEL_LEVERS.items():
         steps[name] = (trim[0], {**trim[1], **change})
+    for name, change in FEATURE_LEVERS.items():
+        steps[name] = (dataclasses.replace(trim[0], **change), dict(trim[1]))
     return steps
 
 
@@ -122,8 +131,12 @@ LEVER_CHANGES = {
 MODEL_LEVERS = {
     "trim_gap": dict(model="gapcnn"),
 }
-#: the lever recipes, each "trim" with one thing changed
-LEVERS = (*LEVER_CHANGES, *MODEL_LEVERS)
+#: what each feature lever changes in the FeatureSettings of "trim" (its augmentation and the rest kept)
+FEATURE_LEVERS = {
+    "trim_logmel": dict(kind="logmel"),
+}
+#: the lever recipes, each "trim" with one thing changed: its augmented copy, its model or its features
+LEVERS = (*LEVER_CHANGES, *MODEL_LEVERS, *FEATURE_LEVERS)
 RECIPES = _steps()
 #: the ablation's chain, each the one before plus one ingredient
 CHAIN = ("baseline", "trim", "vtlp", "draws", "voices", "specaug")
@@ -158,5 +171,5 @@ def recipe(name: str, **overrides) -> tuple[TrainSettings, FeatureSettings]:
     return TrainSettings(**{**train, **overrides}), features
 
 
-__all__ = ["CHAIN", "ENSEMBLES", "LEVERS", "LEVER_CHANGES", "MODEL_LEVERS", "RECIPES", "RECOMMENDED", "members_of",
-           "recipe"]
+__all__ = ["CHAIN", "ENSEMBLES", "FEATURE_LEVERS", "LEVERS", "LEVER_CHANGES", "MODEL_LEVERS", "RECIPES", "RECOMMENDED",
+           "members_of", "recipe"]

@@ -6,7 +6,9 @@
 
 The recogniser is ``minidl.apps.digits.Recogniser`` or an ``minidl.apps.ensemble.Ensemble``; it
 sees the same features as in training (``mfcc_probabilities``: deltas and normalisation on the
-streamed MFCCs, which equal the whole file's).
+streamed MFCCs, which equal the whole file's). A model of features kind "logmel" streams log mels
+instead (StreamingMFCC's kind, from the model's saved settings), so the frames are what it was
+trained on either way.
 This is the ``minidl-digits stream`` command.
 """
 from __future__ import annotations
@@ -130,7 +132,7 @@ def stream_file(model: Recogniser | Ensemble | str | pathlib.Path, path: str | p
     recogniser = model if isinstance(model, (Recogniser, Ensemble)) else load_recogniser(model)
     settings = recogniser.features
     signal, rate = audio.load(path, sample_rate=settings.sample_rate)
-    stream = StreamingMFCC(rate, preset=settings.preset, n_mfcc=settings.n_mfcc)
+    stream = StreamingMFCC(rate, preset=settings.preset, n_mfcc=settings.n_mfcc, kind=settings.kind)
     endpointer = Endpointer(rule)
     frame = int(round(rate * rule.frame_ms / 1000))
     chunk = int(round(rate * chunk_ms / 1000))   # >= 1 sample: rates are >= 1 kHz, chunks >= 1 ms
@@ -159,7 +161,8 @@ def decide(recogniser: Recogniser | Ensemble, mfcc_frames: list[np.ndarray], seg
     ``rule.context_ms`` each side.
 
     Args:
-        mfcc_frames: the (n_mfcc,) MFCC frames streamed so far.
+        mfcc_frames: the (n_mfcc,) MFCC frames streamed so far ((n_mels,) log mels for a model
+            of features kind "logmel").
         segment: (start, end) frame indices from the Endpointer, or None (nothing ended).
         heard_s: audio time at which the decision is made (the end of the last chunk).
     Returns:

@@ -250,3 +250,29 @@ def test_trimmed_features_are_cached_apart_and_are_shorter(tmp_path):
     assert len(list(folder.glob("mfcc-htk-*.npz"))) == 2      # two parameter sets, two files
     assert len(whole) == 1 + (12000 - 200 + 79) // 80         # every 10 ms frame of 1.5 s
     assert abs(len(trimmed) - len(whole) / 3) < 8             # the tone alone (0.5 s), margins kept
+
+
+def test_log_mels_are_cached_apart_and_mfccs_keep_their_file(tmp_path, monkeypatch):
+    import dataclasses
+
+    import soundfile
+
+    from audio.features import log_mel_frames, mfcc_options
+    path = tmp_path / "0_ann_0.wav"
+    signal = 0.3 * np.sin(np.arange(4000) * 0.2).astype(np.float32)
+    soundfile.write(path, signal, 8000, subtype="FLOAT")
+    folder = tmp_path / "cache"
+    mfccs = cached_features([path], 8000, cache_dir=folder, progress=False)[0]
+    logs = cached_features([path], 8000, cache_dir=folder, progress=False, kind="logmel")[0]
+    key = feature_cache_key([path], 8000, dataclasses.asdict(mfcc_options(8000, 13, "htk")))
+    assert (folder / f"mfcc-htk-{key}.npz").is_file()           # the MFCCs' name as before kinds
+    assert len(list(folder.glob("logmel-htk-*.npz"))) == 1
+    assert mfccs.shape == (49, 13) and logs.shape == (49, 26) and logs.dtype == np.float32
+    np.testing.assert_allclose(logs, log_mel_frames(signal, mfcc_options(8000, 13, "htk")), rtol=1e-6)
+    def recomputed(*args):
+        raise AssertionError("the log mels were computed again")
+    monkeypatch.setattr(cache, "log_mel_frames", recomputed)
+    again = cached_features([path], 8000, cache_dir=folder, progress=False, kind="logmel")[0]
+    np.testing.assert_array_equal(again, logs)                   # read back from the file
+    with pytest.raises(ValueError, match="cached_features: kind must be one of 'mfcc', 'logmel', got 'mel'"):
+        cached_features([path], 8000, cache_dir=folder, progress=False, kind="mel")

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from audio.features import mfcc
+from audio.features import log_mel_frames, mfcc, mfcc_options
 from audio.stream import StreamingMFCC
 
 RATE = 8000
@@ -90,3 +90,29 @@ def test_refuses_db_clipping_with_a_clear_error():
 def test_push_rejects_a_batch():
     with pytest.raises(ValueError, match=r"chunk must be \(samples,\), got shape \(2, 80\)"):
         StreamingMFCC(RATE).push(np.zeros((2, 80)))
+
+
+@settings(max_examples=25, deadline=None)
+@given(samples=st.integers(1, 3000),
+       sizes=st.lists(st.integers(0, 700), max_size=12),
+       config=st.sampled_from(range(len(CONFIGS))))
+def test_a_log_mel_stream_equals_the_whole_signals_log_mels(samples, sizes, config):
+    preset, options = CONFIGS[config]
+    signal = _signal(samples, seed=samples)
+    stream = StreamingMFCC(RATE, preset, kind="logmel", **options)
+    resolved = mfcc_options(RATE, 13, preset, **options)
+    assert stream.width == resolved.n_mels
+    pieces, start = [], 0
+    for size in sizes:
+        pieces.append(stream.push(signal[start:start + size]))
+        assert pieces[-1].shape[1:] == (resolved.n_mels,)
+        start += size
+    pieces += [stream.push(signal[start:]), stream.flush()]
+    _assert_same(np.concatenate(pieces), log_mel_frames(signal, resolved))
+
+
+def test_a_log_mel_stream_refuses_an_unknown_kind_and_flushes_empty():
+    assert StreamingMFCC(RATE, kind="logmel").flush().shape == (0, 26)
+    assert StreamingMFCC(RATE, kind="logmel").push(np.zeros(10, np.float32)).shape == (0, 26)
+    with pytest.raises(ValueError, match="StreamingMFCC: kind must be one of 'mfcc', 'logmel', got 'mel'"):
+        StreamingMFCC(RATE, kind="mel")

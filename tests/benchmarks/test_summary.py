@@ -21,3 +21,12 @@ def test_keras_anchor_rows_are_their_own_and_sit_below_their_recipe(monkeypatch)
     assert table[0].split(" | ")[2].startswith("80.0%")
     assert table[1].split(" | ")[2].startswith("50.0%")
     assert table[2].split(" | ")[2].startswith("10.0%")
+
+
+def test_every_recipe_has_its_place_and_the_levers_follow_the_chain_in_their_order():
+    from minidl.apps.recipes import CHAIN, FEATURE_LEVERS, LEVERS, MODEL_LEVERS, RECIPES
+    assert set(RECIPES) <= set(summary.RECIPE_ORDER)
+    order = summary.RECIPE_ORDER
+    positions = [order.index(name) for name in LEVERS]
+    assert positions == sorted(positions) and min(positions) > max(order.index(name) for name in CHAIN)
+    assert set(MODEL_LEVERS) | set(FEATURE_LEVERS) <= set(LEVERS)

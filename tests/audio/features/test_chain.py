@@ -154,6 +154,28 @@ def test_entering_at_a_spectrogram_gives_the_whole_chain(reference, name, preset
     assert mel.shape == (2, logs.shape[-2], options.n_mels) and mel.dtype == np.float32
 
 
+@pytest.mark.parametrize("preset", ["librosa", "htk"])
+@pytest.mark.parametrize("name", SIGNALS)
+def test_log_mel_frames_stop_the_chain_before_its_dct(reference, name, preset):
+    y, rate = reference[f"{name}/signal"], int(reference[f"{name}/sample_rate"])
+    y = np.stack([y, 0.5 * y[::-1]])
+    options = F.mfcc_options(rate, 13, preset)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # short_8k is shorter than n_fft
+        logs = F.log_mel_frames(y, options)
+        # the stages by hand: the power spectrum, the filterbank, the preset's log
+        mel = F.melspectrogram(S=_power(y, options), sample_rate=rate, preset=preset)
+        np.testing.assert_array_equal(logs, F.log_mel(mel, options.log, top_db=options.top_db))
+        # and the DCT of them is the whole chain (C0 the DCT's where htk would take the energy)
+        whole = F.mfcc(y, rate, preset=preset, append_energy=False)
+        np.testing.assert_array_equal(F.mfcc(S=logs, preset=preset, append_energy=False), whole)
+        frames = F.frame_signal(F.pad_signal(F.pre_emphasis(y, options.pre_emphasis), options.frame_length,
+                                             options.hop_length, options.padding),
+                                options.frame_length, options.hop_length)
+        np.testing.assert_array_equal(F.frames_to_log_mel(frames, options), logs)
+    assert logs.shape == (2, whole.shape[-2], options.n_mels) and logs.dtype == np.float32
+
+
 @pytest.mark.parametrize("name", SIGNALS)
 def test_spectrogram_entries_match_librosa(reference, name):
     librosa = pytest.importorskip("librosa")

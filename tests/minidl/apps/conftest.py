@@ -9,6 +9,7 @@ import pytest
 
 import audio
 from minidl.apps import digits
+from minidl.apps.features import FeatureSettings
 from tests.minidl.apps.fake_fsdd import make_fake_fsdd
 
 
@@ -37,4 +38,15 @@ def trained_cnn(fake_data, feature_cache, tmp_path_factory):
         patch.setenv("MINIDL_CACHE", str(feature_cache))
         digits.train(digits.TrainSettings(model="cnn", epochs=12), out, fsdd=audio.fsdd.FSDD(fake_data),
                      verbose=0)
+    return out
+
+
+@pytest.fixture(scope="session")
+def trained_logmel_cnn(fake_data, feature_cache, tmp_path_factory):
+    """The folder of a CNN trained as trained_cnn's, on log mels (features kind "logmel")."""
+    out = tmp_path_factory.mktemp("logmel_cnn")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("MINIDL_CACHE", str(feature_cache))
+        digits.train(digits.TrainSettings(model="cnn", epochs=12), out, features=FeatureSettings(kind="logmel"),
+                     fsdd=audio.fsdd.FSDD(fake_data), verbose=0)
     return out

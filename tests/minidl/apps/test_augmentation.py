@@ -227,3 +227,48 @@ def test_a_band_above_the_nyquist_frequency_is_refused_by_name():
     settings = AugmentSettings(**{**OFF.to_dict(), "band_hz": (300.0, 300.0, 3500.0, 4000.0)})
     with pytest.raises(ValueError, match="band_hz's upper edge 4000 Hz must be below the Nyquist frequency 4000"):
         augmented_features(tone(3, 0), FeatureSettings(), settings, np.random.default_rng(0))
+
+
+LOG_MELS = FeatureSettings(kind="logmel", delta_order=0, normalization="none")
+
+
+@pytest.mark.parametrize("features", [LOG_MELS, FeatureSettings(kind="logmel", trim_db=30.0)])
+def test_with_every_draw_off_the_log_mel_chain_is_signal_features(features):
+    signal = tone(3, 0)
+    got = augmented_features(signal, features, OFF, np.random.default_rng(0))
+    assert got.shape[1] == features.n_features
+    np.testing.assert_allclose(got, signal_features(signal, features), rtol=1e-5, atol=1e-4)
+
+
+def test_spec_augment_masks_the_log_mels_themselves():
+    signal = tone(4, 0)
+    plain = signal_features(signal, LOG_MELS)
+    settings = AugmentSettings(**{**OFF.to_dict(), "spec_augment": True})
+    for seed in range(5):
+        got = augmented_features(signal, LOG_MELS, settings, np.random.default_rng(seed))
+        masked = ~np.isclose(got, plain, rtol=1e-5, atol=1e-4)
+        # what changed is whole frames and whole bands, each set to the utterance's mean log mel
+        whole = masked.all(axis=1)[:, None] | masked.all(axis=0)[None, :]
+        np.testing.assert_array_equal(masked, whole)
+        np.testing.assert_allclose(got[masked], plain.mean(), rtol=1e-4)
+        if masked.all(axis=0).any():
+            break
+    else:
+        pytest.fail("five seeds drew no band mask")
+
+
+def test_log_mel_copies_are_cached_apart_from_the_mfccs(fake_data, monkeypatch):
+    fsdd = audio.fsdd.FSDD(fake_data)
+    train, _ = fsdd.split("official")
+    settings = AugmentSettings(copies=1)
+    mfccs = FeatureSettings(trim_db=30.0)
+    augmented_copies(fsdd, train, mfccs, settings, seed=3, progress=False)
+    calls = []
+    real = augmentation.augmented_features
+    monkeypatch.setattr(augmentation, "augmented_features", lambda *a, **k: calls.append(1) or real(*a, **k))
+    logs = augmented_copies(fsdd, train, FeatureSettings(trim_db=30.0, kind="logmel"), settings, seed=3,
+                            progress=False)
+    assert len(calls) == len(fsdd.recordings())                  # not the MFCC copies' entry
+    assert logs[0][0].shape[1] == 52
+    again = augmented_copies(fsdd, train, mfccs, settings, seed=3, progress=False)
+    assert len(calls) == len(fsdd.recordings()) and again[0][0].shape[1] == 26   # theirs is still theirs

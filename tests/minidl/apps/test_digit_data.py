@@ -86,3 +86,16 @@ def test_without_the_engines_a_recipe_trains_without_its_voices_and_says_so(monk
     assert usable.synthetic_voices == 0 and settings.synthetic_voices == 300
     monkeypatch.setattr(digit_data, "missing_engines", lambda: [])
     assert digit_data.with_available_voices(settings) is settings
+
+
+def test_log_mel_features_come_from_a_cache_of_their_own(fake_data):
+    from minidl.apps.features import file_features
+    fsdd = audio.fsdd.FSDD(fake_data)
+    recordings = fsdd.recordings()[:4]
+    settings = FeatureSettings(kind="logmel", trim_db=30.0)
+    got = digit_data.dataset_features(fsdd, recordings, settings, progress=False)
+    assert all(x.shape[1] == 52 for x in got)
+    for x, r in zip(got, recordings):
+        np.testing.assert_allclose(x, file_features(r.path, settings), rtol=1e-5, atol=1e-5)
+    mfccs = digit_data.dataset_features(fsdd, recordings, FeatureSettings(trim_db=30.0), progress=False)
+    assert all(x.shape[1] == 26 for x in mfccs)

@@ -129,6 +129,22 @@ def test_recogniser_classifies_a_signal_and_predict_files_names_a_bad_one(traine
     assert set(second) == {"path", "error"} and "broken.wav" in second["error"]
 
 
+def test_a_log_mel_model_keeps_its_kind_in_the_file_and_predicts_with_it(trained_logmel_cnn, fake_data):
+    from minidl.saving import read_metadata
+    path = trained_logmel_cnn / "model.npz"
+    assert read_metadata(path)["features"]["kind"] == "logmel"
+    recogniser = digits.Recogniser(path)
+    assert recogniser.features == FeatureSettings(kind="logmel")
+    assert recogniser.model.built_input_shape[-1] == 52               # 26 log mels + their deltas
+    metrics = json.loads((trained_logmel_cnn / "metrics.json").read_text())
+    assert metrics["features"]["kind"] == "logmel" and metrics["test_accuracy"] > 0.8
+    assert recogniser.classify(tone(7, 0, seed=5))[0] == "7"
+    fsdd = audio.fsdd.FSDD(fake_data)
+    _, test = fsdd.split("official")
+    p = recogniser.recording_probabilities(fsdd, test[:20], progress=False)
+    assert np.mean(p.argmax(axis=1) == [r.digit for r in test[:20]]) > 0.8
+
+
 def test_recogniser_refuses_a_model_without_digit_metadata(tmp_path):
     model = dl.Sequential([layers.Dense(2, input_shape=(3,))])
     model.save(tmp_path / "other.npz")

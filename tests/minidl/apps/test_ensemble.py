@@ -67,6 +67,13 @@ def test_members_must_start_from_the_same_mfccs(trained_cnn, monkeypatch):
         Ensemble([trained_cnn / "model.npz"] * 2)
 
 
+def test_members_must_read_the_same_kind_of_features(trained_cnn, trained_logmel_cnn):
+    with pytest.raises(ValueError, match=r"reads features of kind 'logmel', .* of kind 'mfcc'; members must share"):
+        Ensemble([trained_cnn / "model.npz", trained_logmel_cnn / "model.npz"])
+    # what a stream of the ensemble computes: the members' kind
+    assert Ensemble([trained_logmel_cnn / "model.npz"] * 2).features.kind == "logmel"
+
+
 @pytest.fixture(scope="module")
 def trained_pair(fake_data, feature_cache, tmp_path_factory):
     """An ensemble folder of two one-epoch CRNN recipes, trained by train_ensemble on the fake data."""

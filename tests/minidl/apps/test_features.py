@@ -79,3 +79,61 @@ def test_file_features_resample_and_name_an_unreadable_file(tmp_path):
     assert abs(len(file_features(tmp_path / "at16k.wav", settings)) - len(signal_features(signal, settings))) <= 1
     with pytest.raises(audio.AudioError, match="missing.wav"):
         file_features(tmp_path / "missing.wav", settings)
+
+
+LOGMEL = FeatureSettings(kind="logmel", delta_order=0, normalization="none")
+
+
+def test_log_mels_are_what_the_mfcc_chain_hands_its_dct():
+    signal = tone(6, 0)
+    logs = signal_features(signal, LOGMEL)
+    mfccs = audio_features.mfcc(signal, RATE, 13, preset="htk", append_energy=False)
+    assert logs.shape == (len(mfccs), 26)           # the HTK preset's 26 filters, the MFCCs' frames
+    # the MFCC's own last stages (DCT, lifter) on these log mels give its output back
+    again = audio_features.mfcc(S=logs.astype(np.float64), n_mfcc=13, preset="htk", append_energy=False)
+    np.testing.assert_allclose(again, mfccs, rtol=1e-4, atol=1e-4 * np.abs(mfccs).max())
+    # and the filterbank's energies, logged, are these values
+    mels = audio_features.melspectrogram(signal, RATE, preset="htk")
+    np.testing.assert_allclose(np.exp(logs), mels, rtol=1e-4, atol=1e-12)
+
+
+def test_log_mels_get_the_same_deltas_and_normalisation():
+    signal = tone(2, 1)
+    logs = signal_features(signal, LOGMEL)
+    with_deltas = signal_features(signal, FeatureSettings(kind="logmel", normalization="utterance"))
+    assert with_deltas.shape == (len(logs), 52)
+    np.testing.assert_allclose(with_deltas.mean(axis=0), 0.0, atol=1e-4)
+    raw = signal_features(signal, FeatureSettings(kind="logmel"))
+    np.testing.assert_allclose(raw[:, 26:], audio_features.deltas(logs, order=1), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("delta_order, n_features", [(0, 26), (1, 52), (2, 78)])
+def test_n_features_of_log_mels_count_the_mel_filters(delta_order, n_features):
+    assert FeatureSettings(kind="logmel", delta_order=delta_order).n_features == n_features
+    assert FeatureSettings(kind="logmel", preset="librosa").n_features == 256    # its 128 Slaney mels
+
+
+@pytest.mark.parametrize("kind", ["mel", "MFCC", None, 3])
+def test_settings_refuse_an_unknown_kind(kind):
+    with pytest.raises(ValueError, match=r"FeatureSettings: kind must be 'mfcc' or 'logmel'") as error:
+        FeatureSettings(kind=kind)
+    assert str(error.value).endswith(f"got {kind!r}")
+
+
+def test_the_kind_round_trips_and_an_old_dict_reads_as_mfccs():
+    import json
+    logmel = FeatureSettings(kind="logmel", trim_db=30.0)
+    saved = json.loads(json.dumps(logmel.to_dict()))
+    assert saved["kind"] == "logmel" and FeatureSettings.from_dict(saved) == logmel
+    old = {"sample_rate": 8000, "n_mfcc": 13, "preset": "htk", "delta_order": 1, "normalization": "global",
+           "trim_db": 30.0}
+    assert FeatureSettings.from_dict(old).kind == "mfcc"
+    # MFCC settings write no kind: their metadata and cache keys are those of before
+    assert FeatureSettings(trim_db=30.0).to_dict() == old
+
+
+def test_finish_features_refuse_frames_of_the_other_kind():
+    with pytest.raises(ValueError, match=r"kind 'logmel' takes \(frames, 26\) log mels, got shape \(40, 13\)"):
+        finish_features(np.zeros((40, 13)), FeatureSettings(kind="logmel"))
+    with pytest.raises(ValueError, match=r"kind 'mfcc' takes \(frames, 13\) MFCCs, got shape \(40, 26\)"):
+        finish_features(np.zeros((40, 26)), FeatureSettings())

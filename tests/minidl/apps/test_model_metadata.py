@@ -23,10 +23,17 @@ def test_feature_settings_take_the_defaults_given_for_missing_keys():
     ({"n_mfcc": 40}, "make no features"),             # the HTK preset has 26 mel filters
     ({"unknown": 1, "preset": "mel"}, "make no features"),
     ("htk", "must be a dict of feature settings, got 'htk'"),
+    ({"kind": "mel"}, "are not feature settings: FeatureSettings: kind must be 'mfcc' or 'logmel'"),
+    ({"kind": ["logmel"]}, "kind must be 'mfcc' or 'logmel'"),
 ])
 def test_feature_settings_that_make_no_sane_features_are_refused(values, message):
     with pytest.raises(ValueError, match=message):
         checks.feature_settings_from_metadata(values)
+
+
+def test_feature_settings_of_log_mels_are_read_with_their_kind():
+    settings = checks.feature_settings_from_metadata({"kind": "logmel", "trim_db": 30.0})
+    assert settings == FeatureSettings(kind="logmel", trim_db=30.0) and settings.n_features == 52
 
 
 def test_frames_labels_task_and_choice():

@@ -5,12 +5,14 @@ import dataclasses
 
 import pytest
 
-from minidl.apps.recipes import CHAIN, ENSEMBLES, LEVERS, MODEL_LEVERS, RECIPES, RECOMMENDED, members_of, recipe
+from minidl.apps.recipes import (CHAIN, ENSEMBLES, FEATURE_LEVERS, LEVER_CHANGES, LEVERS, MODEL_LEVERS, RECIPES,
+                                 RECOMMENDED, members_of, recipe)
 
 
 def _differences(before, after):
     (f0, t0), (f1, t1) = before, after
-    changed = {k for k in f0.to_dict() if f0.to_dict()[k] != f1.to_dict()[k]}
+    # asdict, not to_dict: to_dict leaves out the default kind, which would hide a change of it
+    changed = {k for k in dataclasses.asdict(f0) if dataclasses.asdict(f0)[k] != dataclasses.asdict(f1)[k]}
     a0, a1 = t0["augmentation"].to_dict(), t1["augmentation"].to_dict()
     changed |= {f"augmentation.{k}" for k in a0 if a0[k] != a1[k]}
     changed |= {k for k in {*t0, *t1} if k != "augmentation" and t0.get(k) != t1.get(k)}
@@ -20,7 +22,7 @@ def _differences(before, after):
 def test_each_step_adds_one_ingredient():
     names = list(CHAIN)
     assert names == ["baseline", "trim", "vtlp", "draws", "voices", "specaug"]
-    assert set(RECIPES) == {*CHAIN, "voices_cmvn", *LEVERS}
+    assert set(RECIPES) == {*CHAIN, "voices_cmvn", *LEVERS, *FEATURE_LEVERS}
     assert _differences(RECIPES["voices"], RECIPES["voices_cmvn"]) == {"normalization"}
     steps = {name: _differences(RECIPES[a], RECIPES[name]) for a, name in zip(names, names[1:])}
     assert steps == {"trim": {"trim_db"}, "vtlp": {"augmentation.vtlp"},
@@ -40,7 +42,8 @@ def test_each_lever_is_trim_with_the_fields_it_names_changed():
                 "trim_colour": {"augmentation.noise_colours"},
                 "trim_band": {"augmentation.band_hz"},
                 "trim_channel": {"augmentation.band_hz", "augmentation.gain_db", "augmentation.reverb_rt60"},
-                "trim_gap": {"model"}}
+                "trim_gap": {"model"},
+                "trim_logmel": {"kind"}}
     assert set(LEVERS) == set(expected) and not set(LEVERS) & set(CHAIN)
     assert {name: _differences(RECIPES["trim"], RECIPES[name]) for name in LEVERS} == expected
     ko = RECIPES["trim_ko"][1]["augmentation"]
@@ -90,3 +93,15 @@ def test_make_demo_trains_the_recommended_recipe_on_the_official_split():
     assert "minidl-digits train --split official" in demo and "--recipe" not in demo
     assert cli.parser().parse_args(["train"]).recipe == RECOMMENDED
     assert "minidl-digits train --split official --out runs/demo" in (root / "README.md").read_text()
+
+
+def test_trim_logmel_is_trim_with_log_mels_in_place_of_mfccs():
+    assert _differences(RECIPES["trim"], RECIPES["trim_logmel"]) == {"kind"}
+    features, train = RECIPES["trim_logmel"]
+    assert (features.kind, features.trim_db, features.n_features) == ("logmel", 30.0, 52)
+    assert train["augmentation"] == RECIPES["trim"][1]["augmentation"]
+    # a lever of the features, not of the augmentation
+    assert "trim_logmel" in LEVERS and "trim_logmel" not in LEVER_CHANGES
+    assert set(FEATURE_LEVERS) == {"trim_logmel"}
+    settings, features = recipe("trim_logmel", split="speaker", held_out="george", seed=2)
+    assert (features.kind, settings.held_out, settings.seed) == ("logmel", "george", 2)

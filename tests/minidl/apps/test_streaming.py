@@ -75,3 +75,17 @@ def test_stream_takes_a_recogniser_already_loaded(trained_cnn, tmp_path):
     soundfile.write(tmp_path / "four.wav", np.concatenate([gap, tone(4, 0, seed=1), gap]), RATE)
     recogniser = Recogniser(trained_cnn / "model.npz")
     assert [f["digit"] for f in stream_file(recogniser, tmp_path / "four.wav")] == ["4"]
+
+
+def test_a_log_mel_model_streams_log_mels(trained_logmel_cnn, tmp_path, monkeypatch):
+    gap = (0.003 * np.random.default_rng(0).normal(size=RATE // 3)).astype(np.float32)
+    soundfile.write(tmp_path / "three_eight.wav",
+                    np.concatenate([gap, tone(3, 0, seed=1), gap, tone(8, 0, seed=2), gap]), RATE)
+    recogniser = Recogniser(trained_logmel_cnn / "model.npz")
+    widths = []
+    real = recogniser.mfcc_probabilities
+    monkeypatch.setattr(recogniser, "mfcc_probabilities", lambda frames: widths.extend(f.shape[1] for f in frames)
+                        or real(frames))
+    found = list(stream_file(recogniser, tmp_path / "three_eight.wav"))
+    assert [f["digit"] for f in found] == ["3", "8"]
+    assert widths == [26, 26]                               # the model's log mels, not 13 MFCCs
