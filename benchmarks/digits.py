@@ -204,7 +204,9 @@ def run_ensemble(names: list[str], seeds: list[int]) -> None:
             ensemble = Ensemble([folder / "model.npz" for folder in folders])
             predicted = ensemble.recording_probabilities(fsdd, test, progress=False).argmax(axis=1)
             accuracy = float(np.mean(predicted == np.array([r.digit for r in test])))
-            record = {"name": "fsdd_digits", "library": "minidl", "model": members[0]["model"],
+            models = [m["model"] for m in members]  # "crnn", or "crnn+gapcnn" where the members differ
+            record = {"name": "fsdd_digits", "library": "minidl",
+                      "model": models[0] if len(set(models)) == 1 else "+".join(models),
                       "recipe": label, "split": "speaker", "held_out": held_out, "combine": COMBINE,
                       "epochs": members[0]["settings"]["epochs"], "seed": seed, "version": minidl.__version__,
                       "test_accuracy": accuracy, "members": {n: m["test_accuracy"] for n, m in zip(names, members)},

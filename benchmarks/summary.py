@@ -128,16 +128,18 @@ def ablation_section() -> list[str]:
            "log-probabilities (`minidl/apps/ensemble.py`). A row \"R (keras)\" is R's Keras anchor: the same data, "
            "batches, CRNN and schedule trained by Keras 3 on torch (`--recipe R --library keras`, "
            "`benchmarks/digits_keras.py`). The rows `trim_*` (`recipes.LEVERS`, `--recipe trim_speed trim_noise "
-           "trim_pitch trim_gain trim_reverb trim_colour trim_band trim_channel trim_gap --seeds 1 2 3`) are `trim` with one lever changed: speed "
+           "trim_ko trim_pitch trim_gain trim_reverb trim_colour trim_band trim_channel trim_gap trim_logmel --seeds "
+           "1 2 3`) are `trim` with one lever changed: speed "
            "perturbation alone, noise alone, Ko et al.'s fixed speed factors, a pitch shift in place of the speed "
            "change, a random gain, a synthetic room, noise of three colours, a band-pass channel (edges drawn in "
            "100-400 Hz and 2.5-3.8 kHz: a telephone line, a cheap microphone), and `trim_channel` the room, band-pass "
            "and gain together; `trim_gap` (`recipes.MODEL_LEVERS`) is `trim` trained by the GAP-CNN (two Conv1D, then "
            "each filter's maximum over the clip's real frames: where the word sits cannot matter) in place of the "
            "CRNN; `trim_logmel` (`recipes.FEATURE_LEVERS`) is `trim` on the 26 log mel energies (+ deltas) in place of "
-           "the 13 MFCCs; `trim+tta` scores trim's own models with test-time augmentation (`--tta trim`: each recording "
-           "also at speeds 0.9 and 1.1, the log-probabilities averaged, `minidl/apps/tta.py`); compare them with `trim` "
-           "1-3.", "",
+           "the 13 MFCCs; `trim+tta` scores trim's own models with test-time augmentation (`--tta trim --seeds 1 2 3`: "
+           "each recording also at speeds 0.9 and 1.1, the log-probabilities averaged, `minidl/apps/tta.py`), and "
+           "`trim+trim_gap` their two models as an ensemble (`--ensemble trim trim_gap --seeds 1 2 3`); compare them "
+           "with `trim` 1-3.", "",
            "| recipe | seeds | mean (seed range) | worst speaker | " + " | ".join(speakers) + " |",
            "|---" * (4 + len(speakers)) + "|"]
     def order(label: str) -> tuple[int, bool]:  # the chain's order; a recipe's Keras anchor right below it

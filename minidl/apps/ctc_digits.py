@@ -91,6 +91,9 @@ def dataset_features(dataset, settings: FeatureSettings, progress: bool = True) 
     if dataset.sample_rate != settings.sample_rate:
         raise ValueError(f"dataset_features: the data set is at {dataset.sample_rate} Hz, the "
                          f"feature settings at {settings.sample_rate} Hz")
+    if settings.kind != "mfcc":
+        raise ValueError(f"dataset_features: the connected-digit data set caches MFCCs only; expected "
+                         f"FeatureSettings.kind 'mfcc', got {settings.kind!r}")
     mfccs = dataset.features(n_mfcc=settings.n_mfcc, preset=settings.preset, progress=progress)
     return [finish_features(m, settings) for m in mfccs]
 

@@ -86,9 +86,10 @@ def version_probabilities(recogniser, fsdd, recordings: list, speeds=SPEEDS, pro
 
     Row k is speed factor speeds[k]. A factor of exactly 1.0 is the clean recording as the model
     scores it without augmentation (``recogniser.recording_probabilities``, MFCCs from the
-    feature cache); every other factor is perturbed_features'. Each version is predicted as one
-    batch of all n recordings, each apart from the others, so no version's batches depend on
-    which other versions were asked for.
+    feature cache); every other factor is perturbed_features'. Each version is one predict call
+    over all n recordings, batched as the clean version is (padded batches of similar lengths),
+    each version apart from the others, so no version's batches depend on which other versions
+    were asked for.
 
     Raises:
         ValueError: a bad speed factor (check_speeds), before any file is read.

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import contextlib
 
-import numpy
+import numpy as np
 
 import minidl.functional as F
 from minidl import workspace
@@ -15,10 +15,11 @@ from minidl.functional.recurrent._dropout import gate_products, masks_data, mask
 from minidl.tensor import Tensor, as_tensor
 
 
-def quiet_overflow(on: bool):
-    """NumPy's overflow warnings off while ``on`` (exp(-z) = inf is meant), else nothing; set once
-    around a loop, as each ``numpy.errstate`` costs about 3 µs."""
-    return numpy.errstate(over="ignore") if on else contextlib.nullcontext()
+def _quiet_overflow(on: bool) -> contextlib.AbstractContextManager:
+    """NumPy's overflow warnings off while ``on`` (exp(-z) = inf is meant), else nothing. Set once
+    around the whole loop, as each ``np.errstate`` costs about 3 µs: so an overflow elsewhere in
+    the step (c_t past float32's range) is silent too, and shows as inf in the outputs."""
+    return np.errstate(over="ignore") if on else contextlib.nullcontext()
 
 
 def _swap_c_o(a: Array, units: int) -> Array:
@@ -123,7 +124,7 @@ class LSTMFunction(RecurrentFunction):
         recurrent = xp.empty((4 * units, batch), dtype=x.dtype)
         scratch = xp.empty((units, batch), dtype=x.dtype)
         gates = A.reshape(steps, 4, units, batch)  # gates[t] unpacks into the i, f, o, c blocks
-        with quiet_overflow(exp_gates):  # (see exp_gates above)
+        with _quiet_overflow(exp_gates):  # (see exp_gates above)
             for t in range(steps):
                 a = A[t]
                 recurrent_product(xp, UT_step, H[t], recurrent, self.recurrent_masks, scratch)  # Uᵀ·h_{t-1}ᵀ

@@ -236,3 +236,13 @@ def test_transcribe_bounds_the_length_of_a_file(tmp_path):
     transcriber = ctc_digits.Transcriber(tmp_path / "model.npz")
     with pytest.raises(ctc_digits.audio.AudioError, match="over the limit of 2 s"):
         transcriber.transcribe_file(tmp_path / "long.wav", max_seconds=2.0)
+
+
+def test_dataset_features_refuses_log_mels_naming_the_kind():
+    class EightKilohertz:  # never asked for its features: the kind is refused first
+        sample_rate = 8000
+
+        def features(self, **options):
+            raise AssertionError("features read before the kind was checked")
+    with pytest.raises(ValueError, match="caches MFCCs only; expected FeatureSettings.kind 'mfcc', got 'logmel'"):
+        ctc_digits.dataset_features(EightKilohertz(), FeatureSettings(kind="logmel", normalization="utterance"))
