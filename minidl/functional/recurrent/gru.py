@@ -8,7 +8,7 @@ from minidl import workspace
 from minidl.backend import get_array_module
 from minidl.functional.recurrent._common import (RecurrentFunction, activate, check_shapes, cuda_step,
                                                  derivative, fused_activation, mask_array, project_inputs,
-                                                 side_by_side, state_in, unroll)
+                                                 row_sums, side_by_side, state_in, unroll)
 from minidl.functional.recurrent._dropout import gate_products, masks_data, masks_in, recurrent_product, state_grad
 from minidl.functional.recurrent.gru_reset_before import GRUResetBeforeFunction
 from minidl.tensor import Tensor, as_tensor
@@ -75,9 +75,8 @@ class GRUFunction(RecurrentFunction):
         xp = get_array_module(x)
         steps, batch, units = x.shape[1], x.shape[0], U.shape[0]
         keep = self._keep(xp)
-        XT, A = project_inputs(xp, x, W, self.go_backwards, self.input_masks)  # input part, then gates z, r, ĥ in place
-        if b is not None:
-            A += b[0][:, None]
+        # the input part and b, then the gates z, r, ĥ in place
+        XT, A = project_inputs(xp, x, W, self.go_backwards, self.input_masks, None if b is None else b[0])
         Q = workspace.empty_like(A)  # recurrent part h·U + b', kept for backward (q_h)
         H = xp.empty((steps + 1, units, batch), dtype=x.dtype)
         H[0] = h0.T
@@ -180,7 +179,7 @@ class GRUFunction(RecurrentFunction):
         grads = (gx, gh.T if self.needs_input_grad[1] else None, gW,
                  self._recurrent_grad(xp, H, grad_q_side_by_side))
         if self.has_bias:
-            grads += (xp.stack([grad_p_side_by_side.sum(axis=1), grad_q_side_by_side.sum(axis=1)])
+            grads += (xp.stack([row_sums(xp, grad_p_side_by_side), row_sums(xp, grad_q_side_by_side)])
                       if self.needs_input_grad[4] else None,)
         workspace.release(grad_p_side_by_side, grad_q_side_by_side)
         return grads

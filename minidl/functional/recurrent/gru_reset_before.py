@@ -10,7 +10,7 @@ from __future__ import annotations
 from minidl import workspace
 from minidl.backend import get_array_module
 from minidl.functional.recurrent._common import (RecurrentFunction, activate, derivative, project_inputs,
-                                                 side_by_side, state_in)
+                                                 row_sums, side_by_side, state_in)
 from minidl.functional.recurrent._dropout import recurrent_product, state_grad
 
 
@@ -61,9 +61,7 @@ class GRUResetBeforeFunction(RecurrentFunction):
         xp = get_array_module(x)
         steps, batch, units = x.shape[1], x.shape[0], U.shape[0]
         keep = self._keep(xp)
-        XT, A = project_inputs(xp, x, W, self.go_backwards, self.input_masks)  # then z, r, ĥ in place
-        if b is not None:
-            A += b[:, None]
+        XT, A = project_inputs(xp, x, W, self.go_backwards, self.input_masks, b)  # then z, r, ĥ in place
         S = workspace.empty(xp, (steps, units, batch), x.dtype)  # the reset state s of every step
         H = xp.empty((steps + 1, units, batch), dtype=x.dtype)
         H[0] = h0.T
@@ -145,6 +143,6 @@ class GRUResetBeforeFunction(RecurrentFunction):
         workspace.release(S)
         grads = (gx, gh.T if self.needs_input_grad[1] else None, gW, gU)
         if self.has_bias:
-            grads += (grad_p_side_by_side.sum(axis=1) if self.needs_input_grad[4] else None,)
+            grads += (row_sums(xp, grad_p_side_by_side) if self.needs_input_grad[4] else None,)
         workspace.release(grad_p_side_by_side)
         return grads

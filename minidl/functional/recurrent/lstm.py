@@ -10,9 +10,28 @@ from minidl import workspace
 from minidl.backend import Array, get_array_module
 from minidl.functional.recurrent._common import (RecurrentFunction, activate, check_shapes, cuda_step,
                                                  derivative, fused_activation, mask_array, project_inputs,
-                                                 side_by_side, state_in, unroll)
+                                                 row_sums, side_by_side, state_in, unroll)
 from minidl.functional.recurrent._dropout import gate_products, masks_data, masks_in, recurrent_product, state_grad
 from minidl.tensor import Tensor, as_tensor
+
+
+def _fast_float32_tanh() -> bool:
+    """True where NumPy runs float32 tanh on AVX-512 (x86-64-v4): there it costs 0.29 ns an
+    element against exp's 0.44 (Sapphire Rapids, numpy 2.4), while on the AVX2 machines of earlier
+    runs exp was the cheaper one, 2.1 ns against tanh's 3.4. Read from NumPy's own CPU-dispatch
+    table; where that is missing, False."""
+    try:
+        from numpy._core._multiarray_umath import __cpu_features__
+    except ImportError:  # NumPy 1.x keeps it in numpy.core
+        try:
+            from numpy.core._multiarray_umath import __cpu_features__
+        except ImportError:
+            return False
+    return bool(__cpu_features__.get("AVX512_SKX"))
+
+
+# Which one pass the four gates of a NumPy step take (see LSTMFunction.forward): "tanh" or "exp".
+GATE_PASS = "tanh" if _fast_float32_tanh() else "exp"
 
 
 def _quiet_overflow(on: bool) -> contextlib.AbstractContextManager:
@@ -100,22 +119,20 @@ class LSTMFunction(RecurrentFunction):
         cuda_forward_step = cuda_step(xp, activations, "minidl_lstm_forward", self.CUDA_FORWARD_STEP)
         W, U = _swap_c_o(W, units), _swap_c_o(U, units)
         b = None if b is None else _swap_c_o(b, units)
-        # One exp for all four gates of a step: σ(z) = 1/(1 + e^(-z)) and tanh(z) = 2σ(2z) - 1, with
-        # the -1 (σ columns) and -2 (the g columns) folded into copies of W, U and b, so that a step
-        # is exp, +1, 1/x and 2x - 1 on g. NumPy's float32 exp costs about 2.1 ns an element on
-        # these machines against tanh's 3.4 (and mul's 0.2), so this beats one tanh over the four
-        # blocks and σ's ½·tanh(½z) + ½ (the LSTM step of benchmarks/results/recurrent.json).
+        # One pass of one function over all four gates of a step, with the inner scales folded
+        # into copies of W, U and b: σ(z) = ½·tanh(½z) + ½ and tanh itself (GATE_PASS "tanh",
+        # scales ½ and 1), or σ(z) = 1/(1 + e^(-z)) and tanh(z) = 2σ(2z) - 1 ("exp", scales -1
+        # and -2); whichever of tanh and exp NumPy runs faster on this CPU (_fast_float32_tanh).
         # exp(-z) overflows to inf for z < -88 (float32), and 1/(1 + inf) = 0 is then exact.
-        exp_gates = cuda_forward_step is None and activations == ("tanh", "sigmoid")
+        gate_pass = GATE_PASS if cuda_forward_step is None and activations == ("tanh", "sigmoid") else None
         W_step, U_step, b_step = W, U, b
-        if exp_gates:
-            scale = xp.full(4 * units, -1.0, dtype=x.dtype)
-            scale[3 * units:] = -2.0
+        if gate_pass is not None:
+            scale = xp.full(4 * units, 0.5 if gate_pass == "tanh" else -1.0, dtype=x.dtype)
+            scale[3 * units:] = 1.0 if gate_pass == "tanh" else -2.0
             W_step, U_step = W * scale, U * scale
             b_step = None if b is None else b * scale
-        XT, A = project_inputs(xp, x, W_step, self.go_backwards, self.input_masks)  # A: pre-activations, then gates, in place
-        if b is not None:
-            A += b_step[:, None]
+        # A: pre-activations, then gates, in place
+        XT, A = project_inputs(xp, x, W_step, self.go_backwards, self.input_masks, b_step)
         UT_step = xp.ascontiguousarray(U_step.T)
         H = xp.empty((steps + 1, units, batch), dtype=x.dtype)  # hᵀ of every step, h0 first
         C = workspace.empty_like(H)  # cᵀ likewise
@@ -124,7 +141,7 @@ class LSTMFunction(RecurrentFunction):
         recurrent = xp.empty((4 * units, batch), dtype=x.dtype)
         scratch = xp.empty((units, batch), dtype=x.dtype)
         gates = A.reshape(steps, 4, units, batch)  # gates[t] unpacks into the i, f, o, c blocks
-        with _quiet_overflow(exp_gates):  # (see exp_gates above)
+        with _quiet_overflow(gate_pass == "exp"):  # (see gate_pass above)
             for t in range(steps):
                 a = A[t]
                 recurrent_product(xp, UT_step, H[t], recurrent, self.recurrent_masks, scratch)  # Uᵀ·h_{t-1}ᵀ
@@ -133,7 +150,12 @@ class LSTMFunction(RecurrentFunction):
                                       C[t + 1], TC[t], H[t + 1], a)
                     continue
                 a += recurrent
-                if exp_gates:  # a holds -z on i, f, o and -2z on g
+                if gate_pass == "tanh":  # a holds ½z on i, f, o and z on g
+                    xp.tanh(a, out=a)
+                    sigmoid_gates = a[:3 * units]
+                    sigmoid_gates *= 0.5
+                    sigmoid_gates += 0.5
+                elif gate_pass == "exp":  # a holds -z on i, f, o and -2z on g
                     xp.exp(a, out=a)
                     a += 1
                     xp.divide(1, a, out=a)
@@ -248,7 +270,7 @@ class LSTMFunction(RecurrentFunction):
         grads = (gx, gh.T if self.needs_input_grad[1] else None, gc.T if self.needs_input_grad[2] else None,
                  None if gW is None else _swap_c_o(gW, units), None if gU is None else _swap_c_o(gU, units))
         if self.has_bias:
-            gb = _swap_c_o(grad_z_side_by_side.sum(axis=1), units) if self.needs_input_grad[5] else None
+            gb = _swap_c_o(row_sums(xp, grad_z_side_by_side), units) if self.needs_input_grad[5] else None
             grads += (gb,)
         workspace.release(grad_z_side_by_side)
         return grads

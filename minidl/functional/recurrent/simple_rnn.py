@@ -10,7 +10,7 @@ from minidl import workspace
 from minidl.backend import get_array_module
 from minidl.functional.recurrent._common import (RecurrentFunction, activate, check_shapes, derivative,
                                                  fused_activation, mask_array, project_inputs,
-                                                 side_by_side, state_in, unroll)
+                                                 row_sums, side_by_side, state_in, unroll)
 from minidl.functional.recurrent._dropout import gate_products, masks_data, masks_in, recurrent_product, state_grad
 from minidl.tensor import Tensor, as_tensor
 
@@ -48,9 +48,7 @@ class SimpleRNNFunction(RecurrentFunction):
         xp = get_array_module(x)
         steps = x.shape[1]
         keep = self._keep(xp)
-        XT, Z = project_inputs(xp, x, W, self.go_backwards, self.input_masks)
-        if b is not None:
-            Z += b[:, None]
+        XT, Z = project_inputs(xp, x, W, self.go_backwards, self.input_masks, b)
         H = xp.empty((steps + 1,) + h0.shape[::-1], dtype=x.dtype)  # hᵀ of every step, h0 first
         H[0] = h0.T
         UT = xp.ascontiguousarray(U.T)
@@ -92,7 +90,7 @@ class SimpleRNNFunction(RecurrentFunction):
         grads = (gx, gh.T if self.needs_input_grad[1] else None, gW,
                  self._recurrent_grad(xp, H, grad_z_side_by_side))
         if self.has_bias:
-            grads += (grad_z_side_by_side.sum(axis=1) if self.needs_input_grad[4] else None,)
+            grads += (row_sums(xp, grad_z_side_by_side) if self.needs_input_grad[4] else None,)
         workspace.release(grad_z, grad_z_side_by_side)
         return grads
 

@@ -15,8 +15,16 @@ from tests.minidl.functional.recurrent._helpers import (
     make_inputs, option_cases, ragged_mask)
 
 
+@pytest.fixture(params=["tanh", "exp"])
+def gate_pass(request, monkeypatch):
+    """Each of the fused forward's two ways through the four gates (GATE_PASS), whichever this
+    CPU would pick."""
+    monkeypatch.setattr(sys.modules["minidl.functional.recurrent.lstm"], "GATE_PASS", request.param)
+    return request.param
+
+
 @pytest.mark.parametrize("masked, go_backwards, zero_output_for_mask", option_cases("lstm"))
-def test_lstm_equals_reference_in_value_and_every_gradient(masked, go_backwards, zero_output_for_mask):
+def test_lstm_equals_reference_in_value_and_every_gradient(masked, go_backwards, zero_output_for_mask, gate_pass):
     assert_fused_equals_reference("lstm", make_inputs("lstm"), mask=ragged_mask() if masked else None,
                                   go_backwards=go_backwards, zero_output_for_mask=zero_output_for_mask)
 
@@ -59,9 +67,10 @@ def test_lstm_go_backwards_processes_steps_last_to_first():
     np.testing.assert_allclose(h_b.data, h.data, atol=1e-12)
 
 
-def test_lstm_saturated_gates_are_exact_and_warn_nothing(recwarn):
-    # the fused forward computes σ(z) = 1/(1 + e^(-z)) and tanh(z) = 2σ(2z) - 1: pre-activations
-    # far past float32's exp range (e^(-z) = inf) must give the exact limits 0 and ±1, silently
+def test_lstm_saturated_gates_are_exact_and_warn_nothing(recwarn, gate_pass):
+    # through exp, σ(z) = 1/(1 + e^(-z)) and tanh(z) = 2σ(2z) - 1: pre-activations far past
+    # float32's exp range (e^(-z) = inf) must give the exact limits 0 and ±1, silently; so must
+    # σ(z) = ½·tanh(½z) + ½
     arrays = make_inputs("lstm", dtype=np.float32)
     arrays[3] = arrays[3] * 1e3  # kernel: |z| in the thousands
     outputs, h, c = lstm(*[Tensor(a) for a in arrays])
@@ -72,8 +81,8 @@ def test_lstm_saturated_gates_are_exact_and_warn_nothing(recwarn):
     np.testing.assert_allclose(c.data, ref_c.data, rtol=1e-5, atol=1e-4)
 
 
-def test_lstm_float32_matches_float64_reference():
-    # float32 gates through exp lose at most a few float32 ulps against the float64 reference
+def test_lstm_float32_matches_float64_reference(gate_pass):
+    # float32 gates through exp or tanh lose at most a few float32 ulps against the float64 reference
     arrays = make_inputs("lstm", steps=20)
     outputs, h, c = lstm(*[Tensor(a.astype(np.float32)) for a in arrays])
     ref_outputs, ref_h, ref_c = lstm_reference(*[Tensor(a) for a in arrays])
