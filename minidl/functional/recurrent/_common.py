@@ -1,7 +1,8 @@
 """What the three fused recurrent ops share: the base Function, masks, the input projection.
 
 Inside, the loops run time-major and *transposed*: a step's state is hᵀ (units, batch) and its
-gates zᵀ = Wᵀ·x_tᵀ + Uᵀ·hᵀ (gates·units, batch), so that each gate block is a run of whole rows,
+gates zᵀ = Wᵀ·x_tᵀ + Uᵀ·hᵀ (gates·units, batch; the LSTM computes them as one product with all its
+weights, see LSTMFunction), so that each gate block is a run of whole rows,
 contiguous in memory. The gate arithmetic is a dozen small elementwise ops per step, and NumPy
 runs each one faster on a contiguous block than on the column slice that a (batch, gates·units)
 layout would give (the LSTM step of benchmarks/recurrent.py is where it shows). The equations
@@ -232,30 +233,36 @@ class RecurrentFunction(Function):
             xp.subtract(carry, used, out=carry)  # handed to h_t: nothing carried past a valid step
         return add_masked
 
+    def _input_grad(self, xp, grad_z_side_by_side: Array, W: Array, steps: int, batch: int) -> Array | None:
+        """∂X = ∂Z·Wᵀ as (batch, steps, features), one GEMM over all steps from ∂Z, every step's
+        ∂z side by side (see ``side_by_side``); with input dropout masks, one GEMM per gate,
+        ∂X = Σ_g (∂Z_g·W_gᵀ) ⊙ m_g. None when x needs no gradient."""
+        if not self.needs_input_grad[0]:
+            return None
+        masks = self.input_masks
+        if masks is None:
+            gx = W @ grad_z_side_by_side
+        else:
+            width = W.shape[1] // masks.shape[0]
+            gx = sum(dropped_side_by_side(W[:, block(g, width)] @ grad_z_side_by_side[block(g, width)], masks[g])
+                     for g in range(masks.shape[0]))
+        gx = gx.reshape(-1, steps, batch)
+        return xp.ascontiguousarray((gx[:, ::-1] if self.go_backwards else gx).transpose(2, 1, 0))
+
     def _input_grads(self, xp, XT: Array, grad_z_side_by_side: Array, W: Array) -> tuple:
-        """∂X = ∂Z·Wᵀ as (batch, steps, features) and ∂W = Xᵀ·∂Z: one GEMM each over all steps,
-        from ∂Z, every step's ∂z side by side (see ``side_by_side``); with input dropout masks,
-        one GEMM each per gate, ∂X = Σ_g (∂Z_g·W_gᵀ) ⊙ m_g and ∂W_g = (X ⊙ m_g)ᵀ·∂Z_g."""
+        """(∂X, ∂W): ∂X as ``_input_grad``, and ∂W = Xᵀ·∂Z, one GEMM over all steps; with input
+        dropout masks, ∂W_g = (X ⊙ m_g)ᵀ·∂Z_g."""
         steps, batch = XT.shape[0], XT.shape[2]
         masks = self.input_masks
-        gates = 1 if masks is None else masks.shape[0]
-        width = W.shape[1] // gates
-        gx = gW = None
-        if self.needs_input_grad[0]:
-            if masks is None:
-                gx = W @ grad_z_side_by_side
-            else:
-                gx = sum(dropped_side_by_side(W[:, block(g, width)] @ grad_z_side_by_side[block(g, width)],
-                                              masks[g]) for g in range(gates))
-            gx = gx.reshape(-1, steps, batch)
-            gx = xp.ascontiguousarray((gx[:, ::-1] if self.go_backwards else gx).transpose(2, 1, 0))
+        gx, gW = self._input_grad(xp, grad_z_side_by_side, W, steps, batch), None
         if self.needs_input_grad[self.kernel_position]:
             XT_side_by_side = XT.transpose(1, 0, 2).reshape(-1, steps * batch)
             if masks is None:  # (∂Z·X)ᵀ: the faster order, 230 µs against 350 for the LSTM's ∂W
                 gW = (grad_z_side_by_side @ XT_side_by_side.T).T
             else:
+                width = W.shape[1] // masks.shape[0]
                 gW = xp.concatenate([dropped_side_by_side(XT_side_by_side, masks[g])
-                                     @ grad_z_side_by_side[block(g, width)].T for g in range(gates)], axis=1)
+                                     @ grad_z_side_by_side[block(g, width)].T for g in range(masks.shape[0])], axis=1)
         return gx, gW
 
     def _recurrent_grad(self, xp, H: Array, grad_z_side_by_side: Array, masks="own") -> Array | None:

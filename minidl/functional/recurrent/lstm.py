@@ -9,9 +9,10 @@ import minidl.functional as F
 from minidl import workspace
 from minidl.backend import Array, get_array_module
 from minidl.functional.recurrent._common import (RecurrentFunction, activate, check_shapes, cuda_step,
-                                                 derivative, fused_activation, mask_array, project_inputs,
-                                                 row_sums, side_by_side, state_in, unroll)
-from minidl.functional.recurrent._dropout import gate_products, masks_data, masks_in, recurrent_product, state_grad
+                                                 derivative, fused_activation, mask_array, side_by_side,
+                                                 state_in, time_major, unroll)
+from minidl.functional.recurrent._dropout import (block, dropped_side_by_side, gate_products, masks_data,
+                                                  masks_in, recurrent_product, state_grad)
 from minidl.tensor import Tensor, as_tensor
 
 
@@ -66,10 +67,16 @@ class LSTMFunction(RecurrentFunction):
 
     (σ is ``recurrent_activation``, tanh is ``activation``.) The weights come in Keras' gate
     order i, f, c, o; inside, the gate buffers are stored i, f, o, c, so that the three σ gates
-    are one contiguous block (``_swap_c_o`` on the weights, and back on their gradients). The four
-    pre-activations come from one GEMM per step, h·U, added to the input projection of all steps.
-    With dropout masks (_dropout.py; given i, f, c, o, stored i, f, o, c like the gates) each
-    gate's products use its own dropped x_t and h, as Keras.
+    are one contiguous block (``_swap_c_o`` on the weights, and back on their gradients).
+
+    All the weights are one matrix Θ = [U; W; b] (units + features + 1, 4u), and the four
+    pre-activations of a step are one GEMM, z_t = Θᵀ·[h_{t-1}; x_t; 1], on a buffer HX whose
+    column block t holds h_{t-1}, x_t and a row of ones (Karpathy's batched numpy LSTM keeps its
+    weights and biases in one matrix the same way, gist.github.com/karpathy/587454dc0146a6ae21fc). So the bias and the input projection cost no passes of
+    their own, and backward gets ∂Θ = Σ_t [h_{t-1}; x_t; 1]·∂z_tᵀ, every weight's gradient, in
+    one GEMM over all steps. With dropout masks (_dropout.py; given i, f, c, o, stored i, f, o, c
+    like the gates) each gate's product uses its own dropped x_t and h, as Keras: one GEMM per
+    gate on [h ⊙ n_g; x_t ⊙ m_g; 1].
 
     Backward (BPTT; ∂h_t, ∂c_t arrive from the output of step t and from step t + 1):
 
@@ -79,7 +86,7 @@ class LSTMFunction(RecurrentFunction):
         ∂c_{t-1} = ∂c_t ⊙ f
         ∂z       = [∂i ⊙ i(1-i), ∂f ⊙ f(1-f), ∂o ⊙ o(1-o), ∂g ⊙ (1-g²)]   (stored order i, f, o, c)
         ∂h_{t-1} = ∂z · Uᵀ                                            (one GEMM per step)
-        ∂W = Σ_t x_tᵀ·∂z_t, ∂U = Σ_t h_{t-1}ᵀ·∂z_t, ∂b = Σ ∂z_t, ∂x_t = ∂z_t·Wᵀ   (one GEMM each)
+        ∂Θ = [∂U; ∂W; ∂b] = Σ_t [h_{t-1}; x_t; 1]·∂z_t,   ∂x_t = ∂z_t·Wᵀ      (one GEMM each)
 
     Inputs: x (batch, steps, features), h0, c0 (batch, u), W (features, 4u), U (u, 4u),
     b (4u,) or absent. Outputs: y (batch, steps, u), the last h and the last c (batch, u).
@@ -93,15 +100,13 @@ class LSTMFunction(RecurrentFunction):
         self.activation, self.recurrent_activation = activation, recurrent_activation
 
     # On CuPy with tanh and sigmoid, one kernel does the whole NumPy step of forward() below
-    # (a += h·U, the four gates, c_t, h_t, the mask): (inputs, outputs, body) of the kernel.
-    CUDA_FORWARD_STEP = ("T c_prev, T h_prev, bool keep, int32 entries, raw T rec",
+    # after the GEMM (the four gates, c_t, h_t, the mask): (inputs, outputs, body) of the kernel.
+    CUDA_FORWARD_STEP = ("T c_prev, T h_prev, bool keep, int32 entries",
                          "T c, T tc, T h, raw T gates", r"""
     // entry i of the transposed state (units, batch), one of `entries` = units·batch; gate block
-    // k of z = gates (Wᵀx + b) + rec (Uᵀh) is rows k·units onwards, so entry i of it is at
-    // k·entries + i. Internal order i, f, o, c.
-    T zi = gates[i] + rec[i], zf = gates[entries + i] + rec[entries + i];
-    T zo = gates[2 * entries + i] + rec[2 * entries + i];
-    T zg = gates[3 * entries + i] + rec[3 * entries + i];
+    // k of z = gates (Θᵀ[h; x; 1]) is rows k·units onwards, so entry i of it is at k·entries + i.
+    // Internal order i, f, o, c.
+    T zi = gates[i], zf = gates[entries + i], zo = gates[2 * entries + i], zg = gates[3 * entries + i];
     T gi = 1 / (1 + exp(-zi)), gf = 1 / (1 + exp(-zf)), go = 1 / (1 + exp(-zo)), gg = tanh(zg);
     gates[i] = gi; gates[entries + i] = gf; gates[2 * entries + i] = go; gates[3 * entries + i] = gg;
     T c_new = gf * c_prev + gi * gg;
@@ -113,43 +118,49 @@ class LSTMFunction(RecurrentFunction):
 
     def forward(self, x, h0, c0, W, U, b=None):
         xp = get_array_module(x)
-        steps, batch, units = x.shape[1], x.shape[0], U.shape[0]
+        batch, steps, features = x.shape
+        units = U.shape[0]
         keep = self._keep(xp)
         activations = (self.activation, self.recurrent_activation)
         cuda_forward_step = cuda_step(xp, activations, "minidl_lstm_forward", self.CUDA_FORWARD_STEP)
-        W, U = _swap_c_o(W, units), _swap_c_o(U, units)
-        b = None if b is None else _swap_c_o(b, units)
+        Theta = _swap_c_o(xp.concatenate([U, W] + ([] if b is None else [b[None]])), units)  # [U; W; b]
         # One pass of one function over all four gates of a step, with the inner scales folded
-        # into copies of W, U and b: σ(z) = ½·tanh(½z) + ½ and tanh itself (GATE_PASS "tanh",
-        # scales ½ and 1), or σ(z) = 1/(1 + e^(-z)) and tanh(z) = 2σ(2z) - 1 ("exp", scales -1
-        # and -2); whichever of tanh and exp NumPy runs faster on this CPU (_fast_float32_tanh).
+        # into a copy of Θ: σ(z) = ½·tanh(½z) + ½ and tanh itself (GATE_PASS "tanh", scales ½
+        # and 1), or σ(z) = 1/(1 + e^(-z)) and tanh(z) = 2σ(2z) - 1 ("exp", scales -1 and -2);
+        # whichever of tanh and exp NumPy runs faster on this CPU (_fast_float32_tanh).
         # exp(-z) overflows to inf for z < -88 (float32), and 1/(1 + inf) = 0 is then exact.
         gate_pass = GATE_PASS if cuda_forward_step is None and activations == ("tanh", "sigmoid") else None
-        W_step, U_step, b_step = W, U, b
+        ThetaT_step = xp.ascontiguousarray(Theta.T)
         if gate_pass is not None:
-            scale = xp.full(4 * units, 0.5 if gate_pass == "tanh" else -1.0, dtype=x.dtype)
+            scale = xp.full((4 * units, 1), 0.5 if gate_pass == "tanh" else -1.0, dtype=x.dtype)
             scale[3 * units:] = 1.0 if gate_pass == "tanh" else -2.0
-            W_step, U_step = W * scale, U * scale
-            b_step = None if b is None else b * scale
-        # A: pre-activations, then gates, in place
-        XT, A = project_inputs(xp, x, W_step, self.go_backwards, self.input_masks, b_step)
-        UT_step = xp.ascontiguousarray(U_step.T)
-        H = xp.empty((steps + 1, units, batch), dtype=x.dtype)  # hᵀ of every step, h0 first
-        C = workspace.empty_like(H)  # cᵀ likewise
-        TC = workspace.empty_like(H[1:])  # tanh(c_t), kept for backward
-        H[0], C[0] = h0.T, c0.T
-        recurrent = xp.empty((4 * units, batch), dtype=x.dtype)
+            ThetaT_step *= scale
+        # HX[:, t] is [h_{t-1}; x_t; 1] (units + features + 1 rows, or no row of ones without a
+        # bias, by batch); h_t is written into HX[:, t + 1], and HX[:, steps] holds only h_T. The
+        # steps side by side, so that ∂Θ's GEMM reads HX as it is: h_t written into a time-major
+        # HX and HX copied side by side after the loop made the op 0.1 ms slower.
+        HX = xp.empty((Theta.shape[0], steps + 1, batch), dtype=x.dtype)
+        HX[units:units + features, :steps] = time_major(x, self.go_backwards).transpose(1, 0, 2)
+        HX[units + features:] = 1
+        HX[units:, steps] = 0
+        HX[:units, 0] = h0.T
+        H = HX[:units].transpose(1, 0, 2)  # hᵀ of every step (steps + 1, units, batch), h0 first: a view
+        masks = self._step_masks(xp, HX.shape[0], units, features)
+        A = workspace.empty(xp, (steps, 4 * units, batch), x.dtype)  # z of every step, then its gates, in place
+        C = workspace.empty(xp, H.shape, x.dtype)  # cᵀ likewise
+        TC = workspace.empty(xp, (steps, units, batch), x.dtype)  # tanh(c_t), kept for backward
+        C[0] = c0.T
+        dropped = None if masks is None else xp.empty(HX.shape[::2], dtype=x.dtype)
         scratch = xp.empty((units, batch), dtype=x.dtype)
         gates = A.reshape(steps, 4, units, batch)  # gates[t] unpacks into the i, f, o, c blocks
         with _quiet_overflow(gate_pass == "exp"):  # (see gate_pass above)
             for t in range(steps):
                 a = A[t]
-                recurrent_product(xp, UT_step, H[t], recurrent, self.recurrent_masks, scratch)  # Uᵀ·h_{t-1}ᵀ
-                if cuda_forward_step is not None:  # the whole step below, and a += h·U
-                    cuda_forward_step(C[t], H[t], True if keep is None else keep[t], units * batch, recurrent,
+                recurrent_product(xp, ThetaT_step, HX[:, t], a, masks, dropped)  # z_t = Θᵀ·[h_{t-1}; x_t; 1]
+                if cuda_forward_step is not None:  # the whole step below
+                    cuda_forward_step(C[t], H[t], True if keep is None else keep[t], units * batch,
                                       C[t + 1], TC[t], H[t + 1], a)
                     continue
-                a += recurrent
                 if gate_pass == "tanh":  # a holds ½z on i, f, o and z on g
                     xp.tanh(a, out=a)
                     sigmoid_gates = a[:3 * units]
@@ -185,9 +196,22 @@ class LSTMFunction(RecurrentFunction):
         if not self.will_backward():
             workspace.release(A, C, TC)
             return outputs
-        self.XT, self.A, self.H, self.C, self.TC = XT, A, H, C, TC
-        self.W, self.U, self.keep, self.has_bias = W, U, keep, b is not None
+        self.HX, self.masks, self.A, self.C, self.TC, self.keep = HX, masks, A, C, TC, keep
+        self.U, self.W, self.has_bias = Theta[:units], Theta[units:units + features], b is not None
         return outputs
+
+    def _step_masks(self, xp, rows: int, units: int, features: int) -> Array | None:
+        """The dropout masks as one (4, rows, batch) mask per gate over a column of HX,
+        [n_g; m_g; 1] (ones where a kind of mask is absent), or None without masks."""
+        if self.input_masks is None and self.recurrent_masks is None:
+            return None
+        given = self.input_masks if self.input_masks is not None else self.recurrent_masks
+        masks = xp.ones((4, rows, given.shape[-1]), dtype=given.dtype)
+        if self.recurrent_masks is not None:
+            masks[:, :units] = self.recurrent_masks
+        if self.input_masks is not None:
+            masks[:, units:units + features] = self.input_masks
+        return masks
 
     # On CuPy with tanh and sigmoid, one kernel does the NumPy step of backward() below up to
     # the GEMM: ∂h, ∂c at step t -> ∂z, ∂c_{t-1}, and the ∂h that a masked step passes on.
@@ -207,11 +231,11 @@ class LSTMFunction(RecurrentFunction):
 """)
 
     def backward(self, gy, gh_last, gc_last):
-        xp = get_array_module(self.H)
-        A, H, C, TC, U, keep = self.A, self.H, self.C, self.TC, self.U, self.keep
-        steps, units = A.shape[0], H.shape[1]
+        xp = get_array_module(self.HX)
+        A, C, TC, U, keep = self.A, self.C, self.TC, self.U, self.keep
+        steps, units, batch = A.shape[0], C.shape[1], C.shape[2]
         add_output_grad = self._output_grad(xp, gy, keep)
-        gh = xp.zeros_like(H[0]) if gh_last is None else state_in(gh_last)
+        gh = xp.zeros_like(C[0]) if gh_last is None else state_in(gh_last)
         gc = xp.zeros_like(C[0]) if gc_last is None else state_in(gc_last)
         grad_z = workspace.empty_like(A)  # ∂zᵀ for every step, in the internal order i, f, o, c
         scratch, gate_slopes = xp.empty_like(gh), xp.empty_like(A[0])  # gate_slopes: act'(z) of a step
@@ -265,15 +289,33 @@ class LSTMFunction(RecurrentFunction):
         workspace.release(A, C, TC)
         grad_z_side_by_side = side_by_side(xp, grad_z)
         workspace.release(grad_z)
-        gx, gW = self._input_grads(xp, self.XT, grad_z_side_by_side, self.W)
-        gU = self._recurrent_grad(xp, H, grad_z_side_by_side)
-        grads = (gx, gh.T if self.needs_input_grad[1] else None, gc.T if self.needs_input_grad[2] else None,
-                 None if gW is None else _swap_c_o(gW, units), None if gU is None else _swap_c_o(gU, units))
+        gx = self._input_grad(xp, grad_z_side_by_side, self.W, steps, batch)
+        grads = (gx, gh.T if self.needs_input_grad[1] else None, gc.T if self.needs_input_grad[2] else None)
+        gU = gW = gb = None
+        if any(self.needs_input_grad[3:]):
+            grad_Theta = _swap_c_o(self._weights_grad(xp, grad_z_side_by_side), units)
+            features = self.W.shape[0]
+            gU, gW, gb = grad_Theta[:units], grad_Theta[units:units + features], grad_Theta[units + features:]
+        grads += (gW if self.needs_input_grad[3] else None, gU if self.needs_input_grad[4] else None)
         if self.has_bias:
-            gb = _swap_c_o(row_sums(xp, grad_z_side_by_side), units) if self.needs_input_grad[5] else None
-            grads += (gb,)
+            grads += (gb[0] if self.needs_input_grad[5] else None,)
         workspace.release(grad_z_side_by_side)
         return grads
+
+    def _weights_grad(self, xp, grad_z_side_by_side: Array) -> Array:
+        """∂Θ = Σ_t [h_{t-1}; x_t; 1]·∂z_tᵀ (rows of Θ, 4u), stored gate order: one GEMM over all
+        steps' HX side by side (a view of it), as (∂Z·HXᵀ)ᵀ, the faster order; with dropout masks,
+        one GEMM per gate on its dropped copy."""
+        steps = grad_z_side_by_side.shape[1] // self.HX.shape[2]
+        HX_side_by_side = self.HX[:, :steps].reshape(self.HX.shape[0], -1)
+        if self.masks is None:
+            grad_Theta = (grad_z_side_by_side @ HX_side_by_side.T).T
+        else:
+            width = grad_z_side_by_side.shape[0] // 4
+            grad_Theta = xp.concatenate([(grad_z_side_by_side[block(g, width)]
+                                          @ dropped_side_by_side(HX_side_by_side, m).T).T
+                                         for g, m in enumerate(self.masks)], axis=1)
+        return grad_Theta
 
 
 def lstm(x, h0, c0, kernel, recurrent_kernel, bias=None, *, mask=None, go_backwards: bool = False,

@@ -118,9 +118,9 @@ def test_lstm_graph_memory_is_freed_after_backward():
     tensors = [Tensor(a, requires_grad=True) for a in make_inputs("lstm")]
     outputs, h, c = lstm(*tensors)
     function = outputs.creator
-    assert function.H is not None
+    assert function.HX is not None
     outputs.sum().backward()
-    assert function.released and not hasattr(function, "H")  # saved buffers dropped
+    assert function.released and not hasattr(function, "HX")  # saved buffers dropped
 
 
 @pytest.mark.parametrize("bad, message", [
