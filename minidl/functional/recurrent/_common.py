@@ -23,6 +23,8 @@ from __future__ import annotations
 
 from typing import Callable
 
+import numpy as np
+
 import minidl.functional as F
 from minidl import workspace
 from minidl.backend import Array
@@ -154,6 +156,47 @@ def state_in(state: Array) -> Array:
     """A copy of a (batch, u) state as the loops hold it, (u, batch) contiguous: a copy, because
     the loops update it in place (ascontiguousarray would hand back a view when batch is 1)."""
     return state.T.copy()
+
+
+# --- subnormal gradients ---------------------------------------------------------------------------
+
+class SubnormalFlush:
+    """Keeps a backward loop's ∂z out of the subnormal range, on NumPy.
+
+    A gradient that flows back through many steps can shrink geometrically (a forget gate below
+    one, only the last output in the loss), and once it passes float32's smallest normal number,
+    2^-126 ≈ 1.2e-38, every GEMM and ufunc that reads the subnormal values runs the CPU's slow
+    microcode path: the LSTM step over 1,000 steps of benchmarks/recurrent.py took 1.6 s, not
+    0.4. PyTorch leaves the choice to the user (``torch.set_flush_denormal``); flushing in the
+    CPU's control register would change every thread's arithmetic, so the loop rounds instead.
+
+    Every ``CHECK_EVERY`` steps ``check`` looks at the states' smallest column maximum; once one
+    is below √tiny (2^-63 in float32), ``flush`` rounds ∂z near zero from then on, as
+    (∂z + s) - s with s = 2·tiny/eps (2^-102 in float32; just below s the spacing of floats is
+    tiny, just above it 2·tiny): subnormals become 0, -tiny or 2·tiny, values above s·2^24
+    (2^-78) are unchanged, and those between move by at most tiny. Rounding ∂h and ∂c
+    as well measured slower (their ±tiny values kept decaying into subnormals). On CuPy it does
+    nothing: GPUs run subnormals at full speed, and a check would wait for the device.
+    """
+
+    CHECK_EVERY = 16
+
+    def __init__(self, xp, dtype):
+        self.enabled, self.on = xp is np, False
+        finfo = np.finfo(dtype)
+        self.shift = np.asarray(2 * finfo.tiny / finfo.eps, dtype=dtype)
+        self.threshold = float(np.sqrt(finfo.tiny))
+
+    def check(self, step: int, *states: Array) -> None:
+        """Turn flushing on, for good, once a column of a state (units, batch) is below √tiny."""
+        if self.enabled and not self.on and step % self.CHECK_EVERY == 0:
+            self.on = min(float(np.abs(state).max(axis=0).min()) for state in states) < self.threshold
+
+    def flush(self, grad: Array) -> None:
+        """grad ← (grad + s) - s in place, once ``check`` has turned flushing on."""
+        if self.on:
+            grad += self.shift
+            grad -= self.shift
 
 
 # --- the shared base -----------------------------------------------------------------------------

@@ -6,9 +6,9 @@ from __future__ import annotations
 import minidl.functional as F
 from minidl import workspace
 from minidl.backend import get_array_module
-from minidl.functional.recurrent._common import (RecurrentFunction, activate, check_shapes, cuda_step,
-                                                 derivative, fused_activation, mask_array, project_inputs,
-                                                 row_sums, side_by_side, state_in, unroll)
+from minidl.functional.recurrent._common import (RecurrentFunction, SubnormalFlush, activate, check_shapes,
+                                                 cuda_step, derivative, fused_activation, mask_array,
+                                                 project_inputs, row_sums, side_by_side, state_in, unroll)
 from minidl.functional.recurrent._dropout import gate_products, masks_data, masks_in, recurrent_product, state_grad
 from minidl.functional.recurrent.gru_reset_before import GRUResetBeforeFunction
 from minidl.tensor import Tensor, as_tensor
@@ -142,6 +142,7 @@ class GRUFunction(RecurrentFunction):
         gate_slopes = xp.empty_like(A[0, :2 * units])  # σ'(a) of z and r at a step
         activations = (self.activation, self.recurrent_activation)
         cuda_backward_step = cuda_step(xp, activations, "minidl_gru_backward", self.CUDA_BACKWARD_STEP)
+        subnormals = SubnormalFlush(xp, A.dtype)
         for t in range(steps - 1, -1, -1):
             add_output_grad(t, gh)
             a, q, dp, dq = A[t], Q[t], grad_p[t], grad_q[t]
@@ -169,9 +170,12 @@ class GRUFunction(RecurrentFunction):
                 dp *= keep[t]
                 dq *= keep[t]
                 xp.copyto(direct, gh, where=self.drop[t])
+            subnormals.flush(dp)
+            subnormals.flush(dq)
             # q = h_{t-1}·U + b':  ∂h_{t-1}ᵀ = (∂h ⊙ z)ᵀ + U·∂q_tᵀ
             state_grad(xp, U, dq, gh, self.recurrent_masks, scratch)
             gh += direct
+            subnormals.check(steps - 1 - t, gh)  # ∂h_{t-1}
         workspace.release(A, Q)
         grad_p_side_by_side, grad_q_side_by_side = side_by_side(xp, grad_p), side_by_side(xp, grad_q)
         workspace.release(grad_p, grad_q)

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from minidl import workspace
 from minidl.backend import get_array_module
-from minidl.functional.recurrent._common import (RecurrentFunction, activate, derivative, project_inputs,
-                                                 row_sums, side_by_side, state_in)
+from minidl.functional.recurrent._common import (RecurrentFunction, SubnormalFlush, activate, derivative,
+                                                 project_inputs, row_sums, side_by_side, state_in)
 from minidl.functional.recurrent._dropout import recurrent_product, state_grad
 
 
@@ -104,6 +104,7 @@ class GRUResetBeforeFunction(RecurrentFunction):
         direct, grad_s, scratch = xp.empty_like(gh), xp.empty_like(gh), xp.empty_like(gh)
         gate_slopes = xp.empty_like(A[0, :2 * units])  # σ'(a) of z and r at a step
         U_zr, U_h = xp.ascontiguousarray(U[:, :2 * units]), xp.ascontiguousarray(U[:, 2 * units:])
+        subnormals = SubnormalFlush(xp, A.dtype)
         for t in range(steps - 1, -1, -1):
             add_output_grad(t, gh)
             a, dp = A[t], grad_p[t]
@@ -115,6 +116,7 @@ class GRUResetBeforeFunction(RecurrentFunction):
             xp.multiply(gh, z, out=direct)  # the direct path ∂h_t ⊙ z to h_{t-1}
             xp.subtract(gh, direct, out=dhh)
             dhh *= derivative(xp, self.activation, hh, scratch)  # ∂a_h
+            subnormals.flush(dhh)
             # a_h = x·W_h + b_h + s·U_h:  ∂s = ∂a_h·U_hᵀ;  s = r ⊙ h_{t-1} (⊙ n_h)
             xp.matmul(U_h, dhh, out=grad_s)
             if self.recurrent_masks is not None:
@@ -126,9 +128,11 @@ class GRUResetBeforeFunction(RecurrentFunction):
             if keep is not None:  # a masked step: no gate gradient, ∂h_t goes straight through
                 dp *= keep[t]
                 xp.copyto(direct, gh, where=self.drop[t])
+            subnormals.flush(dp[:2 * units])
             # the z, r part h_{t-1}·U_zr:  ∂h_{t-1}ᵀ = direct + U_zr·[∂a_z, ∂a_r]ᵀ
             state_grad(xp, U_zr, dp[:2 * units], gh, self._gate_masks(), scratch)
             gh += direct
+            subnormals.check(steps - 1 - t, gh)  # ∂h_{t-1}
         workspace.release(A)
         grad_p_side_by_side = side_by_side(xp, grad_p)
         workspace.release(grad_p)

@@ -8,9 +8,9 @@ import numpy as np
 import minidl.functional as F
 from minidl import workspace
 from minidl.backend import Array, get_array_module
-from minidl.functional.recurrent._common import (RecurrentFunction, activate, check_shapes, cuda_step,
-                                                 derivative, fused_activation, mask_array, side_by_side,
-                                                 state_in, unroll)
+from minidl.functional.recurrent._common import (RecurrentFunction, SubnormalFlush, activate, check_shapes,
+                                                 cuda_step, derivative, fused_activation, mask_array,
+                                                 side_by_side, state_in, unroll)
 from minidl.functional.recurrent._dropout import (block, gate_products, masks_data, masks_in, recurrent_product,
                                                   state_grad)
 from minidl.tensor import Tensor, as_tensor
@@ -246,6 +246,7 @@ class LSTMFunction(RecurrentFunction):
         passed_h, passed_c = xp.empty_like(gh), xp.empty_like(gc)
         cuda_backward_step = cuda_step(xp, activations, "minidl_lstm_backward", self.CUDA_BACKWARD_STEP)
         gates, gate_grads = A.reshape(steps, 4, units, -1), grad_z.reshape(steps, 4, units, -1)
+        subnormals = SubnormalFlush(xp, A.dtype)
         for t in range(steps - 1, -1, -1):
             add_output_grad(t, gh)
             a, dz = A[t], grad_z[t]
@@ -283,11 +284,13 @@ class LSTMFunction(RecurrentFunction):
                 dz[:3 * units] *= derivative(xp, self.recurrent_activation, a[:3 * units],
                                              gate_slopes[:3 * units])
                 dg *= derivative(xp, self.activation, g, scratch)
+            subnormals.flush(dz)
             # z = x_t·W + h_{t-1}·U + b:  ∂h_{t-1}ᵀ = U·∂z_tᵀ
             state_grad(xp, U, dz, gh, self.recurrent_masks, scratch)
             if keep is not None:
                 gh += passed_h
                 gc += passed_c
+            subnormals.check(steps - 1 - t, gh, gc)  # ∂h_{t-1}, ∂c_{t-1}
         workspace.release(A, C, TC)
         grad_z_side_by_side = side_by_side(xp, grad_z)
         workspace.release(grad_z)

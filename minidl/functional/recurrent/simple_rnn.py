@@ -8,8 +8,8 @@ from __future__ import annotations
 import minidl.functional as F
 from minidl import workspace
 from minidl.backend import get_array_module
-from minidl.functional.recurrent._common import (RecurrentFunction, activate, check_shapes, derivative,
-                                                 fused_activation, mask_array, project_inputs,
+from minidl.functional.recurrent._common import (RecurrentFunction, SubnormalFlush, activate, check_shapes,
+                                                 derivative, fused_activation, mask_array, project_inputs,
                                                  row_sums, side_by_side, state_in, unroll)
 from minidl.functional.recurrent._dropout import gate_products, masks_data, masks_in, recurrent_product, state_grad
 from minidl.tensor import Tensor, as_tensor
@@ -73,6 +73,7 @@ class SimpleRNNFunction(RecurrentFunction):
         gh = xp.zeros_like(H[0]) if gh_last is None else state_in(gh_last)
         grad_z = workspace.empty_like(H[1:])  # ∂z_tᵀ of every step
         passed, scratch = xp.empty_like(gh), xp.empty_like(gh)
+        subnormals = SubnormalFlush(xp, H.dtype)
         for t in range(steps - 1, -1, -1):
             add_output_grad(t, gh)
             dz = grad_z[t]
@@ -81,10 +82,12 @@ class SimpleRNNFunction(RecurrentFunction):
                 gh *= keep[t]
             # h_t = act(z_t)
             xp.multiply(gh, derivative(xp, self.activation, H[t + 1], dz), out=dz)
+            subnormals.flush(dz)
             # z_t = x_t·W + h_{t-1}·U + b:  ∂h_{t-1}ᵀ = U·∂z_tᵀ
             state_grad(xp, U, dz, gh, self.recurrent_masks, scratch)
             if keep is not None:
                 gh += passed
+            subnormals.check(steps - 1 - t, gh)  # ∂h_{t-1}
         grad_z_side_by_side = side_by_side(xp, grad_z)
         gx, gW = self._input_grads(xp, self.XT, grad_z_side_by_side, self.W)
         grads = (gx, gh.T if self.needs_input_grad[1] else None, gW,

@@ -1,11 +1,16 @@
-"""What the three fused recurrent ops share: which activations fuse, and the boundary checks
-that name the op, what was expected and what came."""
+"""What the three fused recurrent ops share: which activations fuse, the boundary checks that
+name the op, what was expected and what came, and the rounding that keeps ∂z out of the
+subnormal range."""
+import importlib
+
 import numpy as np
 import pytest
 
 import minidl.functional as F
 from minidl.functional.recurrent import can_fuse, gru, simple_rnn
-from tests.minidl.functional.recurrent._helpers import make_inputs
+from minidl.functional.recurrent._common import SubnormalFlush
+from minidl.tensor import Tensor
+from tests.minidl.functional.recurrent._helpers import OPS, UNITS, make_inputs
 
 
 def test_can_fuse_knows_names_and_minidl_functions_only():
@@ -19,3 +24,76 @@ def test_bad_mask_shape_and_unknown_activation():
         gru(*make_inputs("gru"), mask=np.ones((3, 4), bool))
     with pytest.raises(ValueError, match="simple_rnn: the fused op supports activation in"):
         simple_rnn(*make_inputs("simple_rnn"), activation="softmax")
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_subnormal_flush_rounds_only_below_the_normal_range(dtype):
+    finfo = np.finfo(dtype)
+    guard = SubnormalFlush(np, dtype)
+    subnormal = np.array([finfo.smallest_subnormal, -finfo.tiny / 3, finfo.tiny * 0.6], dtype=dtype)
+    large = np.array([1.0, -3e-5, 2 * finfo.tiny / finfo.eps * 2**25], dtype=dtype)  # above s·2^24: exact
+    middle = np.array([finfo.tiny * 1.5, -finfo.tiny * 1e6], dtype=dtype)
+    grad = np.concatenate([subnormal, large, middle])
+    before = grad.copy()
+    guard.flush(grad)
+    np.testing.assert_array_equal(grad, before)  # off until a check turns it on
+    guard.check(0, np.full((3, 2), 1e-3, dtype=dtype))
+    assert not guard.on
+    guard.check(1, np.full((3, 2), 1e-30 if dtype == np.float32 else 1e-200, dtype=dtype))
+    assert not guard.on  # checked every CHECK_EVERY steps only
+    states = np.ones((3, 2), dtype=dtype)
+    states[:, 1] = finfo.tiny  # one column of the batch has decayed
+    guard.check(SubnormalFlush.CHECK_EVERY, states)
+    assert guard.on
+    guard.flush(grad)
+    flushed = grad[:3]
+    assert np.all(np.isin(flushed, [0, -finfo.tiny, 2 * finfo.tiny]))  # no subnormal is left
+    np.testing.assert_array_equal(grad[3:6], before[3:6])
+    assert np.all(np.abs(grad[6:] - before[6:]) <= finfo.tiny)
+
+
+def test_subnormal_flush_does_nothing_off_numpy():
+    guard = SubnormalFlush(object(), np.float32)  # any array module but NumPy (CuPy on a GPU)
+    guard.check(0, np.zeros((2, 2), dtype=np.float32))
+    assert not guard.on
+
+
+def decaying_inputs(name: str) -> list:
+    """float32 inputs of op ``name`` over 80 steps whose ∂h shrinks by about 2^-3 to 2^-6 a step
+    when only the last state is in the loss: a weak recurrent kernel, and for the gated cells a
+    gate that passes little of ∂h (or ∂c) straight back."""
+    arrays = make_inputs(name, steps=80, dtype=np.float32)
+    recurrent_kernel, bias = (4, 5) if name == "lstm" else (3, 4)  # after x and the states
+    arrays[recurrent_kernel] *= 0.05
+    if name == "lstm":
+        arrays[bias][UNITS:2 * UNITS] = -2.0  # the forget gate (Keras order i, f, c, o)
+    elif name == "gru":
+        arrays[bias][:, :UNITS] = -2.0  # the update gate z, input and recurrent bias
+    elif name == "gru_reset_before":
+        arrays[bias][:UNITS] = -4.0
+    return arrays
+
+
+@pytest.mark.parametrize("name", ["simple_rnn", "lstm", "gru", "gru_reset_before"])
+def test_gradient_decayed_past_float32_range_reaches_no_gemm_subnormal(name, monkeypatch):
+    # without SubnormalFlush a dozen or more of the 80 steps hand the GEMM a subnormal ∂z (the
+    # slow path of the CPU); with it none does, and the gradients still match float64's
+    module = importlib.import_module(f"minidl.functional.recurrent.{name}")  # the op's own file
+    seen, real_state_grad = [], module.state_grad
+
+    def spying_state_grad(xp, U, grad, *rest):
+        seen.append(grad.copy())
+        return real_state_grad(xp, U, grad, *rest)
+    monkeypatch.setattr(module, "state_grad", spying_state_grad)
+    fused, reference = OPS[name][:2]
+    arrays = decaying_inputs(name)
+    tensors = [Tensor(a, requires_grad=True) for a in arrays]
+    last = fused(*tensors)[1]
+    last.sum().backward()
+    tiny = np.finfo(np.float32).tiny
+    assert len(seen) == 80 and np.all(seen[-1] == 0)  # what reached step 0 was below any float32
+    assert not [t for t, grad in enumerate(seen) if np.any((grad != 0) & (np.abs(grad) < tiny))]
+    expected = [Tensor(a.astype(np.float64), requires_grad=True) for a in arrays]
+    reference(*expected)[1].sum().backward()
+    for got, want in zip(tensors, expected):
+        np.testing.assert_allclose(got.grad, want.grad, rtol=1e-4, atol=1e-5)
