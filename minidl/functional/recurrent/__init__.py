@@ -2,20 +2,23 @@
 
 Each op is one Function that runs the whole sequence. The design, the same for all three:
 
-    forward   X·W + b for every step at once (one GEMM), then a Python loop over time for the
-              recurrent product h·U (one GEMM per step for all gates) and the gate arithmetic,
-              done in place in buffers allocated once per call;
+    forward   X·W + b for every step at once (one GEMM, the bias riding in it), then a Python
+              loop over time for the recurrent product h·U (one GEMM per step for all gates)
+              and the gate arithmetic, done in place in buffers allocated once per call; the
+              LSTM folds its input projection into the step's GEMM instead, one product of all
+              its weights Θ = [U; W; b] with [h_{t-1}; x_t; 1];
     backward  back-propagation through time: a reverse loop that does one GEMM per step
               (∂z·Uᵀ) and writes each step's pre-activation gradient ∂z into one buffer, then
               one GEMM each for ∂W = Xᵀ·∂Z, ∂U = H_prevᵀ·∂Z and ∂X = ∂Z·Wᵀ over all steps
-              (∂Z: the ∂z of every step side by side).
+              (∂Z: the ∂z of every step side by side; the LSTM's ∂Θ is one GEMM). A gradient
+              that decays into float32's subnormal range is rounded out of it (SubnormalFlush).
 
 One cell a file, each with its fused Function (the equations are in its docstring), the CUDA
 step that replaces its NumPy step on CuPy, and its reference cell built from primitive ops,
 which the tests hold the fused op to and the layers fall back on for other activations:
 
     _common.py     the shared base RecurrentFunction, masks, the input projection, the loop
-                   of the reference cells, the transposed layout inside
+                   of the reference cells, the transposed layout inside, SubnormalFlush
     simple_rnn.py  SimpleRNNFunction, simple_rnn; simple_rnn_cell, simple_rnn_reference
     lstm.py        LSTMFunction, lstm; lstm_cell, lstm_reference
     gru.py         GRUFunction (reset after), gru (both forms); gru_cell, gru_reference

@@ -128,10 +128,11 @@ class LSTMFunction(RecurrentFunction):
         # One pass of one function over all four gates of a step, with the inner scales folded
         # into a copy of Θ: σ(z) = ½·tanh(½z) + ½ and tanh itself (GATE_PASS "tanh", scales ½
         # and 1), or σ(z) = 1/(1 + e^(-z)) and tanh(z) = 2σ(2z) - 1 ("exp", scales -1 and -2);
-        # whichever of tanh and exp NumPy runs faster on this CPU (_fast_float32_tanh).
+        # whichever of tanh and exp NumPy runs faster on this CPU for float32 (_fast_float32_tanh;
+        # float64 takes the same pass).
         # exp(-z) overflows to inf for z < -88 (float32), and 1/(1 + inf) = 0 is then exact.
         gate_pass = GATE_PASS if cuda_forward_step is None and activations == ("tanh", "sigmoid") else None
-        ThetaT_step = xp.ascontiguousarray(Theta.T)
+        ThetaT_step = xp.array(Theta.T, order="C")  # a copy, scaled below; Θ itself stays for backward
         if gate_pass is not None:
             scale = xp.full((4 * units, 1), 0.5 if gate_pass == "tanh" else -1.0, dtype=x.dtype)
             scale[3 * units:] = 1.0 if gate_pass == "tanh" else -2.0

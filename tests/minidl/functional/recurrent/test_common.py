@@ -27,12 +27,14 @@ def test_bad_mask_shape_and_unknown_activation():
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_subnormal_flush_rounds_only_below_the_normal_range(dtype):
+def test_subnormal_flush_rounds_only_near_zero(dtype):
     finfo = np.finfo(dtype)
+    tiny, shift = finfo.tiny, 2 * finfo.tiny / finfo.eps  # s, 2^-102 in float32
     guard = SubnormalFlush(np, dtype)
-    subnormal = np.array([finfo.smallest_subnormal, -finfo.tiny / 3, finfo.tiny * 0.6], dtype=dtype)
-    large = np.array([1.0, -3e-5, 2 * finfo.tiny / finfo.eps * 2**25], dtype=dtype)  # above s·2^24: exact
-    middle = np.array([finfo.tiny * 1.5, -finfo.tiny * 1e6], dtype=dtype)
+    subnormal = np.array([finfo.smallest_subnormal, -tiny / 3, tiny * 0.6, -tiny * 0.7], dtype=dtype)
+    large = np.array([1.0, -3e-5, 4 * shift / finfo.eps, -4 * shift / finfo.eps * (1 + finfo.eps)], dtype=dtype)
+    middle = np.array([tiny * 1.5, -tiny * 1e6, 2 * shift / finfo.eps * (1 + finfo.eps),  # a tie: one ulp
+                       2 * shift - shift * finfo.eps / 2], dtype=dtype)  # just below a power of two
     grad = np.concatenate([subnormal, large, middle])
     before = grad.copy()
     guard.flush(grad)
@@ -41,15 +43,19 @@ def test_subnormal_flush_rounds_only_below_the_normal_range(dtype):
     assert not guard.on
     guard.check(1, np.full((3, 2), 1e-30 if dtype == np.float32 else 1e-200, dtype=dtype))
     assert not guard.on  # checked every CHECK_EVERY steps only
-    states = np.ones((3, 2), dtype=dtype)
-    states[:, 1] = finfo.tiny  # one column of the batch has decayed
+    states = np.ones((3, 3), dtype=dtype)
+    states[:, 2] = 0  # a column of zeros (a padded sequence) does not count
     guard.check(SubnormalFlush.CHECK_EVERY, states)
+    assert not guard.on
+    states[:, 1] = tiny  # one column of the batch has decayed
+    guard.check(2 * SubnormalFlush.CHECK_EVERY, states)
     assert guard.on
     guard.flush(grad)
-    flushed = grad[:3]
-    assert np.all(np.isin(flushed, [0, -finfo.tiny, 2 * finfo.tiny]))  # no subnormal is left
-    np.testing.assert_array_equal(grad[3:6], before[3:6])
-    assert np.all(np.abs(grad[6:] - before[6:]) <= finfo.tiny)
+    assert np.all(np.isin(grad[:4], [0, -tiny]))  # no subnormal is left
+    np.testing.assert_array_equal(grad[4:8], before[4:8])  # |∂z| ≥ 4·s/eps: unchanged
+    ulp = np.spacing(np.abs(before[8:]))
+    assert np.all(np.abs(grad[8:] - before[8:]) <= np.maximum(tiny, ulp))
+    assert grad[10] != before[10]  # the bounds are reached: this one moved
 
 
 def test_subnormal_flush_does_nothing_off_numpy():

@@ -11,7 +11,7 @@ from minidl.gradcheck import gradcheck
 from minidl.tensor import Tensor
 from tests.minidl.functional.recurrent._helpers import (
     assert_cupy_matches_numpy, assert_fused_equals_reference, assert_kernel_bodies_match_numpy,
-    assert_masked_steps_carry_state_and_repeat_output, device_cases, flat, gradcheck_cases,
+    assert_masked_steps_carry_state_and_repeat_output, device_cases, dropout_masks, flat, gradcheck_cases,
     make_inputs, option_cases, ragged_mask)
 
 
@@ -29,7 +29,7 @@ def test_lstm_equals_reference_in_value_and_every_gradient(masked, go_backwards,
                                   go_backwards=go_backwards, zero_output_for_mask=zero_output_for_mask)
 
 
-def test_lstm_equals_reference_without_bias():
+def test_lstm_equals_reference_without_bias(gate_pass):
     assert_fused_equals_reference("lstm", make_inputs("lstm", bias=False), rtol=1e-7, mask=ragged_mask())
 
 
@@ -88,6 +88,34 @@ def test_lstm_float32_matches_float64_reference(gate_pass):
     ref_outputs, ref_h, ref_c = lstm_reference(*[Tensor(a) for a in arrays])
     np.testing.assert_allclose(outputs.data, ref_outputs.data, atol=2e-6)
     np.testing.assert_allclose(c.data, ref_c.data, atol=2e-6)
+
+
+def test_lstm_with_dropout_masks_equals_reference_through_either_gate_pass(gate_pass):
+    # the dropped products are one GEMM per gate on [h ⊙ n_g; x_t ⊙ m_g; 1]
+    input_masks, recurrent_masks = dropout_masks("lstm")
+    assert_fused_equals_reference("lstm", make_inputs("lstm"), mask=ragged_mask(), input_masks=input_masks,
+                                  recurrent_masks=recurrent_masks)
+
+
+@pytest.mark.parametrize("needs", [(False, False, False, True, True, True), (True, False, False, False, True, False),
+                                   (False, True, True, False, False, True), (False, False, False, False, False, True)],
+                         ids=["weights", "x-and-recurrent-kernel", "states-and-bias", "bias-only"])
+def test_lstm_gradients_of_some_inputs_only(needs, gate_pass):
+    # ∂Θ is one GEMM for all weights; each input gets its gradient only where it asked for one
+    arrays = make_inputs("lstm")
+    weights = [np.random.default_rng(3).normal(size=shape) for shape in [(3, 5, 3), (3, 3), (3, 3)]]
+    grads = []
+    for op in (lstm, lstm_reference):
+        tensors = [Tensor(a, requires_grad=n) for a, n in zip(arrays, needs)]
+        outputs, h, c = op(*tensors)
+        loss = (outputs * Tensor(weights[0])).sum() + (h * Tensor(weights[1])).sum() + (c * Tensor(weights[2])).sum()
+        loss.backward()
+        grads.append([t.grad for t in tensors])
+    for position, (got, expected, needed) in enumerate(zip(*grads, needs)):
+        if needed:
+            np.testing.assert_allclose(got, expected, atol=1e-10, err_msg=f"input {position}")
+        else:
+            assert got is None, f"input {position} needs no gradient"
 
 
 def test_lstm_float32_stays_float32():
