@@ -180,13 +180,15 @@ class Conv2DFunction(Function):
     out = (n + before + after - ((k - 1)·d + 1)) // s + 1.
 
     Shapes: x (batch, h, w, C), W (kh, kw, C, F), bias (F,) -> y (batch, out_h, out_w, F).
-    Forward: col = im2col(x̃) as (N, K) with N = batch·out_h·out_w, K = kh·kw·C; y₂ = col·W₂ + bias.
+    Forward: col = im2col(x̃) as (N, K) with N = batch·out_h·out_w, K = kh·kw·C; y₂ = col·W₂ + bias,
+    as one GEMM [col, 1]·[W₂; bias]: im2col writes into the first K columns of a buffer whose last
+    column holds ones, so the bias costs no pass over y of its own (nor its gradient a sum).
     With ``relu=True`` the ReLU is fused in: y = max(y₂, 0), computed in place, and backward first
     masks the gradient, g₂ = ∂L/∂y ⊙ [y > 0]; this saves a full-size array and a pass each way.
     Backward, with g₂ = ∂L/∂y₂ as (N, F):
         ∂L/∂W = colᵀ·g₂ reshaped to (kh, kw, C, F)
         ∂L/∂x = col2im(g₂·W₂ᵀ), with the padding cut off (computed per kernel offset, see _input_grad)
-        ∂L/∂bias = Σ_N g₂
+        ∂L/∂bias = Σ_N g₂        (the last row of [col, 1]ᵀ·g₂)
     """
 
     def __init__(self, strides: tuple[int, int], dilation_rate: tuple[int, int],
@@ -201,24 +203,29 @@ class Conv2DFunction(Function):
                         zip(padded.shape[1:3], (kh, kw), self.strides, self.dilation_rate))
         # col (kh·kw times the size of x) lives until backward, in a workspace buffer given back
         # there: the next step reuses its memory instead of faulting in fresh pages
+        batch, columns = x.shape[0], kh * kw * channels
+        col_shape = (batch, out_h, out_w, kh, kw, channels)
+        with_bias = bias is not None
+        # [col, 1] with a bias (the ones column: the bias rides in the GEMM; adding it afterwards
+        # was a pass over y, 0.5 ms of the 40x40 conv's 1.9 ms in benchmarks/profile_steps.py)
+        buffer = workspace.empty(xp, (batch * out_h * out_w, columns + with_bias), x.dtype)
+        if with_bias:
+            buffer[:, columns] = 1
         col = im2col(padded, (kh, kw), self.strides, self.dilation_rate,
-                     out=workspace.empty(xp, (x.shape[0], out_h, out_w, kh, kw, channels), x.dtype))
+                     out=buffer[:, :columns].reshape(col_shape))  # a view: whole rows of the buffer
         if padded is not x:
             workspace.release(padded)
-        batch = x.shape[0]
-        self.col = col.reshape(-1, kh * kw * channels)  # a view: im2col's buffer is contiguous
+        self.col = buffer
         self.W2 = W.reshape(-1, filters)
-        self.x_shape, self.padded_shape, self.col_shape = x.shape, padded.shape, col.shape
-        y = self.col @ self.W2
-        if bias is not None:
-            y += bias
+        self.x_shape, self.padded_shape, self.col_shape = x.shape, padded.shape, col_shape
+        y = buffer @ (xp.concatenate([self.W2, bias[None]]) if with_bias else self.W2)
         if self.relu:
             xp.maximum(y, 0, out=y)
             self.y = y
         if self.will_backward():
-            self.col_buffer = col
+            self.col_buffer = buffer
         else:
-            workspace.release(col)
+            workspace.release(buffer)
         return y.reshape(batch, out_h, out_w, filters)
 
     def backward(self, gy: Array):
@@ -232,13 +239,16 @@ class Conv2DFunction(Function):
         gx = gW = gb = None
         if self.needs_input_grad[0]:
             gx = self._input_grad(g2)
-        if self.needs_input_grad[1]:
-            # y₂ = col·W₂  =>  ∂L/∂W₂ = colᵀ·g₂
-            gW = (self.col.T @ g2).reshape(self.col_shape[3:] + (g2.shape[1],))
+        with_bias = len(self.needs_input_grad) == 3
+        if self.needs_input_grad[1] or (with_bias and self.needs_input_grad[2]):
+            # y₂ = [col, 1]·[W₂; bias]  =>  [∂W₂; ∂bias] = [col, 1]ᵀ·g₂
+            grad_weights = self.col.T @ g2
+            columns = self.W2.shape[0]
+            if self.needs_input_grad[1]:
+                gW = grad_weights[:columns].reshape(self.col_shape[3:] + (g2.shape[1],))
+            if with_bias and self.needs_input_grad[2]:
+                gb = grad_weights[columns]
         workspace.release(self.col_buffer)
-        if len(self.needs_input_grad) == 3 and self.needs_input_grad[2]:
-            # Σ_N g₂ as a product with ones: BLAS runs it faster than sum(axis=0) (benchmarks/conv.py)
-            gb = xp.ones(g2.shape[0], dtype=g2.dtype) @ g2
         workspace.release(masked)
         return (gx, gW) if len(self.needs_input_grad) == 2 else (gx, gW, gb)
 
