@@ -6,9 +6,10 @@ LSTM of benchmarks/recurrent.py, one process each, BLAS threads as the environme
 For each step: the whole step (forward, loss, backward, Adam) timed as the benchmarks time it;
 every op's forward and backward from ``dl.trace()`` (the minimum over repeats of each row);
 Adam alone; and the parts of the big ops re-run on their own shapes: for a convolution im2col,
-the forward GEMM, the weight-gradient GEMM and the input gradient (kh·kw GEMMs and adds); for
-the LSTM the input projection GEMM and the T recurrent GEMMs of forward (backward does about
-twice that), the rest of the LSTM op being its gate arithmetic. "python/graph overhead" is the
+the forward GEMM and the weight-gradient GEMM (both with the bias's column of ones) and the input
+gradient (kh·kw GEMMs and adds); for the LSTM the T step GEMMs of forward, Θᵀ·[h; x; 1], the T
+∂h GEMMs of backward and its one ∂Θ GEMM, the rest of the LSTM op being its gate arithmetic and
+the side-by-side copy of ∂Z. "python/graph overhead" is the
 step minus everything timed inside it. With ``--threads 1`` every time is the thread's CPU time,
 which other load on a shared machine does not stretch (it still costs cache). Results: benchmarks/results/profile_steps.json.
 """
@@ -95,27 +96,32 @@ def profile(model: str, repeats: int) -> dict:
                 kh, kw, channels, filters = kernel.shape
                 name = f"conv {xin.shape[1]}x{xin.shape[2]}x{channels}->{filters}"
                 col = conv_module.im2col(xin, (kh, kw))
-                col2 = col.reshape(-1, kh * kw * channels)
-                w2 = kernel.reshape(-1, filters)
+                positions = col.shape[0] * col.shape[1] * col.shape[2]
+                col2 = np.concatenate([col.reshape(positions, -1), np.ones((positions, 1), np.float32)], axis=1)
+                w2 = np.concatenate([kernel.reshape(-1, filters), np.zeros((1, filters), np.float32)])
                 g2 = np.ones((col2.shape[0], filters), dtype=np.float32)
                 parts[f"{name}: im2col"] = best(lambda: conv_module.im2col(xin, (kh, kw)), repeats)
                 parts[f"{name}: forward GEMM {col2.shape}x{w2.shape}"] = best(lambda: col2 @ w2, repeats)
                 parts[f"{name}: weight-gradient GEMM"] = best(lambda: col2.T @ g2, repeats)
                 f = conv_module.Conv2DFunction((1, 1), (1, 1), ((0, 0), (0, 0)))
-                f.col_shape, f.W2, f.padded_shape, f.x_shape, f.pads = col.shape, w2, xin.shape, xin.shape, ((0, 0), (0, 0))
+                f.col_shape, f.W2, f.padded_shape = col.shape, w2[:-1], xin.shape
+                f.x_shape, f.pads = xin.shape, ((0, 0), (0, 0))
                 f.strides, f.dilation_rate = (1, 1), (1, 1)
                 parts[f"{name}: input gradient (9 GEMMs + adds)"] = (
                     best(lambda: f._input_grad(g2), repeats) if layer is not layers[0] else 0.0)
             h = layer(h, training=True)
     else:
-        lstm = layers[0]
-        weights = {w.name.split("/")[-1]: w.data for w in lstm.trainable_weights}
-        k = next(v for n, v in weights.items() if n.startswith("kernel"))
-        r = next(v for n, v in weights.items() if n.startswith("recurrent"))
-        flat = x.reshape(-1, x.shape[-1])
-        state = np.ones((32, 128), dtype=np.float32)
-        parts["LSTM: input projection GEMM (1600x13 @ 13x512)"] = best(lambda: flat @ k, repeats)
-        parts["LSTM: 50 recurrent GEMMs (32x128 @ 128x512)"] = best(lambda: [state @ r for _ in range(50)], repeats)
+        theta_t = rng.normal(size=(512, 142)).astype(np.float32)  # Θᵀ: 4·128 gates, 128 + 13 + 1 rows
+        hx = rng.normal(size=(51, 32, 142)).astype(np.float32)  # HX: [h_{t-1}, x_t, 1] by batch
+        z = np.empty((512, 32), dtype=np.float32)
+        u_rows, dh = theta_t.T[:128].copy(), np.empty((128, 32), np.float32)
+        dz = rng.normal(size=(512, 32)).astype(np.float32)
+        grad_z = rng.normal(size=(512, 1600)).astype(np.float32)
+        parts["LSTM: 50 step GEMMs Θᵀ·[h; x; 1] (512x142 @ 142x32)"] = best(
+            lambda: [np.matmul(theta_t, hx[t].T, out=z) for t in range(50)], repeats)
+        parts["LSTM: 50 ∂h GEMMs U·∂z (128x512 @ 512x32)"] = best(
+            lambda: [np.matmul(u_rows, dz, out=dh) for _ in range(50)], repeats)
+        parts["LSTM: ∂Θ GEMM (512x1600 @ 1600x142)"] = best(lambda: grad_z @ hx[:50].reshape(1600, 142), repeats)
     traced_ms = sum((r["forward_ms"] or 0) + (r["backward_ms"] or 0) for r in rows)
     return {"name": f"profile/{model}", "clock": "thread CPU time" if time.perf_counter is time.thread_time else "wall",
             "load_average_1min": round(os.getloadavg()[0], 2), "step_seconds": step_seconds, "ops": rows,
