@@ -35,8 +35,6 @@ MAX_LINES = 450
 ALLOWED_LONG: dict[str, str] = {
     "minidl/callbacks.py": "Keras' callback set: one small class per hook, read as a catalogue beside the "
                            "CallbackList that calls them; splitting it would scatter one protocol",
-    "minidl/optimizers.py": "every update rule beside the one base class whose apply() they share "
-                            "(clipping, weight decay, slots), so the rules can be compared line by line",
 }
 
 

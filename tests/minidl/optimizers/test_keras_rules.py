@@ -1,7 +1,7 @@
-"""The optimizers and options added to minidl/optimizers.py for Keras users (Adagrad, Adadelta,
+"""The optimizers and options added to minidl/optimizers/ for Keras users (Adagrad, Adadelta,
 Adamax, Nadam, Lion; use_ema, gradient_accumulation_steps), checked step by step against Keras
-live from the same weights and gradients. A separate file from test_optimizers.py so that the two
-sets of cases read on their own."""
+live from the same weights and gradients. A separate file from test_optimizers.py (the first
+optimizers and the base step) so that the two sets of cases read on their own."""
 import numpy as np
 import pytest
 
