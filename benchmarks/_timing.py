@@ -24,7 +24,9 @@ def time_steps(step: Callable[[], object], repeats: int, warmup: int = 3) -> tup
 
 def minidl_train_step(layers: list, x_np, y_np, device: str = "cpu") -> Callable[[], None]:
     """One minidl training step (forward, sparse cross-entropy from logits, backward, Adam) on a
-    fixed batch, as a closure for ``time_steps``; the layers are built by a first forward."""
+    fixed batch, as a closure for ``time_steps``. The layers run as a ``dl.Sequential``, the way a
+    user's model runs them (so its graph's fused pairs, such as Conv2D -> MaxPooling2D, count), and
+    are built by a first forward."""
     import minidl as dl  # noqa: PLC0415 (only the minidl worker process imports minidl)
     import minidl.functional as F  # noqa: PLC0415
     from minidl.optimizers import Adam  # noqa: PLC0415
@@ -32,15 +34,13 @@ def minidl_train_step(layers: list, x_np, y_np, device: str = "cpu") -> Callable
     x = dl.Tensor(dl.backend.to_device(x_np, device))
     labels = dl.backend.to_device(y_np, device)
     optimizer = Adam(1e-3)
+    model = dl.Sequential(layers)
 
     def forward():
-        h = x
-        for layer in layers:
-            h = layer(h, training=True)
-        return F.mean(F.sparse_categorical_crossentropy(labels, h, from_logits=True))
+        return F.mean(F.sparse_categorical_crossentropy(labels, model(x, training=True), from_logits=True))
 
     forward()
-    params = [w for layer in layers for w in layer.trainable_weights]
+    params = model.trainable_weights
 
     def step():
         loss = forward()

@@ -46,7 +46,7 @@ def run_minidl(model: str, repeats: int, device: str) -> dict:
     import tracemalloc
 
     import minidl as dl
-    from minidl.functional import conv as conv_module
+    from minidl.functional import conv as conv_module, conv_pool as conv_pool_module
     from minidl.layers.conv import Conv1D, Conv2D
     from minidl.layers.core import Dense, Flatten
     from minidl.layers.pooling import GlobalAveragePooling1D, MaxPooling2D
@@ -61,21 +61,28 @@ def run_minidl(model: str, repeats: int, device: str) -> dict:
         layers = [Conv1D(64, 5, activation="relu"), GlobalAveragePooling1D(), Dense(10)]
     step = minidl_train_step(layers, *_data(model), device)
     col_bytes = []
-    original = conv_module.im2col
+    # the col matrices: im2col's, and those a convolution fused with its pool copies out of
+    # conv_pool.pooled_patches (the size of the view is the size of its copy)
+    originals = {module: getattr(module, name) for module, name in
+                 ((conv_module, "im2col"), (conv_pool_module, "pooled_patches"))}
 
-    def counting_im2col(*args, **kwargs):
-        col = original(*args, **kwargs)
-        col_bytes.append(int(col.nbytes))
-        return col
+    def counting(original):
+        def counted(*args, **kwargs):
+            col = original(*args, **kwargs)
+            col_bytes.append(int(col.nbytes))
+            return col
+        return counted
 
     times = time_steps(step, repeats)[0]
-    conv_module.im2col = counting_im2col
+    for module, original in originals.items():
+        setattr(module, original.__name__, counting(original))
     dl.workspace.clear()  # a step on an empty pool: the peak counts the buffers it reuses too
     tracemalloc.start()
     step()
     peak = tracemalloc.get_traced_memory()[1] if device == "cpu" else None
     tracemalloc.stop()
-    conv_module.im2col = original
+    for module, original in originals.items():
+        setattr(module, original.__name__, original)
     return {"version": dl.__version__, "times": times, "im2col_bytes": col_bytes, "step_peak_bytes": peak}
 
 

@@ -54,6 +54,7 @@ class Graph:
         post_order, first_seen = self._walk()
         self.nodes, self.layers = self._order(post_order, first_seen)
         self._check_connected()
+        self.absorbed = self._absorbed_pairs()
         names = [layer.name for layer in self.layers]
         repeated = sorted({name for name in names if names.count(name) > 1})
         if repeated:
@@ -114,11 +115,39 @@ class Graph:
                 continue
             known.update(id(x) for x in node.outputs)
 
+    def _absorbed_pairs(self) -> dict[int, Node]:
+        """id(node) -> the node after it that may run both as one op (``layer.absorbs``: a
+        MaxPooling2D after a Conv2D): the only use of the node's one output, one input each, no
+        call arguments, and the output not one of the model's."""
+        uses: dict[int, list[Node]] = {}
+        for node in self.nodes:
+            for x in node.inputs:
+                uses.setdefault(id(x), []).append(node)
+        outputs = {id(x) for x in self.outputs}
+        pairs = {}
+        for node in self.nodes:
+            if len(node.inputs) != 1 or len(node.outputs) != 1 or node.kwargs or id(node.outputs[0]) in outputs:
+                continue
+            users = uses.get(id(node.outputs[0]), [])
+            if (len(users) == 1 and hasattr(users[0].layer, "absorbs") and len(users[0].inputs) == 1
+                    and not users[0].kwargs and not node.as_list and not users[0].as_list):
+                pairs[id(node)] = users[0]
+        return pairs
+
     # --- running ---------------------------------------------------------------------------------
     def run(self, values: list, training: bool | None):
         """The output Tensors for input Tensors ``values`` (one per input, in order)."""
         computed = {id(x): v for x, v in zip(self.inputs, values)}
+        done = set()   # nodes run already, inside the node before them
         for node in self.nodes:
+            if id(node) in done:
+                continue
+            after = self.absorbed.get(id(node))
+            if after is not None and after.layer.absorbs(node.layer):
+                x = computed[id(node.inputs[0])]
+                computed[id(after.outputs[0])] = after.layer.call_absorbing(node.layer, x)
+                done.add(id(after))
+                continue
             if not node.inputs:
                 x = node.outputs[0]
                 computed[id(x)] = node.layer(computed[id(x)])

@@ -73,6 +73,8 @@ GRADIENT_CHECKS: dict[str, tuple[str, ...]] = {
                                 "test_depthwise_conv1d_is_the_2d_one_on_height_1_and_its_gradient",),
     "Conv2DTransposeFunction": ("tests/minidl/functional/test_conv_transpose.py::test_conv2d_transpose_gradient",),
     "Conv1DTransposeFunction": ("tests/minidl/functional/test_conv_transpose.py::test_conv1d_transpose_gradient",),
+    "Conv2DMaxPoolFunction": ("tests/minidl/functional/test_conv_pool.py::test_conv2d_max_pool_gradient",
+                              "tests/minidl/functional/test_conv_pool.py::test_conv2d_max_pool_gradient_without_bias"),
     "MaxPool2DFunction": ("tests/minidl/functional/test_pooling.py::test_pool2d_gradient",),
     "AvgPool2DFunction": ("tests/minidl/functional/test_pooling.py::test_pool2d_gradient",),
     "MaxPool1DFunction": ("tests/minidl/functional/test_pooling.py::test_pool1d_gradient",),

@@ -318,6 +318,26 @@ def check_fit(where: str, shape: tuple, kernel: tuple, strides: tuple, dilation:
                              f"padding='same' or a smaller kernel_size/dilation_rate")
 
 
+def validate_conv2d(x, kernel, strides, padding: str, dilation_rate, where: str):
+    """conv2d's arguments checked, with clear errors: (x, kernel) as Tensors, strides and
+    dilation as pairs, and the ((top, bottom), (left, right)) padding of x."""
+    x, kernel = as_tensor(x), as_tensor(kernel)
+    strides = normalize_tuple(strides, 2, "strides", where)
+    dilation = normalize_tuple(dilation_rate, 2, "dilation_rate", where)
+    if x.ndim != 4 or kernel.ndim != 4:
+        raise ValueError(f"{where}: expected x (batch, height, width, channels) and kernel (kh, kw, "
+                         f"channels, filters), got shapes {x.shape} and {kernel.shape}")
+    if x.shape[3] != kernel.shape[2]:
+        raise ValueError(f"{where}: the kernel {kernel.shape} expects {kernel.shape[2]} input channels, "
+                         f"x {x.shape} has {x.shape[3]}")
+    if padding not in PADDINGS:
+        raise ValueError(f"{where}: padding must be 'valid' or 'same', got {padding!r}")
+    pads = tuple(axis_padding(n, k, s, d, padding)
+                 for n, k, s, d in zip(x.shape[1:3], kernel.shape[:2], strides, dilation))
+    check_fit(where, x.shape[1:3], kernel.shape[:2], strides, dilation, pads)
+    return x, kernel, strides, dilation, pads
+
+
 def conv2d(x, kernel, bias=None, strides=1, padding: str = "valid", dilation_rate=1,
            relu: bool = False) -> Tensor:
     """2-D convolution of x (batch, h, w, C) with kernel (kh, kw, C, F) (+ bias (F,)), channels last.
@@ -330,20 +350,7 @@ def conv2d(x, kernel, bias=None, strides=1, padding: str = "valid", dilation_rat
     Returns:
         (batch, out_h, out_w, F). See Conv2DFunction for the sum and its gradients.
     """
-    x, kernel = as_tensor(x), as_tensor(kernel)
-    strides = normalize_tuple(strides, 2, "strides", "conv2d")
-    dilation = normalize_tuple(dilation_rate, 2, "dilation_rate", "conv2d")
-    if x.ndim != 4 or kernel.ndim != 4:
-        raise ValueError(f"conv2d: expected x (batch, height, width, channels) and kernel (kh, kw, "
-                         f"channels, filters), got shapes {x.shape} and {kernel.shape}")
-    if x.shape[3] != kernel.shape[2]:
-        raise ValueError(f"conv2d: the kernel {kernel.shape} expects {kernel.shape[2]} input channels, "
-                         f"x {x.shape} has {x.shape[3]}")
-    if padding not in PADDINGS:
-        raise ValueError(f"conv2d: padding must be 'valid' or 'same', got {padding!r}")
-    pads = tuple(axis_padding(n, k, s, d, padding)
-                 for n, k, s, d in zip(x.shape[1:3], kernel.shape[:2], strides, dilation))
-    check_fit("conv2d", x.shape[1:3], kernel.shape[:2], strides, dilation, pads)
+    x, kernel, strides, dilation, pads = validate_conv2d(x, kernel, strides, padding, dilation_rate, "conv2d")
     function = Conv2DFunction(strides, dilation, pads, relu)
     return function.apply(x, kernel) if bias is None else function.apply(x, kernel, bias)
 

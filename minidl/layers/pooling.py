@@ -10,7 +10,8 @@ from minidl.functional.conv import axis_padding, normalize_tuple, output_length
 from minidl.functional.pooling import (avg_pool1d, avg_pool2d, global_average_pool, global_max_pool,
                                        max_pool1d, max_pool2d)
 from minidl.layers.base import Layer, check_rank
-from minidl.layers.conv import time_mask
+from minidl.functional.conv_pool import conv2d_max_pool
+from minidl.layers.conv import Conv2D, time_mask
 from minidl.tensor import Tensor
 
 
@@ -83,6 +84,26 @@ class MaxPooling2D(_Pooling):
     """
 
     rank, layout, pool = 2, "(batch, height, width, channels)", staticmethod(max_pool2d)
+
+    def absorbs(self, layer: Layer) -> bool:
+        """Whether ``call_absorbing`` may run ``layer`` and this pool as one op: ``layer`` a Conv2D
+        with a ReLU or no activation, this pool 'valid' with strides equal to its size, one dtype.
+        A model's graph asks this of a pool whose input only that convolution's output feeds."""
+        return (type(layer) is Conv2D and layer.activation_name in (None, "linear", "relu")
+                and self.padding == "valid" and self.strides == self.pool_size and layer.dtype == self.dtype)
+
+    def call_absorbing(self, conv: Conv2D, inputs: Tensor) -> Tensor:
+        """self(conv(inputs)) as one op (minidl.functional.conv_pool): equal in value and gradient,
+        without the convolution's full-size output; ~3 ms of the 14.5 ms CNN step of
+        benchmarks/conv.py (benchmarks/profile_steps.py)."""
+        inputs = conv._prepare(inputs)
+        conv._check(inputs)
+        out_shape = [output_length(n, k, s, d, axis_padding(n, k, s, d, conv.padding)) for n, k, s, d in
+                     zip(inputs.shape[1:3], conv.kernel_size, conv.strides, conv.dilation_rate)]
+        if any(n < k for n, k in zip(out_shape, self.pool_size)):  # the two ops give the error, then
+            return self(conv(inputs))
+        return conv2d_max_pool(inputs, conv.kernel, conv.bias, conv.strides, conv.padding, conv.dilation_rate,
+                               relu=conv.activation_name == "relu", pool_size=self.pool_size)
 
 
 class AveragePooling2D(_Pooling):
