@@ -42,7 +42,7 @@ def pooled_patches(padded: Array, kernel_size: tuple[int, int], strides: tuple[i
                    pooled_shape: tuple[int, int]) -> Array:
     """The receptive fields of the covered conv outputs, grouped by pool offset, as one view.
 
-    Returns a read-only strided view of padded (batch, h, w, C) of shape
+    Returns a strided view (its entries overlap: read it, never write it) of padded (batch, h, w, C) of shape
     (ph, pw, batch, PH, PW, kh, kw, C):
 
         view[u, v, b, p, q, i, j, c] = padded[b, (p·ph + u)·sh + i·dh, (q·pw + v)·sw + j·dw, c]
@@ -55,7 +55,7 @@ def pooled_patches(padded: Array, kernel_size: tuple[int, int], strides: tuple[i
     s0, s1, s2, s3 = padded.strides
     return xp.lib.stride_tricks.as_strided(
         padded, (ph, pw, padded.shape[0], rows, cols, kh, kw, padded.shape[3]),
-        (s1 * sh, s2 * sw, s0, s1 * sh * ph, s2 * sw * pw, s1 * dh, s2 * dw, s3), writeable=False)
+        (s1 * sh, s2 * sw, s0, s1 * sh * ph, s2 * sw * pw, s1 * dh, s2 * dw, s3))  # (CuPy's has no writeable=)
 
 
 class Conv2DMaxPoolFunction(Conv2DFunction):
