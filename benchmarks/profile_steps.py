@@ -49,7 +49,7 @@ def profile(model: str, repeats: int) -> dict:
     import numpy as np
 
     import minidl as dl
-    from minidl.functional import conv as conv_module
+    from minidl.functional import conv as conv_module, conv_pool as conv_pool_module
     from minidl.layers.conv import Conv2D
     from minidl.layers.core import Dense, Flatten
     from minidl.layers.pooling import MaxPooling2D
@@ -96,13 +96,22 @@ def profile(model: str, repeats: int) -> dict:
                 kh, kw, channels, filters = kernel.shape
                 name = f"conv {xin.shape[1]}x{xin.shape[2]}x{channels}->{filters}"
                 col = conv_module.im2col(xin, (kh, kw))
-                positions = col.shape[0] * col.shape[1] * col.shape[2]
-                col2 = np.concatenate([col.reshape(positions, -1), np.ones((positions, 1), np.float32)], axis=1)
+                # fused with the 2x2 pool after it (minidl.functional.conv_pool), the convolution
+                # computes only the outputs a pool window covers: its col and GEMMs have those rows
+                pooled = (col.shape[1] // 2, col.shape[2] // 2)
+                positions = 4 * col.shape[0] * pooled[0] * pooled[1]
+                fused_col = np.empty((positions, kh * kw * channels), np.float32)
+
+                def pooled_im2col():
+                    conv_pool_module.pooled_im2col(xin, (kh, kw), (1, 1), (1, 1), (2, 2), pooled, fused_col)
+                pooled_im2col()
+                col2 = np.concatenate([fused_col, np.ones((positions, 1), np.float32)], axis=1)
                 w2 = np.concatenate([kernel.reshape(-1, filters), np.zeros((1, filters), np.float32)])
                 g2 = np.ones((col2.shape[0], filters), dtype=np.float32)
-                parts[f"{name}: im2col"] = best(lambda: conv_module.im2col(xin, (kh, kw)), repeats)
+                parts[f"{name}: im2col, rows by pool offset"] = best(pooled_im2col, repeats)
                 parts[f"{name}: forward GEMM {col2.shape}x{w2.shape}"] = best(lambda: col2 @ w2, repeats)
                 parts[f"{name}: weight-gradient GEMM"] = best(lambda: col2.T @ g2, repeats)
+                g2 = np.ones((col.shape[0] * col.shape[1] * col.shape[2], filters), dtype=np.float32)
                 f = conv_module.Conv2DFunction((1, 1), (1, 1), ((0, 0), (0, 0)))
                 f.col_shape, f.W2, f.padded_shape = col.shape, w2[:-1], xin.shape
                 f.x_shape, f.pads = xin.shape, ((0, 0), (0, 0))

@@ -58,6 +58,22 @@ def pooled_patches(padded: Array, kernel_size: tuple[int, int], strides: tuple[i
         (s1 * sh, s2 * sw, s0, s1 * sh * ph, s2 * sw * pw, s1 * dh, s2 * dw, s3))  # (CuPy's has no writeable=)
 
 
+def pooled_im2col(padded: Array, kernel_size: tuple[int, int], strides: tuple[int, int],
+                  dilation_rate: tuple[int, int], pool_size: tuple[int, int], pooled_shape: tuple[int, int],
+                  out: Array) -> Array:
+    """Copy ``pooled_patches`` into out (ph·pw·batch·PH·PW, kh·kw·C), a matrix whose rows may be
+    longer (a column of ones beside them); returns out. Row order (u, v, b, p, q), columns as im2col."""
+    patches = pooled_patches(padded, kernel_size, strides, dilation_rate, pool_size, pooled_shape)
+    col = out.reshape(patches.shape)   # a view: whole rows of out
+    if padded.shape[3] == 1:   # one copy per kernel offset: inner loops pw·sw apart, not kw values long
+        for i in range(kernel_size[0]):   # (0.26 against 0.70 ms for the first conv of benchmarks/conv.py)
+            for j in range(kernel_size[1]):
+                col[..., i, j, :] = patches[..., i, j, :]
+    else:
+        col[...] = patches
+    return out
+
+
 class Conv2DMaxPoolFunction(Conv2DFunction):
     """maxpool(act(conv2d(x, W) + bias)), act ReLU or identity, pool strides = pool size, 'valid'.
 
@@ -85,19 +101,12 @@ class Conv2DMaxPoolFunction(Conv2DFunction):
             raise ValueError(f"conv2d_max_pool: the pool {self.pool_size} does not fit the convolution's "
                              f"output of {out_h}x{out_w}")
         windows = batch * rows * cols
-        patches = pooled_patches(padded, (kh, kw), self.strides, self.dilation_rate, self.pool_size,
-                                 (rows, cols))
         with_bias = bias is not None
         buffer = workspace.empty(xp, (ph * pw * windows, columns + with_bias), x.dtype)
         if with_bias:
             buffer[:, columns] = 1   # the bias rides in the GEMM, as in Conv2DFunction
-        col = buffer[:, :columns].reshape(patches.shape)   # a view: whole rows of the buffer
-        if channels == 1:   # one copy per kernel offset: inner loops pw·sw apart, not kw values long
-            for i in range(kh):   # (0.26 against 0.70 ms for the first conv of benchmarks/conv.py)
-                for j in range(kw):
-                    col[..., i, j, :] = patches[..., i, j, :]
-        else:
-            col[...] = patches
+        pooled_im2col(padded, (kh, kw), self.strides, self.dilation_rate, self.pool_size, (rows, cols),
+                      buffer[:, :columns])
         if padded is not x:
             workspace.release(padded)
         self.W2 = W.reshape(-1, filters)
