@@ -318,18 +318,26 @@ def check_fit(where: str, shape: tuple, kernel: tuple, strides: tuple, dilation:
                              f"padding='same' or a smaller kernel_size/dilation_rate")
 
 
+def check_operands(where: str, x: Tensor, kernel: Tensor, x_layout: str, kernel_layout: str,
+                   channel_axis: int, axis_note: str = "") -> None:
+    """A clear ValueError unless x and kernel have the ranks their layouts name (e.g.
+    "(batch, steps, channels)", "(k, channels, filters)") and x's last axis, its channels, has
+    the length of the kernel's ``channel_axis`` (``axis_note`` says which axis that is)."""
+    if x.ndim != x_layout.count(",") + 1 or kernel.ndim != kernel_layout.count(",") + 1:
+        raise ValueError(f"{where}: expected x {x_layout} and kernel {kernel_layout}, got shapes {x.shape} "
+                         f"and {kernel.shape}")
+    if x.shape[-1] != kernel.shape[channel_axis]:
+        raise ValueError(f"{where}: the kernel {kernel.shape} expects {kernel.shape[channel_axis]} input channels"
+                         f"{axis_note}, x {x.shape} has {x.shape[-1]}")
+
+
 def validate_conv2d(x, kernel, strides, padding: str, dilation_rate, where: str):
     """conv2d's arguments checked, with clear errors: (x, kernel) as Tensors, strides and
     dilation as pairs, and the ((top, bottom), (left, right)) padding of x."""
     x, kernel = as_tensor(x), as_tensor(kernel)
     strides = normalize_tuple(strides, 2, "strides", where)
     dilation = normalize_tuple(dilation_rate, 2, "dilation_rate", where)
-    if x.ndim != 4 or kernel.ndim != 4:
-        raise ValueError(f"{where}: expected x (batch, height, width, channels) and kernel (kh, kw, "
-                         f"channels, filters), got shapes {x.shape} and {kernel.shape}")
-    if x.shape[3] != kernel.shape[2]:
-        raise ValueError(f"{where}: the kernel {kernel.shape} expects {kernel.shape[2]} input channels, "
-                         f"x {x.shape} has {x.shape[3]}")
+    check_operands(where, x, kernel, "(batch, height, width, channels)", "(kh, kw, channels, filters)", 2)
     if padding not in PADDINGS:
         raise ValueError(f"{where}: padding must be 'valid' or 'same', got {padding!r}")
     pads = tuple(axis_padding(n, k, s, d, padding)
@@ -370,12 +378,7 @@ def conv1d(x, kernel, bias=None, strides: int = 1, padding: str = "valid", dilat
     x, kernel = as_tensor(x), as_tensor(kernel)
     (stride,) = normalize_tuple(strides, 1, "strides", "conv1d")
     (dilation,) = normalize_tuple(dilation_rate, 1, "dilation_rate", "conv1d")
-    if x.ndim != 3 or kernel.ndim != 3:
-        raise ValueError(f"conv1d: expected x (batch, steps, channels) and kernel (k, channels, filters), "
-                         f"got shapes {x.shape} and {kernel.shape}")
-    if x.shape[2] != kernel.shape[1]:
-        raise ValueError(f"conv1d: the kernel {kernel.shape} expects {kernel.shape[1]} input channels, "
-                         f"x {x.shape} has {x.shape[2]}")
+    check_operands("conv1d", x, kernel, "(batch, steps, channels)", "(k, channels, filters)", 1)
     if padding not in ("valid", "same", "causal"):
         raise ValueError(f"conv1d: padding must be 'valid', 'same' or 'causal', got {padding!r}")
     pads = axis_padding(x.shape[1], kernel.shape[0], stride, dilation, padding)

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from minidl.backend import Array, get_array_module
 from minidl.function import Function
-from minidl.functional.conv import PADDINGS, col2im, im2col, normalize_tuple
+from minidl.functional.conv import PADDINGS, check_operands, col2im, im2col, normalize_tuple
 from minidl.tensor import Tensor, as_tensor
 
 
@@ -200,12 +200,8 @@ def conv2d_transpose(x, kernel, bias=None, strides=1, padding: str = "valid", ou
     where = "conv2d_transpose"
     strides = normalize_tuple(strides, 2, "strides", where)
     dilation = normalize_tuple(dilation_rate, 2, "dilation_rate", where)
-    if x.ndim != 4 or kernel.ndim != 4:
-        raise ValueError(f"{where}: expected x (batch, height, width, channels) and kernel (kh, kw, filters, "
-                         f"channels), got shapes {x.shape} and {kernel.shape}")
-    if x.shape[3] != kernel.shape[3]:
-        raise ValueError(f"{where}: the kernel {kernel.shape} expects {kernel.shape[3]} input channels (its "
-                         f"last axis), x {x.shape} has {x.shape[3]}")
+    check_operands(where, x, kernel, "(batch, height, width, channels)", "(kh, kw, filters, channels)", 3,
+                   " (its last axis)")
     crops = _crops(where, x.shape[1:3], kernel.shape[:2], strides, dilation, padding, output_padding)
     function = Conv2DTransposeFunction(strides, dilation, crops)
     return function.apply(x, kernel) if bias is None else function.apply(x, kernel, bias)
@@ -225,12 +221,7 @@ def conv1d_transpose(x, kernel, bias=None, strides: int = 1, padding: str = "val
     where = "conv1d_transpose"
     (stride,) = normalize_tuple(strides, 1, "strides", where)
     (dilation,) = normalize_tuple(dilation_rate, 1, "dilation_rate", where)
-    if x.ndim != 3 or kernel.ndim != 3:
-        raise ValueError(f"{where}: expected x (batch, steps, channels) and kernel (k, filters, channels), "
-                         f"got shapes {x.shape} and {kernel.shape}")
-    if x.shape[2] != kernel.shape[2]:
-        raise ValueError(f"{where}: the kernel {kernel.shape} expects {kernel.shape[2]} input channels (its "
-                         f"last axis), x {x.shape} has {x.shape[2]}")
+    check_operands(where, x, kernel, "(batch, steps, channels)", "(k, filters, channels)", 2, " (its last axis)")
     if isinstance(output_padding, (tuple, list)) and len(output_padding) == 1:
         output_padding = output_padding[0]
     (crops,) = _crops(where, x.shape[1:2], kernel.shape[:1], (stride,), (dilation,), padding, output_padding)

@@ -20,7 +20,7 @@ from __future__ import annotations
 from minidl import workspace
 from minidl.backend import Array, get_array_module
 from minidl.function import Function
-from minidl.functional.conv import (PADDINGS, axis_padding, check_fit, col2im, conv1d, conv2d, im2col,
+from minidl.functional.conv import (PADDINGS, axis_padding, check_fit, check_operands, col2im, conv1d, conv2d, im2col,
                                     normalize_tuple, pad_spatial)
 from minidl.tensor import Tensor, as_tensor
 
@@ -101,12 +101,7 @@ class DepthwiseConv1DFunction(DepthwiseConv2DFunction):
 
 # --- public functions ----------------------------------------------------------------------------
 def _check_depthwise(where: str, x: Tensor, kernel: Tensor, rank: int, layout: str) -> None:
-    if x.ndim != rank + 2 or kernel.ndim != rank + 2:
-        raise ValueError(f"{where}: expected x {layout} and kernel ({'kh, kw' if rank == 2 else 'k'}, channels, "
-                         f"depth_multiplier), got shapes {x.shape} and {kernel.shape}")
-    if x.shape[-1] != kernel.shape[-2]:
-        raise ValueError(f"{where}: the kernel {kernel.shape} expects {kernel.shape[-2]} input channels, "
-                         f"x {x.shape} has {x.shape[-1]}")
+    check_operands(where, x, kernel, layout, f"({'kh, kw' if rank == 2 else 'k'}, channels, depth_multiplier)", -2)
 
 
 def _check_bias(where: str, bias, channels: int) -> None:
