@@ -12,6 +12,7 @@ from minidl.functional.loss import (binary_crossentropy, categorical_crossentrop
 from minidl.functional.reduction import max, mean, sum
 from minidl.functional.shape import concatenate, getitem, pad, reshape, stack, transpose
 from minidl.functional.conv import conv1d, conv2d, col2im, im2col
+from minidl.functional.conv_pool import conv2d_max_pool
 from minidl.functional.depthwise_conv import depthwise_conv1d, depthwise_conv2d, separable_conv1d, separable_conv2d
 from minidl.functional.conv_transpose import conv1d_transpose, conv2d_transpose
 from minidl.functional.ctc import ctc_loss
