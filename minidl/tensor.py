@@ -9,11 +9,12 @@ than imported by it, so that the ops above may import Tensor without an import c
 """
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 import numpy as np
 
-from minidl import backend
+from minidl import backend, workspace
 from minidl.backend import Array, get_array_module
 
 # The ops live in minidl.functional, which sits above this file: its ops make Tensors, so
@@ -142,6 +143,11 @@ class Tensor:
         if self.creator is None:
             self.grad = grad if self.grad is None else self.grad + grad
             return
+        with workspace.keeping() if retain_graph else contextlib.nullcontext():
+            self._backward_through(grad, retain_graph)
+
+    def _backward_through(self, grad, retain_graph: bool) -> None:
+        """backward's walk: every Function behind self, last first, given its outputs' gradients."""
         order = _topological_order(self.creator)
         # id -> (tensor, gradient): holding the tensor keeps it alive (and its id unique) until
         # the Function that made it has used its gradient, even after consumers freed the graph.

@@ -29,10 +29,12 @@ default. Measurements: benchmarks/steady.py and benchmarks/results/steady.json.
 """
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import os
 import sys
 from collections import OrderedDict
+from typing import Iterator
 
 import numpy as np
 
@@ -70,6 +72,7 @@ if top_pad_from_environment():
     keep_heap_top(min(top_pad_from_environment(), 2**31 - 1))
 _free: OrderedDict[tuple, list] = OrderedDict()  # (bytes, dtype) -> free flat buffers, oldest key first
 _held = {"bytes": 0}
+_keeping = [0]   # open keeping() blocks
 
 
 def empty(xp, shape: tuple, dtype) -> Array:
@@ -98,10 +101,25 @@ def empty_like(array: Array) -> Array:
     return empty(get_array_module(array), array.shape, array.dtype)
 
 
+@contextlib.contextmanager
+def keeping() -> Iterator[None]:
+    """While open, ``release`` gives nothing back: ``Tensor.backward(retain_graph=True)`` runs
+    inside it, since the ops' backward passes release what their forward saved (their last use,
+    unless the graph is kept for another backward, which would read a buffer handed out again)."""
+    _keeping[0] += 1
+    try:
+        yield
+    finally:
+        _keeping[0] -= 1
+
+
 def release(*arrays: Array | None) -> None:
     """Give arrays back for reuse (None, and CuPy arrays, are skipped). Each must be a whole
     buffer: one that ``empty`` returned (or a reshape of it), or an array that owns its memory.
-    Nothing else may still use it: the next ``empty`` of its size hands it out again."""
+    Nothing else may still use it: the next ``empty`` of its size hands it out again. Inside
+    ``keeping()`` it does nothing (the arrays are freed as usual once unreferenced)."""
+    if _keeping[0]:
+        return
     for array in arrays:
         if array is None or not isinstance(array, np.ndarray):
             continue

@@ -5,6 +5,8 @@ import pytest
 
 from minidl import workspace
 from minidl.function import no_grad
+from minidl.functional.conv import conv2d
+from minidl.functional.conv_pool import conv2d_max_pool
 from minidl.functional.recurrent import (gru, gru_reference, lstm, lstm_reference, simple_rnn,
                                          simple_rnn_reference)
 from minidl.tensor import Tensor
@@ -89,6 +91,55 @@ def test_two_live_calls_and_reused_buffers_keep_every_gradient_exact(fused, refe
         expected = backward(reference(*reference_tensors), reference_tensors)
         for g, e in zip(got_call, expected):
             np.testing.assert_allclose(g, e, rtol=1e-10, atol=1e-10)
+
+
+def _conv_pool(rng):
+    return [rng.normal(size=(2, 6, 6, 2)), rng.normal(size=(3, 3, 2, 3)), rng.normal(size=3)], \
+        lambda x, W, b: conv2d_max_pool(x, W, b, relu=True)
+
+
+def _conv(rng):
+    return [rng.normal(size=(2, 6, 6, 2)), rng.normal(size=(3, 3, 2, 3)), rng.normal(size=3)], \
+        lambda x, W, b: conv2d(x, W, b, padding="same", relu=True)
+
+
+def _recurrent(fused, states, gates, bias_shape):
+    def make(rng):
+        units, batch, steps, features = 3, 2, 4, 3
+        shapes = [(batch, steps, features)] + [(batch, units)] * states + [
+            (features, gates * units), (units, gates * units), bias_shape]
+        return [rng.normal(size=shape) for shape in shapes], lambda *a: fused(*a)[0]
+    return make
+
+
+@pytest.mark.parametrize("make", [_conv, _conv_pool, _recurrent(lstm, 2, 4, (12,)),
+                                  _recurrent(gru, 1, 3, (2, 9)), _recurrent(simple_rnn, 1, 1, (3,))],
+                         ids=["conv2d", "conv2d_max_pool", "lstm", "gru", "simple_rnn"])
+def test_a_graph_kept_for_a_second_backward_keeps_its_buffers(make):
+    """backward(retain_graph=True) gives no buffer back (workspace.keeping), so a second backward
+    reads what forward saved, even after another call of the same shape took the pool's buffers."""
+    rng = np.random.default_rng(1)
+    arrays, op = make(rng)
+    tensors = [Tensor(a, requires_grad=True) for a in arrays]
+    loss = op(*tensors).sum()
+    loss.backward(retain_graph=True)
+    first = [t.grad.copy() for t in tensors]
+    for t in tensors:
+        t.grad = None
+    other_arrays, _ = make(rng)   # same shapes, other values: would take any buffer given back
+    op(*[Tensor(a, requires_grad=True) for a in other_arrays]).sum().backward()
+    loss.backward()
+    for got, expected in zip([t.grad for t in tensors], first):
+        np.testing.assert_allclose(got, expected, rtol=1e-12, atol=1e-12)
+
+
+def test_release_gives_nothing_back_inside_keeping():
+    buffer = workspace.empty(np, (4, 4), np.float32)
+    with workspace.keeping():
+        workspace.release(buffer)
+        assert workspace.held_bytes() == 0
+    workspace.release(buffer)
+    assert workspace.held_bytes() == buffer.nbytes
 
 
 def test_heap_top_pad_is_set_on_glibc_and_the_environment_can_change_it(monkeypatch):
