@@ -14,7 +14,7 @@ pooled gradient into a full-size array and masks it once more. Here the two shar
     and the pool is an elementwise max over ph·pw contiguous blocks. The ReLU comes after the
     max, on the pooled array (ph·pw times smaller): max and ReLU commute, since
     max_k relu(a_k) = relu(max_k a_k) (ReLU never decreases). Rows of y that no window covers
-    (the last row or column when out_h or out_w is odd) are never computed.
+    (the last out_h mod ph rows and out_w mod pw columns) are never computed.
 
 Gradients, with g = ∂L/∂pooled (windows, F), k* the winning pool offset of each window and
 m = pooled before the ReLU:

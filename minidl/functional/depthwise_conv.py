@@ -20,8 +20,8 @@ from __future__ import annotations
 from minidl import workspace
 from minidl.backend import Array, get_array_module
 from minidl.function import Function
-from minidl.functional.conv import (PADDINGS, axis_padding, check_fit, check_operands, col2im, conv1d, conv2d, im2col,
-                                    normalize_tuple, pad_spatial)
+from minidl.functional.conv import (PADDINGS, axis_padding, check_fit, check_operands, col2im, conv1d, conv2d,
+                                    im2col, normalize_tuple, pad_spatial)
 from minidl.tensor import Tensor, as_tensor
 
 
@@ -101,7 +101,8 @@ class DepthwiseConv1DFunction(DepthwiseConv2DFunction):
 
 # --- public functions ----------------------------------------------------------------------------
 def _check_depthwise(where: str, x: Tensor, kernel: Tensor, rank: int, layout: str) -> None:
-    check_operands(where, x, kernel, layout, f"({'kh, kw' if rank == 2 else 'k'}, channels, depth_multiplier)", -2)
+    kernel_layout = f"({'kh, kw' if rank == 2 else 'k'}, channels, depth_multiplier)"
+    check_operands(where, x, kernel, layout, kernel_layout, -2)
 
 
 def _check_bias(where: str, bias, channels: int) -> None:

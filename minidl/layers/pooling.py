@@ -88,8 +88,12 @@ class MaxPooling2D(_Pooling):
     def absorbs(self, layer: Layer) -> bool:
         """Whether ``call_absorbing`` may run ``layer`` and this pool as one op: ``layer`` a Conv2D
         with a ReLU or no activation, this pool 'valid' with strides equal to its size, one dtype.
-        A model's graph asks this of a pool whose input only that convolution's output feeds."""
-        return (type(layer) is Conv2D and layer.activation_name in (None, "linear", "relu")
+        Both must be the classes themselves, with no ``call`` of their own (a subclass or a patched
+        instance computes something else). A model's graph asks this of a pool whose input only
+        that convolution's output feeds."""
+        plain = all(type(one) is cls and "call" not in vars(one) for one, cls in ((layer, Conv2D),
+                                                                                   (self, MaxPooling2D)))
+        return (plain and layer.activation_name in (None, "linear", "relu")
                 and self.padding == "valid" and self.strides == self.pool_size and layer.dtype == self.dtype)
 
     def call_absorbing(self, conv: Conv2D, inputs: Tensor) -> Tensor:

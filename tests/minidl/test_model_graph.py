@@ -78,3 +78,22 @@ def test_an_input_too_small_for_the_pool_gets_the_two_ops_error(rng):
     model(Tensor(rng.normal(size=(1, 8, 8, 1)).astype("float32")))   # built: 6x6 -> 1x1
     with pytest.raises(ValueError, match="max_pool2d"):
         model(Tensor(rng.normal(size=(1, 5, 5, 1)).astype("float32")))
+
+
+def test_a_subclassed_or_patched_layer_is_not_fused(rng):
+    class ScaledPool(layers.MaxPooling2D):
+        def call(self, inputs):
+            return super().call(inputs) * 10.0
+
+    x = rng.normal(size=(2, 8, 8, 1)).astype("float32")
+    dl.random.seed(0)
+    conv = layers.Conv2D(2, 3)
+    model = dl.Sequential([layers.Input((8, 8, 1)), conv, ScaledPool(2)])
+    assert "Conv2DMaxPoolFunction" not in ops_of(model, x)
+    np.testing.assert_allclose(model(Tensor(x)).numpy(), 10 * layers.MaxPooling2D(2)(conv(Tensor(x))).numpy(),
+                               rtol=1e-6)
+    calls = []
+    plain = dl.Sequential([layers.Input((8, 8, 1)), layers.Conv2D(2, 3), layers.MaxPooling2D(2)])
+    original = plain.layers[0].call
+    plain.layers[0].call = lambda inputs: calls.append(1) or original(inputs)   # a hand-made hook
+    assert "Conv2DMaxPoolFunction" not in ops_of(plain, x) and calls == [1]
