@@ -1,9 +1,12 @@
 """Is minidl's step as fast in a user's training loop as in the benchmark? The CNN step of
-benchmarks/conv.py, timed two ways in their own processes, with and without minidl's heap
-setting (minidl.workspace: glibc keeps freed memory at the top of the heap):
+benchmarks/conv.py, timed two ways in their own processes, and the digits CNN's, each with and
+without minidl's heap setting (minidl.workspace: glibc keeps freed memory at the top of the
+heap and takes arrays up to 32 MiB from it):
 
-    closure:   the benchmarks' own step (layers called in a loop, functional loss, Adam)
+    closure:   the benchmarks' own step (the layers as a Sequential called in a closure, functional loss, Adam)
     fit:       the same layers in a Sequential, one model.train_on_batch per step
+    digits fit: minidl.apps.digits.build_cnn on the official split's input, (32, 79, 26), one
+               model.train_on_batch per step (its arrays are larger: 200 MiB peak RSS)
 
     python benchmarks/steady.py [--repeats 30] [--rounds 3]
 
@@ -27,7 +30,9 @@ from _timing import environment, take_turns  # benchmarks/ is the script's folde
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results" / "steady.json"
 CONFIGS = {"closure": ("closure", None), "fit": ("fit", None),
-           "closure, glibc default": ("closure", "0"), "fit, glibc default": ("fit", "0")}
+           "closure, glibc default": ("closure", "0"), "fit, glibc default": ("fit", "0"),
+           "digits fit": ("digits", None), "digits fit, glibc default": ("digits", "0")}
+DIGITS_INPUT = (32, 79, 26)   # batch, the official split's coverage length, HTK MFCC + deltas
 
 
 def run(mode: str, repeats: int) -> dict:
@@ -42,7 +47,16 @@ def run(mode: str, repeats: int) -> dict:
     layers = [Conv2D(32, 3, activation="relu"), MaxPooling2D(2), Conv2D(64, 3, activation="relu"),
               MaxPooling2D(2), Flatten(), Dense(10)]
     x, y = _data("cnn2d")
-    if mode == "closure":
+    if mode == "digits":
+        import numpy as np
+        from minidl.apps.digits import build_cnn
+        model = build_cnn(DIGITS_INPUT[1], DIGITS_INPUT[2])
+        model.compile(optimizer=dl.optimizers.Adam(1e-3), loss="sparse_categorical_crossentropy")
+        rng = np.random.default_rng(0)
+        x = rng.normal(size=DIGITS_INPUT).astype("float32")
+        y = rng.integers(0, 10, size=DIGITS_INPUT[0])
+        step = lambda: model.train_on_batch(x, y)  # noqa: E731
+    elif mode == "closure":
         from _timing import minidl_train_step
         step = minidl_train_step(layers, x, y)
     else:
@@ -62,6 +76,10 @@ def run(mode: str, repeats: int) -> dict:
         faults.append(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
     return {"times": times, "cpu_times": cpu, "faults": faults,
             "peak_rss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024}
+
+
+def record_name(config: str) -> str:
+    return "steady/digits_cnn" if config.startswith("digits") else "steady/cnn2d"
 
 
 def main() -> None:
@@ -99,10 +117,10 @@ def main() -> None:
             runs[name] = got
     for name, out in runs.items():
         if "error" in out:
-            records.append({"name": "steady/cnn2d", "config": name, "error": out["error"]})
+            records.append({"name": record_name(name), "config": name, "error": out["error"]})
             continue
         times, cpu, faults = out.pop("times"), out.pop("cpu_times"), out.pop("faults")
-        record = {"name": "steady/cnn2d", "config": name, "step": "forward+backward+adam",
+        record = {"name": record_name(name), "config": name, "step": "forward+backward+adam",
                   "repeats": len(times), "rounds": args.rounds,
                   "min_seconds": min(times), "median_seconds": statistics.median(times),
                   "min_thread_cpu_seconds": min(cpu), "median_page_faults": statistics.median(faults), **out}

@@ -22,10 +22,12 @@ as usual, and what glibc does with them depends on the history of the process: i
 it keeps them, in another (the same CNN step through ``Sequential.train_on_batch``) it shrinks
 the heap after every step and faults the pages back in on the next, about 3,500 page faults per
 step here (and, in one run, a 60-90% longer step; in a run at higher load, no clear difference). So at import this module asks glibc to keep ``TOP_PAD_BYTES`` of
-freed memory at the top of the heap (``mallopt(M_TOP_PAD)``, Linux/glibc only); untouched pages
-cost no resident memory, and peak RSS grew 7% (84 -> 90 MiB) in that measurement. Set the
-environment variable MINIDL_MALLOC_TOP_PAD to a number of bytes to change it, 0 to leave glibc's
-default. Measurements: benchmarks/steady.py and benchmarks/results/steady.json.
+freed memory at the top of the heap (``mallopt(M_TOP_PAD)``, Linux/glibc only), and, since that
+switches off glibc's dynamic mmap threshold, to take arrays up to ``MMAP_THRESHOLD_BYTES`` from
+the heap (``keep_heap_top``); untouched pages cost no resident memory, and peak RSS grew 7%
+(84 -> 90 MiB) in that measurement. Set the environment variable MINIDL_MALLOC_TOP_PAD to a
+number of bytes to change the pad, 0 to leave glibc's defaults. Measurements:
+benchmarks/steady.py and benchmarks/results/steady.json.
 """
 from __future__ import annotations
 
@@ -42,18 +44,27 @@ from minidl.backend import Array, get_array_module
 
 LIMIT_BYTES = 256 * 2**20
 TOP_PAD_BYTES = 64 * 2**20
-_M_TOP_PAD = -2  # glibc's malloc.h
+MMAP_THRESHOLD_BYTES = 32 * 2**20   # the largest glibc allows, and where its dynamic threshold tops out
+_M_TOP_PAD, _M_MMAP_THRESHOLD = -2, -3  # glibc's malloc.h
 
 
 def keep_heap_top(pad_bytes: int) -> bool:
     """Ask glibc's malloc to keep ``pad_bytes`` of freed memory at the top of the heap instead of
-    returning it to the system (and faulting it back in on the next step). True when set;
-    False where there is no glibc (macOS, Windows, musl) or it refused."""
+    returning it to the system (and faulting it back in on the next step), and to take arrays of
+    up to MMAP_THRESHOLD_BYTES from the heap. True when both are set; False where there is no
+    glibc (macOS, Windows, musl) or it refused.
+
+    The second setting is needed because of the first: setting M_TOP_PAD turns off glibc's
+    dynamic mmap threshold (mallopt(3)), which otherwise rises to the size of the large arrays a
+    program frees; left at its start, 128 KiB, every larger array is a fresh mmap whose pages
+    fault in when written. The digits CNN's training step took 5,585 page faults and 39-49 ms
+    that way, against 0 and 25-34 ms with the threshold set (benchmarks/steady.py, digits rows)."""
     if not sys.platform.startswith("linux"):
         return False
     try:
         libc = ctypes.CDLL("libc.so.6")
-        return bool(libc.mallopt(_M_TOP_PAD, ctypes.c_int(int(pad_bytes))))
+        padded = bool(libc.mallopt(_M_TOP_PAD, ctypes.c_int(int(pad_bytes))))
+        return padded and bool(libc.mallopt(_M_MMAP_THRESHOLD, ctypes.c_int(MMAP_THRESHOLD_BYTES)))
     except (OSError, AttributeError):
         return False
 

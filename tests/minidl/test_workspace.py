@@ -159,6 +159,29 @@ def test_heap_top_pad_is_set_on_glibc_and_the_environment_can_change_it(monkeypa
     assert workspace.top_pad_from_environment() == workspace.TOP_PAD_BYTES
 
 
+def test_the_heap_setting_also_fixes_the_mmap_threshold(monkeypatch):
+    """Setting M_TOP_PAD switches off glibc's dynamic mmap threshold (mallopt(3)); left where it
+    happened to be, arrays above it were fresh mmaps, faulted in on every step (5,585 page
+    faults a step of the digits CNN, benchmarks/steady.py). keep_heap_top sets both, and says
+    False unless glibc took both."""
+    calls = []
+
+    class FakeLibc:
+        def __init__(self, answers):
+            self.answers = answers
+
+        def mallopt(self, option, value):
+            calls.append((option, value.value))
+            return self.answers.pop(0)
+
+    monkeypatch.setattr(workspace.sys, "platform", "linux")
+    monkeypatch.setattr(workspace.ctypes, "CDLL", lambda name: FakeLibc([1, 1]))
+    assert workspace.keep_heap_top(1234) is True
+    assert calls == [(-2, 1234), (-3, workspace.MMAP_THRESHOLD_BYTES)]   # M_TOP_PAD, M_MMAP_THRESHOLD
+    monkeypatch.setattr(workspace.ctypes, "CDLL", lambda name: FakeLibc([1, 0]))
+    assert workspace.keep_heap_top(1234) is False
+
+
 def test_ctc_gives_its_recursion_buffers_back_after_backward():
     """ctc_loss's recursion buffers come from the pool and return to it: held bytes grow by
     them after backward, and without a graph (no_grad) forward hands them back at once."""
