@@ -98,8 +98,8 @@ class MaxPooling2D(_Pooling):
 
     def call_absorbing(self, conv: Conv2D, inputs: Tensor) -> Tensor:
         """self(conv(inputs)) as one op (minidl.functional.conv_pool): equal in value and gradient,
-        without the convolution's full-size output; ~3 ms of the 14.5 ms CNN step of
-        benchmarks/conv.py (benchmarks/profile_steps.py)."""
+        without the convolution's full-size output (the CNN step of benchmarks/conv.py through a
+        Sequential: 16.6 -> 13.0 ms best of 40, alternating in one process)."""
         inputs = conv._prepare(inputs)
         conv._check(inputs)
         out_shape = [output_length(n, k, s, d, axis_padding(n, k, s, d, conv.padding)) for n, k, s, d in
