@@ -63,9 +63,14 @@ def test_spatial_dropout_2d_saves_and_loads(tmp_path, rng):
 def test_gaussian_noise_statistics_as_keras_live(rng):
     keras = pytest.importorskip("keras")
     x = np.zeros((200, 50), dtype="float32")
+    # both seeded, so the test cannot flake; the bounds are 5 standard errors of 10,000 draws
+    # (mean: 0.4 / 100 = 0.004; standard deviation: 0.4 / sqrt(2 * 10,000) ≈ 0.0028). Unseeded,
+    # Keras' mean passed 0.01 (2.5 standard errors) in one CI run.
+    keras.utils.set_random_seed(0)
+    dl.random.seed(0)
     for noise in (keras.ops.convert_to_numpy(keras.layers.GaussianNoise(0.4)(x, training=True)),
                   layers.GaussianNoise(0.4)(x, training=True).numpy()):
-        assert abs(noise.mean()) < 0.01 and abs(noise.std() - 0.4) < 0.01
+        assert abs(noise.mean()) < 0.02 and abs(noise.std() - 0.4) < 0.014
 
 
 def test_noise_layer_gradients(rng):
