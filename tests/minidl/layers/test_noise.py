@@ -23,6 +23,7 @@ def test_noise_layers_are_the_identity_at_inference_as_keras_live(rng):
 def test_spatial_dropout_drops_whole_channels_as_keras_live(rng):
     keras = pytest.importorskip("keras")
     x = rng.uniform(1, 2, size=(64, 10, 8)).astype("float32")
+    keras.utils.set_random_seed(0)   # the kept fraction's bound is 3 standard deviations: seeded, it cannot flake
     for y in (keras.ops.convert_to_numpy(keras.layers.SpatialDropout1D(0.3)(x, training=True)),
               layers.SpatialDropout1D(0.3)(x, training=True).numpy()):
         kept = y != 0
@@ -34,6 +35,7 @@ def test_spatial_dropout_drops_whole_channels_as_keras_live(rng):
 def test_spatial_dropout_2d_drops_whole_feature_maps_as_keras_live(rng):
     keras = pytest.importorskip("keras")
     x = rng.uniform(1, 2, size=(64, 5, 4, 8)).astype("float32")
+    keras.utils.set_random_seed(0)   # the kept fraction's bound is 3 standard deviations: seeded, it cannot flake
     for y in (keras.ops.convert_to_numpy(keras.layers.SpatialDropout2D(0.3)(x, training=True)),
               layers.SpatialDropout2D(0.3)(x, training=True).numpy()):
         kept = y != 0
