@@ -104,6 +104,16 @@ def test_a_pool_bigger_than_the_convolution_output_is_an_error(rng):
         conv2d_max_pool(x, W, pool_size=0)
 
 
+def test_bad_operands_are_refused_by_name(rng):
+    x, W = rng.normal(size=(1, 6, 6, 2)), rng.normal(size=(3, 3, 2, 4))
+    with pytest.raises(ValueError, match=r"conv2d_max_pool: expected x \(batch, height, width, channels\)"):
+        conv2d_max_pool(x[0], W)
+    with pytest.raises(ValueError, match=r"conv2d_max_pool: the kernel \(3, 3, 3, 4\) expects 3 input channels"):
+        conv2d_max_pool(x, rng.normal(size=(3, 3, 3, 4)))
+    with pytest.raises(ValueError, match="conv2d_max_pool: padding must be 'valid' or 'same', got 'causal'"):
+        conv2d_max_pool(x, W, padding="causal")
+
+
 @pytest.mark.cupy
 def test_conv2d_max_pool_on_cupy_matches_numpy(rng):
     import cupy
