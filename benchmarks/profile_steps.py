@@ -111,13 +111,14 @@ def profile(model: str, repeats: int) -> dict:
                 parts[f"{name}: im2col, rows by pool offset"] = best(pooled_im2col, repeats)
                 parts[f"{name}: forward GEMM {col2.shape}x{w2.shape}"] = best(lambda: col2 @ w2, repeats)
                 parts[f"{name}: weight-gradient GEMM"] = best(lambda: col2.T @ g2, repeats)
-                g2 = np.ones((col.shape[0] * col.shape[1] * col.shape[2], filters), dtype=np.float32)
+                covered = (2 * pooled[0], 2 * pooled[1])   # the fused op's input gradient: these outputs only
+                g2 = np.ones((col.shape[0] * covered[0] * covered[1], filters), dtype=np.float32)
                 f = conv_module.Conv2DFunction((1, 1), (1, 1), ((0, 0), (0, 0)))
                 f.col_shape, f.W2, f.padded_shape = col.shape, w2[:-1], xin.shape
                 f.x_shape, f.pads = xin.shape, ((0, 0), (0, 0))
                 f.strides, f.dilation_rate = (1, 1), (1, 1)
                 parts[f"{name}: input gradient (9 GEMMs + adds)"] = (
-                    best(lambda: f._input_grad(g2), repeats) if layer is not layers[0] else 0.0)
+                    best(lambda: f._input_grad(g2, covered), repeats) if layer is not layers[0] else 0.0)
             h = layer(h, training=True)
     else:
         theta_t = rng.normal(size=(512, 142)).astype(np.float32)  # Θᵀ: 4·128 gates, 128 + 13 + 1 rows

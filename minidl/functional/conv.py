@@ -252,8 +252,10 @@ class Conv2DFunction(Function):
         workspace.release(masked)
         return (gx, gW) if len(self.needs_input_grad) == 2 else (gx, gW, gb)
 
-    def _input_grad(self, g2: Array) -> Array:
-        """∂L/∂x = col2im(g₂·W₂ᵀ), one kernel offset at a time, with the padding cut off.
+    def _input_grad(self, g2: Array, out_shape: tuple[int, int] | None = None) -> Array:
+        """∂L/∂x = col2im(g₂·W₂ᵀ), one kernel offset at a time, with the padding cut off; g₂ is
+        (batch·out_h·out_w, F), or the first out_shape rows and columns of the conv output only
+        where the rest has no gradient (Conv2DMaxPoolFunction).
 
         Column block (i, j) of g₂·W₂ᵀ is g₂·W[i, j]ᵀ (N, C), and col2im adds it to window (i, j)
         of the padded gradient. Doing that per offset gives the same sum without the (N, K) ∂L/∂col
@@ -264,6 +266,8 @@ class Conv2DFunction(Function):
         """
         xp = get_array_module(g2)
         batch, out_h, out_w, kh, kw, channels = self.col_shape
+        if out_shape is not None:
+            out_h, out_w = out_shape
         W = self.W2.reshape(kh, kw, channels, -1)
         gx = xp.zeros(self.padded_shape, dtype=g2.dtype)
         block = xp.empty((g2.shape[0], channels), dtype=g2.dtype)

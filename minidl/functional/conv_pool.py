@@ -22,8 +22,14 @@ m = pooled before the ReLU:
     g_m  = g ⊙ [relu(m) > 0]                  (just g without the ReLU)
     g₂[k] = g_m ⊙ [k* = k]                    (∂L/∂y₂, block by block; zero where k lost)
     [∂W₂; ∂bias] = [col, 1]ᵀ·g₂               (one GEMM, as Conv2DFunction)
-    ∂L/∂x = col2im(g₂·W₂ᵀ)                    (g₂ put back in image order first, zeros where no
-                                               window reached; then Conv2DFunction._input_grad)
+    ∂L/∂x = col2im(g₂·W₂ᵀ)                    (g₂ put back in image order first, over the conv
+                                               outputs the windows cover; the others have no
+                                               gradient; then Conv2DFunction._input_grad)
+
+Forward keeps, instead of k*, where each offset k took over the running maximum of the offsets
+before it, took_k = [y₂[k] > max_{j<k} y₂[j]]; k* is the last k that took over (0 if none), so
+backward peels g₂ off from the last offset down: r = g_m; for k = ph·pw - 1 … 1,
+g₂[k] = r ⊙ took_k and r ← r - g₂[k]; then g₂[0] = r.
 
 These are the gradients of the two ops in sequence, ties included: the pool's winner is the
 first maximum in window order as in MaxPool2DFunction, and where the ReLU's output ties at 0
@@ -32,6 +38,8 @@ from 16.6 to 13.0 ms best of 40 (alternating in one process); benchmarks/profile
 its parts.
 """
 from __future__ import annotations
+
+from typing import Sequence
 
 from minidl import workspace
 from minidl.backend import Array, get_array_module
@@ -76,6 +84,53 @@ def pooled_im2col(padded: Array, kernel_size: tuple[int, int], strides: tuple[in
     return out
 
 
+# --- the pool: a running maximum over the contiguous blocks, and its gradient -----------------------
+def running_max(entries: Sequence[Array], took: Array | None) -> Array:
+    """max over ``entries`` (K arrays of one shape), the first maximum winning ties; returns it.
+
+    Writes took[k - 1] = [entries[k] > max(entries[0..k-1])], where offset k took over the
+    running maximum (took: bool (K - 1, *shape), None for K = 1): the winner of each position
+    is the last k that took over, 0 if none, which ``winners_share`` reads back. Two passes an
+    offset; MaxPool2DFunction's stored winner index takes four (a claim pass and a maximum on the
+    index) and backward one more per offset to compare it with k. The index stays there: its
+    shares go to strided windows of ∂x, which winners_share would read back (backward 1.79
+    against 1.30 ms on a (32, 38, 38, 32) input, the first pool of benchmarks/conv.py's CNN
+    unfused). Fused, on that CNN's first conv: forward 1.63 -> 1.44 ms, backward 2.35 -> 2.26
+    (best of 80, alternating in one process).
+    """
+    xp = get_array_module(entries[0])
+    if len(entries) == 1:
+        return entries[0].copy()
+    xp.greater(entries[1], entries[0], out=took[0])   # offsets 0 and 1 in one step: no copy of 0
+    y = xp.maximum(entries[0], entries[1])
+    for k in range(2, len(entries)):
+        xp.greater(entries[k], y, out=took[k - 1])   # only a strictly greater entry takes over
+        xp.maximum(y, entries[k], out=y)
+    return y
+
+
+def took_buffer(xp, entry: Array, offsets: int) -> Array | None:
+    """The (offsets - 1, *entry.shape) bool buffer ``running_max`` writes; None for one offset."""
+    return workspace.empty(xp, (offsets - 1,) + entry.shape, bool) if offsets > 1 else None
+
+
+def winners_share(g: Array, took: Array | None, shares: Array, rest: Array) -> None:
+    """Write g ⊙ [winner = k] into shares[k] (shares: (K, *g.shape)), from ``running_max``'s took.
+
+    From the last offset down: shares[k] = r ⊙ took[k - 1], r ← r - shares[k] (starting at
+    r = g; exact, as r - r = 0 and r - 0 = r), and shares[0] = the r left. ``rest`` (g's shape)
+    holds r; g is only read, unless it is rest itself.
+    """
+    xp = get_array_module(g)
+    source = g
+    for k in range(len(shares) - 1, 0, -1):
+        xp.multiply(source, took[k - 1], out=shares[k])
+        xp.subtract(source, shares[k], out=rest if k > 1 else shares[0])
+        source = rest
+    if len(shares) == 1:
+        xp.copyto(shares[0], g)
+
+
 class Conv2DMaxPoolFunction(Conv2DFunction):
     """maxpool(act(conv2d(x, W) + bias)), act ReLU or identity, pool strides = pool size, 'valid'.
 
@@ -114,50 +169,37 @@ class Conv2DMaxPoolFunction(Conv2DFunction):
         self.W2 = W.reshape(-1, filters)
         y2 = buffer @ (xp.concatenate([self.W2, bias[None]]) if with_bias else self.W2)
         blocks = y2.reshape(ph * pw, windows, filters)
-        # the pool over contiguous blocks, first maximum wins (as MaxPool2DFunction.forward)
-        argmax = xp.zeros((windows, filters), dtype=xp.uint8 if ph * pw <= 256 else xp.int32)
-        above, claim = xp.empty((windows, filters), dtype=bool), xp.empty_like(argmax)
-        if ph * pw == 1:
-            pooled = blocks[0].copy()
-        else:   # offsets 0 and 1 in one step: no copy of block 0
-            xp.greater(blocks[1], blocks[0], out=above)
-            pooled = xp.maximum(blocks[0], blocks[1])
-            xp.copyto(argmax, above)
-        for k in range(2, ph * pw):
-            xp.greater(blocks[k], pooled, out=above)
-            xp.maximum(pooled, blocks[k], out=pooled)
-            xp.multiply(above, argmax.dtype.type(k), out=claim)
-            xp.maximum(argmax, claim, out=argmax)
+        # the pool over contiguous blocks, first maximum wins (as MaxPool2DFunction): took[k - 1]
+        # marks where offset k took over the running maximum
+        took = took_buffer(xp, blocks[0], ph * pw)
+        pooled = running_max(list(blocks), took)
         if self.relu:
             xp.maximum(pooled, 0, out=pooled)
             self.y = pooled
-        self.argmax = argmax
+        self.took = took
         self.x_shape, self.padded_shape = x.shape, padded.shape
         self.col_shape = (batch, out_h, out_w, kh, kw, channels)
         if self.will_backward():
             self.col = self.col_buffer = buffer
         else:
-            workspace.release(buffer)
+            workspace.release(buffer, took)
         return pooled.reshape(batch, rows, cols, filters)
 
     def backward(self, gy: Array):
         xp = get_array_module(gy)
         (ph, pw), filters = self.pool_size, gy.shape[-1]
         g = gy.reshape(-1, filters)
-        masked = None
-        if self.relu:
-            masked = workspace.empty(xp, g.shape, g.dtype)
-            xp.multiply(g, self.y > 0, out=masked)
-            g = masked
+        rest = workspace.empty(xp, g.shape, g.dtype)
+        if self.relu:   # through the ReLU first (rest is scratch until winners_share takes it)
+            xp.multiply(g, self.y > 0, out=rest)
+            g = rest
         g2 = workspace.empty(xp, (ph * pw,) + g.shape, g.dtype)
-        won = xp.empty(g.shape, dtype=bool)
-        for k in range(ph * pw):
-            xp.equal(self.argmax, k, out=won)
-            xp.multiply(g, won, out=g2[k])
+        winners_share(g, self.took, g2, rest)   # g₂[k]: the gradient where offset k won
         g2 = g2.reshape(-1, filters)
         gx = gW = gb = None
         if self.needs_input_grad[0]:
-            gx = self._input_grad(self._image_order(g2))
+            rows, cols = self.col_shape[1] // ph, self.col_shape[2] // pw
+            gx = self._input_grad(self._image_order(g2), (rows * ph, cols * pw))
         with_bias = len(self.needs_input_grad) == 3
         if self.needs_input_grad[1] or (with_bias and self.needs_input_grad[2]):
             grad_weights = self.col.T @ g2
@@ -166,23 +208,20 @@ class Conv2DMaxPoolFunction(Conv2DFunction):
                 gW = grad_weights[:columns].reshape(self.col_shape[3:] + (filters,))
             if with_bias and self.needs_input_grad[2]:
                 gb = grad_weights[columns]
-        workspace.release(self.col_buffer)
-        workspace.release(masked)
-        workspace.release(g2.reshape((ph * pw,) + g.shape))
+        workspace.release(self.col_buffer, self.took, rest, g2.reshape((ph * pw,) + g.shape))
         return (gx, gW) if len(self.needs_input_grad) == 2 else (gx, gW, gb)
 
     def _image_order(self, g2: Array) -> Array:
-        """g₂ (ph·pw·windows, F) in pool-offset order -> (batch·out_h·out_w, F) in image order,
-        zero at the conv outputs no pool window covers."""
+        """g₂ (ph·pw·windows, F) in pool-offset order -> (batch·rows·ph·cols·pw, F) in image order:
+        the conv outputs the pool windows cover, the only ones with a gradient (so the input
+        gradient's GEMMs skip the last out_h mod ph rows and out_w mod pw columns: 9,248 -> 8,192
+        rows for the second conv of benchmarks/conv.py)."""
         xp = get_array_module(g2)
         batch, out_h, out_w = self.col_shape[:3]
         (ph, pw), filters = self.pool_size, g2.shape[-1]
         rows, cols = out_h // ph, out_w // pw
-        image = xp.empty((batch, out_h, out_w, filters), dtype=g2.dtype)
-        image[:, rows * ph:] = 0
-        image[:, :, cols * pw:] = 0
-        covered = image[:, :rows * ph, :cols * pw].reshape(batch, rows, ph, cols, pw, filters)
-        covered.transpose(2, 4, 0, 1, 3, 5)[...] = g2.reshape(ph, pw, batch, rows, cols, filters)
+        image = xp.empty((batch, rows, ph, cols, pw, filters), dtype=g2.dtype)
+        image.transpose(2, 4, 0, 1, 3, 5)[...] = g2.reshape(ph, pw, batch, rows, cols, filters)
         return image.reshape(-1, filters)
 
 

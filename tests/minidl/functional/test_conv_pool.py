@@ -5,7 +5,7 @@ import pytest
 
 import minidl as dl
 from minidl.functional.conv import conv2d
-from minidl.functional.conv_pool import conv2d_max_pool, pooled_patches
+from minidl.functional.conv_pool import conv2d_max_pool, pooled_patches, running_max, took_buffer, winners_share
 from minidl.functional.pooling import max_pool2d
 from minidl.tensor import Tensor
 
@@ -127,3 +127,18 @@ def test_conv2d_max_pool_on_cupy_matches_numpy(rng):
     np.testing.assert_allclose(y.numpy(), y_ref.numpy(), atol=1e-5, rtol=1e-5)
     for t, r in zip(tensors, reference):
         np.testing.assert_allclose(cupy.asnumpy(t.grad), r.grad, atol=1e-4, rtol=1e-4)
+
+
+@pytest.mark.parametrize("offsets", [1, 2, 4, 9])
+def test_running_max_and_winners_share_give_each_gradient_to_the_first_maximum(rng, offsets):
+    # small integers: many ties, within and across offsets; np.argmax picks the first maximum
+    entries = rng.integers(-2, 3, size=(offsets, 5, 7)).astype(np.float64)
+    g = rng.normal(size=(5, 7))
+    took = took_buffer(np, entries[0], offsets)
+    y = running_max(list(entries), took)
+    np.testing.assert_array_equal(y, entries.max(axis=0))
+    shares, rest = np.empty_like(entries), np.empty_like(g)
+    winners_share(g, took, shares, rest)
+    expected = np.where(np.arange(offsets)[:, None, None] == entries.argmax(axis=0), g, 0.0)
+    np.testing.assert_array_equal(shares, expected)
+    assert np.count_nonzero(shares, axis=0).max() <= 1   # one winner per position
