@@ -148,8 +148,29 @@ def side_by_side(xp, grad_z: Array) -> Array:
     a workspace buffer: release the result when done."""
     steps, width, batch = grad_z.shape
     buffer = workspace.empty(xp, (width, steps, batch), grad_z.dtype)
-    xp.copyto(buffer, grad_z.transpose(1, 0, 2))
+    if xp is np and batch and grad_z.flags.c_contiguous:
+        # each row of batch values as one element (np.void): NumPy's copy then moves whole rows,
+        # where with floats it ran an inner loop of batch values per row (0.17 against 0.51 ms
+        # best of 60 for the LSTM's (50, 512, 32) ∂Z)
+        row = np.dtype((np.void, batch * grad_z.itemsize))
+        np.copyto(buffer.view(row)[..., 0], grad_z.view(row)[..., 0].T)
+    else:
+        xp.copyto(buffer, grad_z.transpose(1, 0, 2))
     return buffer.reshape(width, steps * batch)
+
+
+def transposed(xp, a: Array) -> Array:
+    """aᵀ of a 2-D array, as a new C-contiguous one. On NumPy copied in blocks of 64 bytes' worth
+    of a's rows, so that each block writes whole cache lines of the result, where one transposing
+    copy wrote single values across all of it (the LSTM's (142, 512) Θ: 39 against 163 µs best
+    of 200)."""
+    if xp is not np:
+        return xp.ascontiguousarray(a.T)
+    out = np.empty((a.shape[1], a.shape[0]), dtype=a.dtype)
+    rows = max(1, 64 // a.itemsize)
+    for start in range(0, a.shape[0], rows):
+        out[:, start:start + rows] = a[start:start + rows].T
+    return out
 
 
 def state_in(state: Array) -> Array:

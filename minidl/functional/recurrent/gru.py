@@ -8,7 +8,8 @@ from minidl import workspace
 from minidl.backend import get_array_module
 from minidl.functional.recurrent._common import (RecurrentFunction, SubnormalFlush, activate, check_shapes,
                                                  cuda_step, derivative, fused_activation, mask_array,
-                                                 project_inputs, row_sums, side_by_side, state_in, unroll)
+                                                 project_inputs, row_sums, side_by_side, state_in, transposed,
+                                                 unroll)
 from minidl.functional.recurrent._dropout import gate_products, masks_data, masks_in, recurrent_product, state_grad
 from minidl.functional.recurrent.gru_reset_before import GRUResetBeforeFunction
 from minidl.tensor import Tensor, as_tensor
@@ -80,7 +81,7 @@ class GRUFunction(RecurrentFunction):
         Q = workspace.empty_like(A)  # recurrent part h·U + b', kept for backward (q_h)
         H = xp.empty((steps + 1, units, batch), dtype=x.dtype)
         H[0] = h0.T
-        UT = xp.ascontiguousarray(U.T)
+        UT = transposed(xp, U)
         scratch = xp.empty((units, batch), dtype=x.dtype)
         activations = (self.activation, self.recurrent_activation)
         cuda_forward_step = cuda_step(xp, activations, "minidl_gru_forward", self.CUDA_FORWARD_STEP)

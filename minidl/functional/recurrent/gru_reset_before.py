@@ -10,7 +10,7 @@ from __future__ import annotations
 from minidl import workspace
 from minidl.backend import get_array_module
 from minidl.functional.recurrent._common import (RecurrentFunction, SubnormalFlush, activate, derivative,
-                                                 project_inputs, row_sums, side_by_side, state_in)
+                                                 project_inputs, row_sums, side_by_side, state_in, transposed)
 from minidl.functional.recurrent._dropout import recurrent_product, state_grad
 
 
@@ -65,7 +65,7 @@ class GRUResetBeforeFunction(RecurrentFunction):
         S = workspace.empty(xp, (steps, units, batch), x.dtype)  # the reset state s of every step
         H = xp.empty((steps + 1, units, batch), dtype=x.dtype)
         H[0] = h0.T
-        UT = xp.ascontiguousarray(U.T)  # rows :2u are U_zrᵀ, rows 2u: are U_hᵀ
+        UT = transposed(xp, U)  # rows :2u are U_zrᵀ, rows 2u: are U_hᵀ
         q, scratch = xp.empty((2 * units, batch), dtype=x.dtype), xp.empty((units, batch), dtype=x.dtype)
         for t in range(steps):
             a, s, h = A[t], S[t], H[t + 1]

@@ -10,7 +10,7 @@ from minidl import workspace
 from minidl.backend import get_array_module
 from minidl.functional.recurrent._common import (RecurrentFunction, SubnormalFlush, activate, check_shapes,
                                                  derivative, fused_activation, mask_array, project_inputs,
-                                                 row_sums, side_by_side, state_in, unroll)
+                                                 row_sums, side_by_side, state_in, transposed, unroll)
 from minidl.functional.recurrent._dropout import gate_products, masks_data, masks_in, recurrent_product, state_grad
 from minidl.tensor import Tensor, as_tensor
 
@@ -51,7 +51,7 @@ class SimpleRNNFunction(RecurrentFunction):
         XT, Z = project_inputs(xp, x, W, self.go_backwards, self.input_masks, b)
         H = xp.empty((steps + 1,) + h0.shape[::-1], dtype=x.dtype)  # hᵀ of every step, h0 first
         H[0] = h0.T
-        UT = xp.ascontiguousarray(U.T)
+        UT = transposed(xp, U)
         scratch = xp.empty_like(H[0])
         for t in range(steps):
             h = H[t + 1]

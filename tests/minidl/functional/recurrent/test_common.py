@@ -1,6 +1,6 @@
 """What the three fused recurrent ops share: which activations fuse, the boundary checks that
-name the op, what was expected and what came, and the rounding that keeps ∂z out of the
-subnormal range."""
+name the op, what was expected and what came, the rounding that keeps ∂z out of the
+subnormal range, and the two layout copies (side_by_side, transposed)."""
 import importlib
 
 import numpy as np
@@ -8,7 +8,7 @@ import pytest
 
 import minidl.functional as F
 from minidl.functional.recurrent import can_fuse, gru, simple_rnn
-from minidl.functional.recurrent._common import SubnormalFlush
+from minidl.functional.recurrent._common import SubnormalFlush, side_by_side, transposed
 from minidl.tensor import Tensor
 from tests.minidl.functional.recurrent._helpers import OPS, UNITS, make_inputs
 
@@ -103,3 +103,25 @@ def test_gradient_decayed_past_float32_range_reaches_no_gemm_subnormal(name, mon
     reference(*expected)[1].sum().backward()
     for got, want in zip(tensors, expected):
         np.testing.assert_allclose(got.grad, want.grad, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("shape", [(5, 12, 3), (1, 4, 1), (3, 2, 7)])
+def test_side_by_side_puts_every_step_beside_the_last(dtype, shape):
+    grad_z = np.random.default_rng(0).normal(size=shape).astype(dtype)
+    out = side_by_side(np, grad_z)
+    steps, width, batch = shape
+    assert out.shape == (width, steps * batch) and out.flags.c_contiguous
+    for t in range(steps):   # columns t·batch .. (t+1)·batch - 1 hold step t
+        np.testing.assert_array_equal(out[:, t * batch:(t + 1) * batch], grad_z[t])
+    strided = side_by_side(np, grad_z[:, ::-1])   # not contiguous: the plain copy
+    np.testing.assert_array_equal(strided[:, :batch], grad_z[0, ::-1])
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("shape", [(142, 512), (1, 5), (17, 1), (33, 40)])
+def test_transposed_is_a_contiguous_copy_of_the_transpose(dtype, shape):
+    a = np.random.default_rng(1).normal(size=shape).astype(dtype)
+    out = transposed(np, a)
+    assert out.flags.c_contiguous and not np.shares_memory(out, a)
+    np.testing.assert_array_equal(out, a.T)
