@@ -11,8 +11,8 @@ from minidl.backend import Array, get_array_module
 from minidl.functional.recurrent._common import (RecurrentFunction, SubnormalFlush, activate, check_shapes,
                                                  cuda_step, derivative, fused_activation, mask_array,
                                                  side_by_side, state_in, transposed, unroll)
-from minidl.functional.recurrent._dropout import (block, gate_products, masks_data, masks_in, recurrent_product,
-                                                  state_grad)
+from minidl.functional.recurrent._dropout import (block, dropped_side_by_side, gate_products, masks_data, masks_in,
+                                                  recurrent_product, state_grad)
 from minidl.tensor import Tensor, as_tensor
 
 
@@ -143,23 +143,26 @@ class LSTMFunction(RecurrentFunction):
             scale = xp.full((4 * units, 1), 0.5 if gate_pass == "tanh" else -1.0, dtype=x.dtype)
             scale[3 * units:] = 1.0 if gate_pass == "tanh" else -2.0
             ThetaT_step *= scale
-        # HX[t] is [h_{t-1}, x_t, 1] by batch (units + features + 1 columns, or no column of ones
-        # without a bias), so step t's GEMM takes HX[t]ᵀ; h_t is written into HX[t + 1], and
-        # HX[steps] holds only h_T. Batch-major within a step, so that a step's h_t lands in one
-        # 18 KB block, and all of HX[:steps] is the (steps·batch, rows) matrix of ∂Θ's GEMM as it
-        # is; h_t written across a side-by-side HX (rows 6.5 KB apart) took 7.8 µs a step.
-        HX = xp.empty((steps + 1, batch, Theta.shape[0]), dtype=x.dtype)
-        HX[:steps, :, units:units + features] = (x[:, ::-1] if self.go_backwards else x).transpose(1, 0, 2)
-        HX[:, :, units + features:] = 1
-        HX[steps, :, units:] = 0
-        HX[0, :, :units] = h0
-        H = HX[:, :, :units].transpose(0, 2, 1)  # hᵀ of every step (steps + 1, units, batch), h0 first: a view
-        masks = self._step_masks(xp, HX.shape[2], units, features)
+        # HX[t] is [h_{t-1}; x_t; 1] (units + features + 1 rows, or no row of ones without a
+        # bias) by batch, so step t's GEMM is Θᵀ·HX[t]; h_t is written into HX[t + 1], one
+        # contiguous (units, batch) block, and HX[steps] holds only h_T. ∂Θ's GEMM takes HX side
+        # by side (one copy in backward). Batch-major within a step, HX was ∂Θ's matrix as it is,
+        # but h_t went through a buffer and a copy into a transposed view (5.7 µs a step) and the
+        # step GEMM read HX[t] transposed: the op's forward + backward on benchmarks/recurrent.py's
+        # LSTM took 7.37 and 7.14 ms against 7.25 and 7.04 now (best of 200, alternating in one
+        # process, two runs).
+        HX = xp.empty((steps + 1, Theta.shape[0], batch), dtype=x.dtype)
+        HX[:steps, units:units + features] = (x[:, ::-1] if self.go_backwards else x).transpose(1, 2, 0)
+        HX[:, units + features:] = 1
+        HX[steps, units:] = 0
+        HX[0, :units] = h0.T
+        H = HX[:, :units]  # h of every step (steps + 1, units, batch), h0 first: a view
+        masks = self._step_masks(xp, HX.shape[1], units, features)
         A = workspace.empty(xp, (steps, 4 * units, batch), x.dtype)  # z of every step, then its gates, in place
         C = workspace.empty(xp, H.shape, x.dtype)  # cᵀ likewise
         TC = workspace.empty(xp, (steps, units, batch), x.dtype)  # tanh(c_t), kept for backward
         C[0] = c0.T
-        dropped = None if masks is None else xp.empty((HX.shape[2], batch), dtype=x.dtype)
+        dropped = None if masks is None else xp.empty((HX.shape[1], batch), dtype=x.dtype)
         scratch = xp.empty((units, batch), dtype=x.dtype)
         # each gate's block over all steps, i, f, o, c (indexing these costs 0.6 µs a step;
         # unpacking gates[t] 1.6)
@@ -167,7 +170,7 @@ class LSTMFunction(RecurrentFunction):
         with _quiet_overflow(gate_pass == "exp"):  # (see gate_pass above)
             for t in range(steps):
                 a = A[t]
-                recurrent_product(xp, ThetaT_step, HX[t].T, a, masks, dropped)  # z_t = Θᵀ·[h_{t-1}; x_t; 1]
+                recurrent_product(xp, ThetaT_step, HX[t], a, masks, dropped)  # z_t = Θᵀ·[h_{t-1}; x_t; 1]
                 if cuda_forward_step is not None:  # the whole step below
                     cuda_forward_step(C[t], H[t], True if keep is None else keep[t], units * batch,
                                       C[t + 1], TC[t], H[t + 1], a)
@@ -199,11 +202,7 @@ class LSTMFunction(RecurrentFunction):
                 else:
                     xp.copyto(TC[t], c)
                     activate(xp, self.activation, TC[t])
-                # h_t into a contiguous buffer, then copied into HX's transposed view: the product
-                # written straight into the view was slower (forward of benchmarks/recurrent.py's
-                # LSTM, 2.87-3.01 against 2.98-3.09 ms best of 400, alternating in one process)
-                xp.multiply(o, TC[t], out=scratch)
-                xp.copyto(h, scratch)
+                xp.multiply(o, TC[t], out=h)
                 if keep is not None:  # masked rows carry h and c through
                     xp.copyto(c, C[t], where=self.drop[t])
                     xp.copyto(h, H[t], where=self.drop[t])
@@ -323,18 +322,18 @@ class LSTMFunction(RecurrentFunction):
 
     def _weights_grad(self, xp, grad_z_side_by_side: Array) -> Array:
         """∂Θ = Σ_t [h_{t-1}; x_t; 1]·∂z_tᵀ (rows of Θ, 4u), stored gate order: one GEMM over all
-        steps' HX stacked (a view of it), as (∂Z·HX)ᵀ, the faster order, then ``transposed``; with
-        dropout masks, one GEMM per gate on its dropped copy."""
-        steps, batch, rows = self.HX.shape[0] - 1, self.HX.shape[1], self.HX.shape[2]
-        HX_stacked = self.HX[:steps].reshape(steps * batch, rows)
+        steps, HX side by side times ∂Zᵀ; with dropout masks, one GEMM per gate on its dropped
+        copy of HX."""
+        HX_side_by_side = side_by_side(xp, self.HX[:-1])   # (rows, steps·batch)
         if self.masks is None:
-            grad_Theta_T = grad_z_side_by_side @ HX_stacked
+            grad_Theta = HX_side_by_side @ grad_z_side_by_side.T
         else:
             width = grad_z_side_by_side.shape[0] // 4
-            grad_Theta_T = xp.concatenate([grad_z_side_by_side[block(g, width)]
-                                           @ (self.HX[:steps] * m.T).reshape(steps * batch, rows)
-                                           for g, m in enumerate(self.masks)])
-        return transposed(xp, grad_Theta_T)
+            grad_Theta = xp.concatenate([dropped_side_by_side(HX_side_by_side, m)
+                                         @ grad_z_side_by_side[block(g, width)].T
+                                         for g, m in enumerate(self.masks)], axis=1)
+        workspace.release(HX_side_by_side)
+        return grad_Theta
 
 
 def lstm(x, h0, c0, kernel, recurrent_kernel, bias=None, *, mask=None, go_backwards: bool = False,
