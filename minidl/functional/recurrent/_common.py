@@ -216,6 +216,8 @@ class SubnormalFlush:
         if self.enabled and not self.on and step % self.CHECK_EVERY == 0:
             for state in states:
                 column_max = np.abs(state).max(axis=0)
+                if column_max.min() >= self.threshold:   # the usual case, in one reduction
+                    continue
                 nonzero = column_max[column_max > 0]
                 if nonzero.size and float(nonzero.min()) < self.threshold:
                     self.on = True

@@ -5,6 +5,7 @@ CUDA steps with masks (compiled for the CPU)."""
 import numpy as np
 import pytest
 
+from minidl.functional.recurrent._dropout import step_product
 from minidl.gradcheck import gradcheck
 from minidl.tensor import Tensor
 from tests.minidl.functional.recurrent._helpers import (OPS, UNITS, assert_cupy_matches_numpy,
@@ -91,3 +92,16 @@ def test_cuda_steps_with_dropout_masks_compiled_for_the_cpu_match_numpy(name, tm
 def test_dropout_masks_cupy_matches_numpy(name):
     input_masks, recurrent_masks = dropout_masks(name)
     assert_cupy_matches_numpy(name, True, False, input_masks=input_masks, recurrent_masks=recurrent_masks)
+
+
+def test_step_product_writes_a_times_b_into_contiguous_and_strided_outputs():
+    rng = np.random.default_rng(0)
+    a, b = rng.normal(size=(6, 5)).astype(np.float32), rng.normal(size=(5, 3)).astype(np.float32)
+    expected = a.astype(np.float64) @ b.astype(np.float64)
+    out = np.empty((6, 3), np.float32)
+    assert step_product(np, a, b, out) is out
+    np.testing.assert_allclose(out, expected, rtol=1e-5)
+    wide = np.zeros((6, 7), np.float32)
+    step_product(np, a, b, wide[:, 2:5])   # not C-contiguous: matmul's path
+    np.testing.assert_allclose(wide[:, 2:5], expected, rtol=1e-5)
+    assert not wide[:, :2].any() and not wide[:, 5:].any()
