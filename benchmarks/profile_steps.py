@@ -8,8 +8,8 @@ every op's forward and backward from ``dl.trace()`` (the minimum over repeats of
 Adam alone; and the parts of the big ops re-run on their own shapes: for a convolution im2col,
 the forward GEMM and the weight-gradient GEMM (both with the bias's column of ones) and the input
 gradient (kh·kw GEMMs and adds); for the LSTM the T step GEMMs of forward, Θᵀ·[h; x; 1], the T
-∂h GEMMs of backward and its one ∂Θ GEMM, the rest of the LSTM op being its gate arithmetic and
-the side-by-side copy of ∂Z. "python/graph overhead" is the
+∂h GEMMs of backward, the side-by-side copies of ∂Z and HX and the one ∂Θ GEMM, the rest of the
+LSTM op being its gate arithmetic. "python/graph overhead" is the
 step minus everything timed inside it. With ``--threads 1`` every time is the thread's CPU time,
 which other load on a shared machine does not stretch (it still costs cache). Results: benchmarks/results/profile_steps.json.
 """
@@ -121,17 +121,23 @@ def profile(model: str, repeats: int) -> dict:
                     best(lambda: f._input_grad(g2, covered), repeats) if layer is not layers[0] else 0.0)
             h = layer(h, training=True)
     else:
+        from minidl.functional.recurrent._common import side_by_side
         theta_t = rng.normal(size=(512, 142)).astype(np.float32)  # Θᵀ: 4·128 gates, 128 + 13 + 1 rows
-        hx = rng.normal(size=(51, 32, 142)).astype(np.float32)  # HX: [h_{t-1}, x_t, 1] by batch
+        hx = rng.normal(size=(51, 142, 32)).astype(np.float32)  # HX: [h_{t-1}; x_t; 1] by batch
         z = np.empty((512, 32), dtype=np.float32)
         u_rows, dh = theta_t.T[:128].copy(), np.empty((128, 32), np.float32)
         dz = rng.normal(size=(512, 32)).astype(np.float32)
-        grad_z = rng.normal(size=(512, 1600)).astype(np.float32)
+        grad_z = rng.normal(size=(50, 512, 32)).astype(np.float32)
+        grad_z_side_by_side = side_by_side(np, grad_z)
+        hx_side_by_side = side_by_side(np, hx[:50])
         parts["LSTM: 50 step GEMMs Θᵀ·[h; x; 1] (512x142 @ 142x32)"] = best(
-            lambda: [np.matmul(theta_t, hx[t].T, out=z) for t in range(50)], repeats)
+            lambda: [np.dot(theta_t, hx[t], out=z) for t in range(50)], repeats)
         parts["LSTM: 50 ∂h GEMMs U·∂z (128x512 @ 512x32)"] = best(
-            lambda: [np.matmul(u_rows, dz, out=dh) for _ in range(50)], repeats)
-        parts["LSTM: ∂Θ GEMM (512x1600 @ 1600x142)"] = best(lambda: grad_z @ hx[:50].reshape(1600, 142), repeats)
+            lambda: [np.dot(u_rows, dz, out=dh) for _ in range(50)], repeats)
+        parts["LSTM: side-by-side copies of ∂Z and HX"] = best(
+            lambda: (side_by_side(np, grad_z), side_by_side(np, hx[:50])), repeats)
+        parts["LSTM: ∂Θ GEMM (142x1600 @ 1600x512)"] = best(
+            lambda: hx_side_by_side @ grad_z_side_by_side.T, repeats)
     traced_ms = sum((r["forward_ms"] or 0) + (r["backward_ms"] or 0) for r in rows)
     return {"name": f"profile/{model}", "clock": "thread CPU time" if time.perf_counter is time.thread_time else "wall",
             "load_average_1min": round(os.getloadavg()[0], 2), "step_seconds": step_seconds, "ops": rows,
