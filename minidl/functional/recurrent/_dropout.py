@@ -65,11 +65,12 @@ def project_inputs_dropped(xp, XT: Array, W: Array, masks: Array, out: Array) ->
 
 
 def step_product(xp, a: Array, b: Array, out: Array) -> Array:
-    """out ← a·b, 2-D. ``dot`` where out is C-contiguous (what it takes as out=): the same GEMM as
-    matmul with about 1 µs less overhead a call, a hundred calls a step of the LSTM(128) of
-    benchmarks/recurrent.py (28.3 against 29.3 µs and 26.1 against 27.2 for its two products,
-    best of 200 loops of 50)."""
-    if out.flags.c_contiguous:
+    """out ← a·b, 2-D. ``dot`` where out is C-contiguous and a, b and out share one dtype (the
+    only out= it takes): the same GEMM as matmul with about 1 µs less overhead a call, a hundred
+    calls a step of the LSTM(128) of benchmarks/recurrent.py (28.3 against 29.3 µs and 26.1
+    against 27.2 for its two products, best of 200 loops of 50); otherwise matmul, which also
+    casts (a float64 gradient into a float32 op's state, float32 data with float64 kernels)."""
+    if out.flags.c_contiguous and a.dtype == b.dtype == out.dtype:
         return xp.dot(a, b, out=out)
     return xp.matmul(a, b, out=out)
 

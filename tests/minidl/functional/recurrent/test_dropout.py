@@ -105,3 +105,29 @@ def test_step_product_writes_a_times_b_into_contiguous_and_strided_outputs():
     step_product(np, a, b, wide[:, 2:5])   # not C-contiguous: matmul's path
     np.testing.assert_allclose(wide[:, 2:5], expected, rtol=1e-5)
     assert not wide[:, :2].any() and not wide[:, 5:].any()
+
+
+def test_step_product_casts_like_matmul_when_the_dtypes_differ():
+    rng = np.random.default_rng(1)
+    a, b = rng.normal(size=(4, 5)), rng.normal(size=(5, 3))   # float64 into a float32 out
+    out = np.empty((4, 3), np.float32)
+    step_product(np, a, b, out)
+    np.testing.assert_allclose(out, a @ b, rtol=1e-6)
+    back = np.empty((4, 3), np.float64)   # float32 operands into a float64 out
+    step_product(np, a.astype(np.float32), b.astype(np.float32), back)
+    np.testing.assert_allclose(back, a.astype(np.float32) @ b.astype(np.float32), rtol=1e-6)
+
+
+@pytest.mark.parametrize("name", ["lstm", "gru", "simple_rnn"])
+def test_a_float64_gradient_reaches_a_float32_recurrent_op_through_its_last_state(name):
+    import minidl.functional as F
+    from minidl.functional import recurrent
+    rng = np.random.default_rng(2)
+    gates = {"lstm": 4, "gru": 3, "simple_rnn": 1}[name]
+    x = Tensor(rng.normal(size=(2, 4, 3)).astype(np.float32))
+    state = [Tensor(np.zeros((2, 5), np.float32))] * (2 if name == "lstm" else 1)
+    W = Tensor(rng.normal(size=(3, gates * 5)).astype(np.float32), requires_grad=True)
+    U = Tensor(rng.normal(size=(5, gates * 5)).astype(np.float32), requires_grad=True)
+    outputs = getattr(recurrent, name)(x, *state, W, U)
+    F.sum(outputs[1] * Tensor(np.ones((2, 5), np.float64))).backward()   # ValueError from np.dot's out= before
+    assert U.grad.shape == (5, gates * 5) and np.isfinite(U.grad).all()
