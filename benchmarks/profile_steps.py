@@ -110,7 +110,7 @@ def profile(model: str, repeats: int) -> dict:
                 g2 = np.ones((col2.shape[0], filters), dtype=np.float32)
                 parts[f"{name}: im2col, rows by pool offset"] = best(pooled_im2col, repeats)
                 parts[f"{name}: forward GEMM {col2.shape}x{w2.shape}"] = best(lambda: col2 @ w2, repeats)
-                parts[f"{name}: weight-gradient GEMM"] = best(lambda: col2.T @ g2, repeats)
+                parts[f"{name}: weight-gradient GEMM"] = best(lambda: conv_module.weights_product(col2, g2), repeats)
                 covered = (2 * pooled[0], 2 * pooled[1])   # the fused op's input gradient: these outputs only
                 g2 = np.ones((col.shape[0] * covered[0] * covered[1], filters), dtype=np.float32)
                 f = conv_module.Conv2DFunction((1, 1), (1, 1), ((0, 0), (0, 0)))

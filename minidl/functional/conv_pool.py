@@ -43,7 +43,8 @@ from typing import Sequence
 
 from minidl import workspace
 from minidl.backend import Array, get_array_module
-from minidl.functional.conv import Conv2DFunction, normalize_tuple, output_length, pad_spatial, validate_conv2d
+from minidl.functional.conv import (Conv2DFunction, normalize_tuple, output_length, pad_spatial, validate_conv2d,
+                                    weights_product)
 from minidl.tensor import Tensor
 
 
@@ -202,7 +203,7 @@ class Conv2DMaxPoolFunction(Conv2DFunction):
             gx = self._input_grad(self._image_order(g2), (rows * ph, cols * pw))
         with_bias = len(self.needs_input_grad) == 3
         if self.needs_input_grad[1] or (with_bias and self.needs_input_grad[2]):
-            grad_weights = self.col.T @ g2
+            grad_weights = weights_product(self.col, g2)
             columns = self.W2.shape[0]
             if self.needs_input_grad[1]:
                 gW = grad_weights[:columns].reshape(self.col_shape[3:] + (filters,))

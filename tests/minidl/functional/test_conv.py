@@ -4,7 +4,8 @@ import pytest
 
 import minidl as dl
 import minidl.functional as F
-from minidl.functional.conv import (col2im, col2im_1d, conv1d, conv2d, im2col, im2col_1d, same_padding)
+from minidl.functional.conv import (MIN_CHUNK_ROWS, SMALL_PRODUCT, col2im, col2im_1d, conv1d, conv2d, im2col, im2col_1d,
+                                    same_padding, weights_product)
 from minidl.tensor import Tensor
 from tests.reference.make_conv_fixtures import CASES, load
 
@@ -122,6 +123,29 @@ def test_conv_gradient_only_for_what_needs_it(rng):
     y.backward(np.ones(y.shape, dtype="float32"))
     assert W.grad.dtype == np.float32 and W.grad.shape == W.shape and x.grad is None
 
+
+
+@pytest.mark.parametrize("rows, columns, filters", [(10_000, 10, 32), (7_001, 9, 16), (300, 10, 32), (500, 290, 64)])
+def test_weights_product_in_row_chunks_equals_one_product(rng, rows, columns, filters):
+    # the first two are narrow enough to go in chunks (a last chunk shorter than the others
+    # included), the last two in one product
+    col, g2 = rng.normal(size=(rows, columns)), rng.normal(size=(rows, filters))
+    chunk_rows = SMALL_PRODUCT // (columns * filters)
+    chunked = MIN_CHUNK_ROWS <= chunk_rows < rows
+    assert chunked == (columns < 20 and rows > 1_000)
+    np.testing.assert_allclose(weights_product(col, g2), np.einsum("nk,nf->kf", col, g2), rtol=1e-10, atol=1e-10)
+
+
+def test_narrow_conv_weight_gradient_matches_the_summed_outer_products(rng):
+    # one input channel and 8·38·38 outputs: the weight gradient goes in chunks of rows
+    x = Tensor(rng.normal(size=(8, 40, 40, 1)))
+    W = Tensor(rng.normal(size=(3, 3, 1, 32)), requires_grad=True)
+    b = Tensor(np.zeros(32), requires_grad=True)
+    gy = rng.normal(size=(8, 38, 38, 32))
+    conv2d(x, W, b).backward(gy)
+    patches = im2col(x.data, (3, 3))   # (8, 38, 38, 3, 3, 1)
+    np.testing.assert_allclose(W.grad, np.einsum("bpqijc,bpqf->ijcf", patches, gy), rtol=1e-10)
+    np.testing.assert_allclose(b.grad, gy.sum(axis=(0, 1, 2)), rtol=1e-10)
 
 # --- values: Keras fixtures, torch and Keras live ------------------------------------------------
 def _activation(kwargs):
