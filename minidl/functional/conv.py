@@ -187,7 +187,9 @@ def weights_product(col: Array, g2: Array) -> Array:
     thousands of rows into a few hundred outputs, which OpenBLAS runs slowly in one call:
     (64,896 x 11)ᵀ·(64,896 x 32), the digits CNN's first conv, took 1.0-1.1 ms with one or two
     threads, and 0.55 ms as 23 products of 2,840 rows added up (best of 40; 1.1 ms again with
-    chunks just past SMALL_PRODUCT). On NumPy only; elsewhere one product.
+    chunks just past SMALL_PRODUCT). For 50,000 rows of an RGB 3x3 im2col (28 columns) and 32
+    filters 1.15 -> 0.88 ms, of 10 columns and 64 filters 1.13 -> 0.71; at chunks of 558 rows
+    (28 columns, 64 filters) even. On NumPy only; elsewhere one product.
     """
     xp = get_array_module(col)
     rows = SMALL_PRODUCT // max(1, col.shape[1] * g2.shape[1])
