@@ -124,7 +124,6 @@ def test_conv_gradient_only_for_what_needs_it(rng):
     assert W.grad.dtype == np.float32 and W.grad.shape == W.shape and x.grad is None
 
 
-
 @pytest.mark.parametrize("rows, columns, filters", [(10_000, 10, 32), (7_001, 9, 16), (300, 10, 32), (500, 290, 64)])
 def test_weights_product_in_row_chunks_equals_one_product(rng, rows, columns, filters):
     # the first two are narrow enough to go in chunks (a last chunk shorter than the others
