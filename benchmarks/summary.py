@@ -212,7 +212,8 @@ def environment_lines() -> list[str]:
                  and isinstance(r["environment"].get("blas"), list) and r["environment"]["blas"]), None)
     torch = next((r["environment"]["torch"] for r in rows if r.get("library") == "torch" and r["environment"].get("torch")), None)
     loads = [x for r in rows for x in r.get("load_averages", [])] or [r["environment"]["load_average"][0] for r in rows]
-    unset = all(not r["environment"]["env"].get(k) for r in rows for k in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE"))
+    given = sorted({f"{k}={r['environment']['env'][k]}" for r in rows if r.get("library") == "minidl"
+                    for k in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE") if r["environment"]["env"].get(k)})
     parts = []
     if blas:
         b = blas[0]
@@ -220,10 +221,42 @@ def environment_lines() -> list[str]:
                      f"{b['num_threads']} {b['threading_layer']} threads)")
     if torch:
         parts.append(f"PyTorch {torch['num_threads']} {torch['backend']} threads")
-    text = "; ".join(parts) + ("; OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE were not set" if unset else
-                                "; OPENBLAS_CORETYPE or OPENBLAS_L2_SIZE was set (see the records)")
+    text = "; ".join(parts) + ("; OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE were not set in minidl's processes"
+                                if not given else f"; minidl's processes ran with {', '.join(given)}")
     return ["", f"In {', '.join(f'`{name}.json`' for name in files)}: {text}. 1-minute load average as the processes ended: {min(loads):.1f} to {max(loads):.1f} "
                 "(2 cores; other work shared the machine)."]
+
+
+BLAS_ROWS = (("lstm_step_product", "GEMM (512, 142)·(142, 32), the LSTM step's"),
+             ("lstm_weight_gradient", "GEMM (142, 1600)·(1600, 512), the LSTM's ∂Θ"),
+             ("cnn_conv2_forward", "GEMM (8192, 289)·(289, 64), the CNN's second conv"),
+             ("cnn_step", "minidl's CNN step (as in the table)"), ("lstm_step", "minidl's LSTM(128) step"))
+
+
+def blas_kernel_lines() -> list[str]:
+    """A table from blas_kernel.json: minidl's GEMMs and steps with and without the OPENBLAS_*
+    variables the machine sets."""
+    rows = [r for r in records("blas_kernel") if r.get("results")]
+    if not rows:
+        return []
+    command = "`python benchmarks/blas_kernel.py` (`blas_kernel.json`)"
+    if len(rows) == 1:
+        return ["", f"{command}: OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE were not set on its machine, so there "
+                    f"was no other setting to compare (OpenBLAS ran its {rows[0]['kernel']} kernel)."]
+    first, last = rows[0], rows[-1]
+    given = ", ".join(f"{k}={v}" for k, v in first["env"].items() if v)
+    out = ["", f"What the OPENBLAS_* variables cost, {command}: the same work in processes that differ only in them, "
+               f"taking turns ({first['rounds']} rounds); this machine sets {given}. Each cell is min / median.", "",
+           "| what | " + " | ".join(f"{r['setting']} ({r['kernel']} kernel)" for r in rows)
+           + f" | {first['setting']} / {last['setting']}, min |", "|---" * (len(rows) + 2) + "|"]
+    for name, label in BLAS_ROWS:
+        cells = [r["results"].get(name) for r in rows]
+        if not all(cells):
+            continue
+        ratio = cells[0]["min_seconds"] / cells[-1]["min_seconds"]
+        out.append(f"| {label} | " + " | ".join(f"{ms(c['min_seconds'])} / {ms(c['median_seconds'])}" for c in cells)
+                   + f" | {ratio:.2f}× |")
+    return out
 
 
 def peak_rss(record: dict | None) -> str:
@@ -241,9 +274,10 @@ def speed_section() -> list[str]:
            "shared, and a median moves with whatever else runs; the best of many repeats is the figure least "
            "disturbed by other load, so the headline ratio is minimum over minimum, with the median ratio "
            "beside it. Commands: `python benchmarks/engine.py`, `conv.py`, `recurrent.py`, `ctc.py` (then "
-           "this script); `bash benchmarks/quiet.sh` reruns `conv.py`, `recurrent.py`, `ctc.py` (each "
-           "library's default threads) and `steady.py` together, then this script, on a machine with nothing "
-           "else running (about 8 minutes on 2 cores, at most 12). Peak RSS is each process's, the library's "
+           "this script); `bash benchmarks/quiet.sh` reruns `blas_kernel.py`, then `conv.py`, `recurrent.py`, "
+           "`ctc.py` (each library's default threads) and `steady.py` without OPENBLAS_CORETYPE and "
+           "OPENBLAS_L2_SIZE (below), then this script, on a machine with nothing else running (about 8 minutes "
+           "on 2 cores, at most 15). Peak RSS is each process's, the library's "
            "import included (minidl's alone is about 45 MiB, PyTorch's over 200 MiB).", "",
            "| what | minidl min / median | PyTorch min / median | Keras (torch backend) min / median "
            "| minidl / PyTorch, min (median) | peak RSS, minidl / PyTorch |", "|---|---|---|---|---|---|"]
@@ -262,6 +296,7 @@ def speed_section() -> list[str]:
         rss = " / ".join(peak_rss(got[lib]) for lib in ("minidl", "torch"))
         out.append(f"| {label} | {both['minidl']} | {both['torch']} | {both['keras']} | {ratio} | {rss} |")
     out += environment_lines()
+    out += blas_kernel_lines()
     long = {lib: pick(records("recurrent"), name="recurrent/lstm_1000", library=lib) for lib in ("minidl", "torch", "keras")}
     if all(r and r.get("peak_rss_bytes") for r in long.values()):
         mib = {lib: f"{r['peak_rss_bytes'] / 2**20:,.0f} MiB" for lib, r in long.items()}

@@ -35,6 +35,7 @@ from minidl.apps import ctc_digits, digits
 from minidl.apps.ensemble import is_ensemble, load_recogniser, train_ensemble
 from minidl.apps.recipes import ENSEMBLES, RECIPES, RECOMMENDED, recipe
 from minidl.apps.streaming import check_chunk_ms, stream_file
+from minidl.cpu import coretype_note
 from minidl.export import ExportError
 from minidl.export import onnx as export_onnx
 from minidl.saving import read_metadata
@@ -380,6 +381,9 @@ def main(argv: list[str] | None = None) -> int:
     """The ``minidl-digits`` command; returns its exit status."""
     args = parser().parse_args(argv)
     if args.command == "train":
+        note = coretype_note()  # NumPy's BLAS held to an older kernel: training runs slower, say why
+        if note:
+            print(f"minidl-digits: {note}", file=sys.stderr)
         try:
             run_training(args, f"digits_{args.model or args.recipe}")
         except audio.AudioError as error:   # a damaged recording; its message names it

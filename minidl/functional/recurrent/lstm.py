@@ -8,6 +8,7 @@ import numpy as np
 import minidl.functional as F
 from minidl import workspace
 from minidl.backend import Array, get_array_module
+from minidl.cpu import cpu_features
 from minidl.functional.recurrent._common import (RecurrentFunction, SubnormalFlush, activate, check_shapes,
                                                  cuda_step, derivative, fused_activation, mask_array,
                                                  side_by_side, state_in, transposed, unroll)
@@ -21,14 +22,7 @@ def _fast_float32_tanh() -> bool:
     element against exp's 0.44 (Sapphire Rapids, numpy 2.4), while on the AVX2 machines of earlier
     runs exp was the cheaper one, 2.1 ns against tanh's 3.4. Read from NumPy's own CPU-dispatch
     table; where that is missing, False."""
-    try:
-        from numpy._core._multiarray_umath import __cpu_features__
-    except ImportError:  # NumPy 1.x keeps it in numpy.core
-        try:
-            from numpy.core._multiarray_umath import __cpu_features__
-        except ImportError:
-            return False
-    return bool(__cpu_features__.get("AVX512_SKX"))
+    return bool(cpu_features().get("AVX512_SKX"))
 
 
 # Which one pass the four gates of a NumPy step take (see LSTMFunction.forward): "tanh" or "exp".

@@ -445,3 +445,15 @@ def test_verbose_defaults_to_auto_and_refuses_other_levels(capsys):
     with pytest.raises(SystemExit):
         cli.parser().parse_args(["train", "--verbose", "3"])
     assert "--verbose" in capsys.readouterr().err
+
+
+def test_train_says_when_openblas_is_held_to_a_named_core(tmp_path, capsys, monkeypatch):
+    """OPENBLAS_CORETYPE set: train names it on stderr before it starts (here it then stops: no data)."""
+    monkeypatch.setenv("OPENBLAS_CORETYPE", "Haswell")
+    with pytest.raises(SystemExit):
+        cli.main(["train", "--data", str(tmp_path / "empty"), "--epochs", "1"])
+    assert "minidl-digits: OPENBLAS_CORETYPE=Haswell is set" in capsys.readouterr().err
+    monkeypatch.delenv("OPENBLAS_CORETYPE")
+    with pytest.raises(SystemExit):
+        cli.main(["train", "--data", str(tmp_path / "empty"), "--epochs", "1"])
+    assert "OPENBLAS_CORETYPE" not in capsys.readouterr().err
