@@ -60,6 +60,7 @@ def keras_cnn(frames: int, n_features: int, train_frames):
 def worker(library: str, model: str, split: str, held_out: str | None, epochs: int, seed: int,
            augment: bool = False) -> dict:
     import numpy as np  # noqa: PLC0415
+    from _timing import environment  # noqa: PLC0415 (benchmarks/, the script's folder; BLAS kernel, threads, OPENBLAS_*)
     from minidl.apps import digits  # noqa: PLC0415
     from minidl.apps.features import FeatureSettings  # noqa: PLC0415
     settings = digits.TrainSettings(model=model, epochs=epochs, seed=seed, split=split, held_out=held_out,
@@ -72,7 +73,8 @@ def worker(library: str, model: str, split: str, held_out: str | None, epochs: i
         metrics = digits.train(settings, ROOT / "runs" / "benchmark" / f"{model}_{split}_{held_out}_{seed}",
                                features=features, verbose=0, progress=False)
         record.update(version=minidl.__version__, test_accuracy=metrics["test_accuracy"],
-                      training_seconds=metrics["training_seconds"], parameters=metrics["parameters"])
+                      training_seconds=metrics["training_seconds"], parameters=metrics["parameters"],
+                      environment=environment())
         return record
     os.environ.setdefault("KERAS_BACKEND", "torch")
     import keras  # noqa: PLC0415
@@ -94,7 +96,8 @@ def worker(library: str, model: str, split: str, held_out: str | None, epochs: i
     predicted = net.predict(digits.fixed_length(test_x, frames), verbose=0).argmax(1)
     record.update(version=f"keras {keras.__version__}, torch {torch.__version__}",
                   test_accuracy=float(np.mean(predicted == test_y)), training_seconds=round(seconds, 2),
-                  parameters=int(net.count_params()), torch_threads=torch.get_num_threads())
+                  parameters=int(net.count_params()), torch_threads=torch.get_num_threads(),
+                  environment=environment())
     return record
 
 
