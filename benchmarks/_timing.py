@@ -81,6 +81,16 @@ def take_turns(script: str, libraries: list[str], model: str, rounds: int, optio
     return runs
 
 
+def cpu_name() -> str:
+    """The CPU's model name from /proc/cpuinfo (Linux), else what ``platform`` knows."""
+    import platform  # noqa: PLC0415
+    try:
+        with open("/proc/cpuinfo") as f:
+            return next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+    except (OSError, StopIteration):
+        return platform.processor() or platform.machine()
+
+
 def environment() -> dict:
     """What this process computes with: NumPy's BLAS (build, kernel, threads, via threadpoolctl),
     torch's thread pools if torch is imported, the OPENBLAS_* variables that change which kernel
@@ -88,7 +98,7 @@ def environment() -> dict:
     NumPy), and the load average when the worker ends (other work on the machine skews times)."""
     import os  # noqa: PLC0415
 
-    out: dict = {"load_average": [round(x, 2) for x in os.getloadavg()],
+    out: dict = {"load_average": [round(x, 2) for x in os.getloadavg()], "cpu": cpu_name(),
                  "cpus": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
                  "env": {name: os.environ.get(name) for name in
                          ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE", "OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS",

@@ -21,16 +21,19 @@ import os
 import statistics
 import subprocess
 import sys
+import time
 from pathlib import Path
 
-from _timing import environment, time_steps  # benchmarks/ is the script's folder, first on sys.path
+from _timing import cpu_name, environment, time_steps  # benchmarks/ is the script's folder, first on sys.path
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results" / "blas_kernel.json"
 VARIABLES = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
-# name -> (a shape, b shape), float32, a @ b
-GEMMS = {"lstm_step_product": ((512, 142), (142, 32)), "lstm_weight_gradient": ((142, 1600), (1600, 512)),
-         "cnn_conv2_forward": ((8192, 289), (289, 64))}
+# name -> (a shape, b shape, b given as the transpose of a C-ordered array), float32 a @ b, as
+# minidl's ops hand them to OpenBLAS (the LSTM's ∂Θ is HX side by side times ∂Zᵀ)
+GEMMS = {"lstm_step_product": ((512, 142), (142, 32), False),
+         "lstm_weight_gradient": ((142, 1600), (1600, 512), True),
+         "cnn_conv2_forward": ((8192, 289), (289, 64), False)}
 STEPS = {"cnn_step": ("conv.py", "cnn2d"), "lstm_step": ("recurrent.py", "lstm")}
 
 
@@ -41,7 +44,7 @@ def settings(environ: dict) -> dict[str, dict]:
                   "both unset": {k: v for k, v in environ.items() if k not in VARIABLES}}
     out, seen = {}, set()
     for label, env in candidates.items():
-        key = tuple(env.get(k) for k in VARIABLES)
+        key = tuple(env.get(k) or None for k in VARIABLES)  # empty is unset, to OpenBLAS too
         if key not in seen:
             seen.add(key)
             out[label] = env
@@ -50,13 +53,14 @@ def settings(environ: dict) -> dict[str, dict]:
 
 def gemm_worker(repeats: int) -> dict:
     """Seconds per call of each GEMM of GEMMS, ``repeats`` times, each a loop of about 2·10⁹
-    multiply-adds (10-20 ms here)."""
+    multiply-adds (10-25 ms here; the loop's own overhead is under 1 µs a call)."""
     import numpy as np  # noqa: PLC0415
     rng = np.random.default_rng(0)
     out = {}
-    for name, (a_shape, b_shape) in GEMMS.items():
+    for name, (a_shape, b_shape, b_transposed) in GEMMS.items():
         a = rng.standard_normal(a_shape, dtype=np.float32)
-        b = rng.standard_normal(b_shape, dtype=np.float32)
+        b = (rng.standard_normal(b_shape[::-1], dtype=np.float32).T if b_transposed
+             else rng.standard_normal(b_shape, dtype=np.float32))
         result = np.empty((a_shape[0], b_shape[1]), dtype=np.float32)
         calls = max(1, int(2e9 // (a_shape[0] * a_shape[1] * b_shape[1])))
 
@@ -69,13 +73,27 @@ def gemm_worker(repeats: int) -> dict:
 
 
 def run(command: list[str], env: dict) -> dict:
+    """Run a worker; its last line of output, parsed as JSON. Exits with the worker's stderr if it
+    fails or prints no JSON."""
     done = subprocess.run(command, capture_output=True, text=True, env=env)
-    if done.returncode != 0:
-        raise SystemExit(f"blas_kernel.py: {' '.join(command)} failed:\n{done.stderr[-2000:]}")
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    lines = done.stdout.strip().splitlines()
+    if done.returncode != 0 or not lines:
+        raise SystemExit(f"blas_kernel.py: {' '.join(command)} failed (exit {done.returncode}, "
+                         f"{len(lines)} lines of output):\n{done.stderr[-2000:]}")
+    try:
+        return json.loads(lines[-1])
+    except json.JSONDecodeError as error:
+        raise SystemExit(f"blas_kernel.py: {' '.join(command)} printed no JSON last ({error}): {lines[-1][:200]!r}")
+
+
+def kernel(out: dict) -> str | None:
+    """The OpenBLAS kernel a worker's ``environment`` names, or None."""
+    blas = out.get("environment", {}).get("blas")
+    return blas[0].get("architecture") if isinstance(blas, list) and blas else None
 
 
 def main() -> None:
+    """Every setting's workers in turn, ``--rounds`` times; one record per setting in --output."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--rounds", type=int, default=3, help="processes per setting and measurement, taking turns")
     parser.add_argument("--repeats", type=int, default=20, help="timed repeats per process")
@@ -87,25 +105,32 @@ def main() -> None:
         return
     configs = settings({**os.environ, "KERAS_BACKEND": "torch"})
     times: dict[str, dict[str, list]] = {label: {} for label in configs}
-    seen_env: dict[str, dict] = {}
+    kernels: dict[str, set] = {label: set() for label in configs}
+    loads: dict[str, list] = {label: [] for label in configs}
+    last_env: dict[str, dict] = {}
     for _ in range(args.rounds):
         for label, env in configs.items():
-            out = run([sys.executable, __file__, "--worker", "--repeats", str(args.repeats)], env)
-            seen_env[label] = out["environment"]
-            for name, values in out["times"].items():
-                times[label].setdefault(name, []).extend(values)
+            outs = {"gemms": run([sys.executable, __file__, "--worker", "--repeats", str(args.repeats)], env)}
             for name, (script, model) in STEPS.items():
-                out = run([sys.executable, str(ROOT / "benchmarks" / script), "--worker", "minidl", model,
-                           "--repeats", str(args.repeats)], env)
-                times[label].setdefault(name, []).extend(out["times"])
+                outs[name] = run([sys.executable, str(ROOT / "benchmarks" / script), "--worker", "minidl", model,
+                                  "--repeats", str(args.repeats)], env)
+            for name, out in outs.items():
+                kernels[label].add(kernel(out))
+                loads[label].append(round(os.getloadavg()[0], 2))
+                if name == "gemms":
+                    last_env[label] = out["environment"]
+                    for gemm, values in out["times"].items():
+                        times[label].setdefault(gemm, []).extend(values)
+                else:
+                    times[label].setdefault(name, []).extend(out["times"])
     records = []
     for label in configs:
-        blas = seen_env[label].get("blas")
-        record = {"name": "blas_kernel", "setting": label,
-                  "env": {k: configs[label].get(k) for k in VARIABLES},
-                  "kernel": blas[0].get("architecture") if isinstance(blas, list) and blas else None,
-                  "rounds": args.rounds, "environment": seen_env[label],
-                  "load_average_1min": os.getloadavg()[0],
+        if len(kernels[label]) != 1:  # the same variables gave another kernel in some process
+            raise SystemExit(f"blas_kernel.py: setting {label!r} ran OpenBLAS kernels {sorted(map(str, kernels[label]))}")
+        record = {"name": "blas_kernel", "setting": label, "env": {k: configs[label].get(k) for k in VARIABLES},
+                  "kernel": next(iter(kernels[label])), "cpu": cpu_name(), "cpus": os.cpu_count(),
+                  "date": time.strftime("%Y-%m-%d %H:%M", time.localtime()), "rounds": args.rounds,
+                  "environment": last_env[label], "load_averages": loads[label],
                   "results": {name: {"min_seconds": min(v), "median_seconds": statistics.median(v), "repeats": len(v)}
                               for name, v in times[label].items()}}
         records.append(record)

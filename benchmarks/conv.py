@@ -18,13 +18,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import resource
 import statistics
 import sys
 from pathlib import Path
 
-from _timing import environment, minidl_train_step, take_turns, time_steps  # benchmarks/ is the script's folder, first on sys.path
+from _timing import cpu_name, environment, minidl_train_step, take_turns, time_steps  # benchmarks/ is the script's folder, first on sys.path
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results" / "conv.json"
@@ -166,7 +165,7 @@ def main() -> None:
                 continue
             times = out.pop("times")
             record = {"name": f"conv/{model}", "library": library, "version": out.pop("version"),
-                      "device": f"{args.device} ({platform.processor() or platform.machine()}, "
+                      "device": f"{args.device} ({cpu_name()}, "
                                 f"{os.cpu_count()} cores)" if args.device == "cpu" else args.device,
                       "dtype": "float32", "shapes": {"input": list(SHAPES[model])}, "step": "forward+backward+adam",
                       "repeats": len(times), "rounds": args.rounds, "median_seconds": statistics.median(times),

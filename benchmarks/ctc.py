@@ -17,13 +17,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import resource
 import sys
 
 import numpy as np
 
-from _timing import environment, take_turns, time_steps  # benchmarks/ is the script's folder, first on sys.path
+from _timing import cpu_name, environment, take_turns, time_steps  # benchmarks/ is the script's folder, first on sys.path
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RESULTS = os.path.join(ROOT, "benchmarks", "results", "ctc.json")
@@ -107,7 +106,7 @@ def main() -> None:
             seconds = out.pop("times")
             records.append({
                 "name": "ctc_loss_forward_backward", "library": library, "version": out.pop("version"),
-                "detail": out.pop("detail"), "device": f"cpu ({platform.processor() or platform.machine()}, "
+                "detail": out.pop("detail"), "device": f"cpu ({cpu_name()}, "
                                                       f"{os.cpu_count()} cores)",
                 "dtype": dtype, "reduction": "mean",
                 "shapes": {"batch": BATCH, "frames": FRAMES, "classes": CLASSES, "target_length": TARGET_LENGTH},

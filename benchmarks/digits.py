@@ -105,6 +105,7 @@ def recipe_worker(name: str, split: str, held_out: str | None, seed: int, thread
     """One training of a named recipe (minidl.apps.recipes) on one split, as a record; an ensemble
     name trains each of its members, one after the other, as ``minidl-digits train`` does."""
     import minidl  # noqa: PLC0415
+    from _timing import environment  # noqa: PLC0415 (benchmarks/, the script's folder)
     from minidl.apps import digits  # noqa: PLC0415
     from minidl.apps.ensemble import train_ensemble  # noqa: PLC0415
     from minidl.apps.recipes import ENSEMBLES, members_of, recipe  # noqa: PLC0415
@@ -121,7 +122,8 @@ def recipe_worker(name: str, split: str, held_out: str | None, seed: int, thread
               "test_accuracy": metrics["test_accuracy"], "training_seconds": metrics["training_seconds"],
               "feature_seconds": metrics["feature_seconds"], "wall_seconds": round(time.perf_counter() - start, 2),
               "parameters": metrics["parameters"], "threads": threads, "load_average": round(os.getloadavg()[0], 2),
-              "features": features.to_dict(), "augmentation": settings.augmentation.to_dict()}
+              "features": features.to_dict(), "augmentation": settings.augmentation.to_dict(),
+              "environment": environment()}
     if name in ENSEMBLES:
         record.update(members=metrics["members"], combine=metrics["combine"])
     return record

@@ -163,6 +163,7 @@ def keras_recipe_worker(name: str, split: str, held_out: str | None, seed: int, 
                         epochs: int | None = None, fsdd=None) -> dict:
     """One Keras training of a named recipe on one split, as a record with recipe_worker's keys
     (library "keras"); ``epochs`` replaces the recipe's (``epochs_override`` says so)."""
+    from _timing import environment  # noqa: PLC0415 (benchmarks/, the script's folder; a worker runs as digits.py)
     import torch  # noqa: PLC0415
 
     import audio  # noqa: PLC0415
@@ -194,4 +195,5 @@ def keras_recipe_worker(name: str, split: str, held_out: str | None, seed: int, 
             "feature_seconds": round(feature_seconds, 2), "wall_seconds": round(time.perf_counter() - start, 2),
             "parameters": int(net.count_params()), "threads": threads, "torch_threads": torch.get_num_threads(),
             "load_average": round(os.getloadavg()[0], 2), "synthetic_voices": settings.synthetic_voices,
-            "features": features.to_dict(), "augmentation": settings.augmentation.to_dict()}
+            "features": features.to_dict(), "augmentation": settings.augmentation.to_dict(),
+            "environment": environment()}

@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import resource
 import statistics
 import subprocess
@@ -32,7 +31,7 @@ import sys
 import time
 from pathlib import Path
 
-from _timing import time_steps  # benchmarks/ is the script's folder, first on sys.path
+from _timing import cpu_name, environment, time_steps  # benchmarks/ is the script's folder, first on sys.path
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results" / "engine.json"
@@ -188,18 +187,13 @@ def worker(benchmark: str, library: str, repeats: int) -> None:
     out = WORKERS[benchmark, library](repeats)
     out["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     out["load_average"] = round(os.getloadavg()[0], 2)  # other work on the machine skews times
+    out["environment"] = environment()
     print(json.dumps(out))
 
 
 # --- driver ---------------------------------------------------------------------------------------
 def _device() -> str:
-    name = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as f:
-            name = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    return f"cpu ({name}, {os.cpu_count()} cores)"
+    return f"cpu ({cpu_name()}, {os.cpu_count()} cores)"
 
 
 def _records(benchmark: str, library: str, out: dict, device: str) -> list[dict]:
@@ -208,6 +202,7 @@ def _records(benchmark: str, library: str, out: dict, device: str) -> list[dict]
     times = out.pop("times")
     peak = out.pop("peak_rss_mb")
     base["load_average"] = out.pop("load_average")
+    base["environment"] = out.pop("environment", None)
     if benchmark == "op":
         records = []
         for name, op_times in times.items():

@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import resource
 import statistics
 import sys
@@ -26,7 +25,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from _timing import take_turns  # benchmarks/ is the script's folder, first on sys.path
+from _timing import cpu_name, take_turns  # benchmarks/ is the script's folder, first on sys.path
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results" / "export.json"
@@ -120,7 +119,7 @@ def main() -> None:
             continue
         times, predictions = out.pop("times"), np.array(out.pop("predictions"))
         record = {"name": name, "library": library, "version": out.pop("version"),
-                  "device": f"cpu ({platform.processor() or platform.machine()}, {os.cpu_count()} cores)",
+                  "device": f"cpu ({cpu_name()}, {os.cpu_count()} cores)",
                   "dtype": "float32", "step": "one file's features -> probabilities, batch 1",
                   "files": setup["files"], "repeats": len(times), "rounds": args.rounds,
                   "median_seconds": statistics.median(times), "min_seconds": min(times),

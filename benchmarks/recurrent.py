@@ -25,13 +25,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import resource
 import statistics
 import sys
 from pathlib import Path
 
-from _timing import environment, minidl_train_step, take_turns, time_steps  # benchmarks/ is the script's folder, first on sys.path
+from _timing import cpu_name, environment, minidl_train_step, take_turns, time_steps  # benchmarks/ is the script's folder, first on sys.path
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results" / "recurrent.json"
@@ -151,7 +150,7 @@ def main() -> None:
             times, cpu_times = out.pop("times"), out.pop("cpu_times")
             kind, steps = MODELS[model]
             record = {"name": f"recurrent/{model}", "library": library, "version": out.pop("version"),
-                      "device": f"{args.device} ({platform.processor() or platform.machine()}, "
+                      "device": f"{args.device} ({cpu_name()}, "
                                 f"{os.cpu_count()} cores)" if args.device == "cpu" else args.device,
                       "dtype": "float32",
                       "shapes": {"input": [BATCH, steps, FEATURES], "layer": f"{kind}({UNITS})",

@@ -203,7 +203,7 @@ SPEED = [  # (file, record name, extra match, what)
 
 def environment_lines() -> list[str]:
     """One sentence on what the speed runs computed with, from the records' ``environment``."""
-    files = [name for name in ("conv", "recurrent", "ctc")
+    files = [name for name in ("engine", "conv", "recurrent", "ctc")
              if any(isinstance(r.get("environment"), dict) for r in records(name))]
     rows = [r for name in files for r in records(name) if isinstance(r.get("environment"), dict)]
     if not rows:
@@ -230,7 +230,7 @@ def environment_lines() -> list[str]:
 BLAS_ROWS = (("lstm_step_product", "GEMM (512, 142)·(142, 32), the LSTM step's"),
              ("lstm_weight_gradient", "GEMM (142, 1600)·(1600, 512), the LSTM's ∂Θ"),
              ("cnn_conv2_forward", "GEMM (8192, 289)·(289, 64), the CNN's second conv"),
-             ("cnn_step", "minidl's CNN step (as in the table)"), ("lstm_step", "minidl's LSTM(128) step"))
+             ("cnn_step", "minidl's CNN step (conv.py's)"), ("lstm_step", "minidl's LSTM(128) step (recurrent.py's)"))
 
 
 def blas_kernel_lines() -> list[str]:
@@ -245,8 +245,11 @@ def blas_kernel_lines() -> list[str]:
                     f"was no other setting to compare (OpenBLAS ran its {rows[0]['kernel']} kernel)."]
     first, last = rows[0], rows[-1]
     given = ", ".join(f"{k}={v}" for k, v in first["env"].items() if v)
+    where = ", ".join(x for x in (first.get("cpu"), first.get("date")) if x)
     out = ["", f"What the OPENBLAS_* variables cost, {command}: the same work in processes that differ only in them, "
-               f"taking turns ({first['rounds']} rounds); this machine sets {given}. Each cell is min / median.", "",
+               f"taking turns ({first['rounds']} rounds; separate processes from the table above, so its steps differ "
+               f"from the table's by the machine's drift); its machine{f' ({where})' if where else ''} sets {given}. "
+               "Each cell is min / median.", "",
            "| what | " + " | ".join(f"{r['setting']} ({r['kernel']} kernel)" for r in rows)
            + f" | {first['setting']} / {last['setting']}, min |", "|---" * (len(rows) + 2) + "|"]
     for name, label in BLAS_ROWS:
@@ -274,10 +277,10 @@ def speed_section() -> list[str]:
            "shared, and a median moves with whatever else runs; the best of many repeats is the figure least "
            "disturbed by other load, so the headline ratio is minimum over minimum, with the median ratio "
            "beside it. Commands: `python benchmarks/engine.py`, `conv.py`, `recurrent.py`, `ctc.py` (then "
-           "this script); `bash benchmarks/quiet.sh` reruns `blas_kernel.py`, then `conv.py`, `recurrent.py`, "
-           "`ctc.py` (each library's default threads) and `steady.py` without OPENBLAS_CORETYPE and "
-           "OPENBLAS_L2_SIZE (below), then this script, on a machine with nothing else running (about 8 minutes "
-           "on 2 cores, at most 15). Peak RSS is each process's, the library's "
+           "this script); `bash benchmarks/quiet.sh` reruns `blas_kernel.py`, then `engine.py`, `conv.py`, "
+           "`recurrent.py`, `ctc.py` (each library's default threads) and `steady.py` without OPENBLAS_CORETYPE "
+           "and OPENBLAS_L2_SIZE (below), then this script, on a machine with nothing else running (5-6 minutes "
+           "on 2 cores, at most 16). Peak RSS is each process's, the library's "
            "import included (minidl's alone is about 45 MiB, PyTorch's over 200 MiB).", "",
            "| what | minidl min / median | PyTorch min / median | Keras (torch backend) min / median "
            "| minidl / PyTorch, min (median) | peak RSS, minidl / PyTorch |", "|---|---|---|---|---|---|"]

@@ -11,9 +11,15 @@ words, for the command line to print.
 from __future__ import annotations
 
 import os
-from typing import Mapping
+from collections.abc import Mapping
 
-# OpenBLAS's names (case-insensitive) of the x86-64 cores whose kernels use AVX-512
+# OpenBLAS's names (case-insensitive) of the x86-64 cores it has kernels for (driver/others/
+# dynamic.c), and of those whose kernels use AVX-512. A name it does not know is ignored:
+# OpenBLAS 0.3.31 then picks its own kernels, as without the variable.
+X86_CORES = frozenset({"katmai", "coppermine", "northwood", "prescott", "banias", "atom", "core2", "penryn",
+                       "dunnington", "nehalem", "athlon", "opteron", "opteron_sse3", "barcelona", "nano",
+                       "sandybridge", "bobcat", "bulldozer", "piledriver", "haswell", "steamroller", "excavator",
+                       "zen", "skylakex", "cooperlake", "sapphirerapids"})
 AVX512_CORES = frozenset({"skylakex", "cooperlake", "sapphirerapids"})
 
 
@@ -40,12 +46,18 @@ def coretype_note(environ: Mapping[str, str] | None = None,
     Returns:
         None when OPENBLAS_CORETYPE is unset or empty; otherwise a sentence naming it, and,
         where it names a core without AVX-512 on a CPU that has it, what that costs.
+
+    The environment is read when called; OpenBLAS read it when NumPy was imported, which is the
+    same in any process that does not change it in between.
     """
     environ = os.environ if environ is None else environ
     core = (environ.get("OPENBLAS_CORETYPE") or "").strip()
     if not core:
         return None
     features = cpu_features() if features is None else features
+    if features.get("SSE2") and core.lower() not in X86_CORES:  # an x86-64 CPU, a name OpenBLAS ignores
+        return (f"OPENBLAS_CORETYPE={core} is set, but names no core OpenBLAS has kernels for; "
+                "OpenBLAS then picks its own, as without it.")
     if features.get("AVX512F") and core.lower() not in AVX512_CORES:
         return (f"OPENBLAS_CORETYPE={core} is set: NumPy's OpenBLAS runs the {core} kernels, without "
                 "AVX-512, on a CPU that has it (on one such machine matrix products took 1.6-2.1x "

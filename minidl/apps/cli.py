@@ -204,6 +204,9 @@ def run_training(args: argparse.Namespace, story: str, train: Callable[..., dict
         raise SystemExit("--split speaker needs --held-out NAME or --held-out all")
     if args.split == "official" and args.held_out:
         raise SystemExit("--held-out applies to --split speaker")
+    note = coretype_note()  # NumPy's BLAS held to another core's kernels: training may run slower, say why
+    if note:
+        print(f"minidl-digits: note: {note}", file=sys.stderr)
     fsdd = open_fsdd(args.data)
     held_outs = fsdd.speakers() if args.held_out == "all" else [args.held_out]
     results = []
@@ -381,9 +384,6 @@ def main(argv: list[str] | None = None) -> int:
     """The ``minidl-digits`` command; returns its exit status."""
     args = parser().parse_args(argv)
     if args.command == "train":
-        note = coretype_note()  # NumPy's BLAS held to an older kernel: training runs slower, say why
-        if note:
-            print(f"minidl-digits: {note}", file=sys.stderr)
         try:
             run_training(args, f"digits_{args.model or args.recipe}")
         except audio.AudioError as error:   # a damaged recording; its message names it

@@ -19,6 +19,7 @@ def test_settings_differ_only_in_the_two_variables_and_come_once_each():
     assert all(env["PATH"] == "/bin" for env in both.values())
     assert list(blas_kernel.settings({"OPENBLAS_CORETYPE": "Haswell"})) == ["as set", "OPENBLAS_CORETYPE unset"]
     assert list(blas_kernel.settings({"PATH": "/bin"})) == ["as set"]
+    assert list(blas_kernel.settings({"OPENBLAS_CORETYPE": "", "OPENBLAS_L2_SIZE": ""})) == ["as set"]  # empty is unset
 
 
 def record(setting, kernel, seconds, **env):
@@ -32,7 +33,7 @@ def test_the_table_puts_each_setting_in_a_column_and_the_first_over_the_last(mon
     rows = [record("as set", "Haswell", 3e-3, OPENBLAS_CORETYPE="Haswell"), record("both unset", "SkylakeX", 2e-3)]
     monkeypatch.setattr(summary, "records", lambda name: rows if name == "blas_kernel" else [])
     lines = summary.blas_kernel_lines()
-    assert "this machine sets OPENBLAS_CORETYPE=Haswell." in lines[1]
+    assert "its machine sets OPENBLAS_CORETYPE=Haswell." in lines[1]
     assert lines[3] == "| what | as set (Haswell kernel) | both unset (SkylakeX kernel) | as set / both unset, min |"
     table = [line for line in lines if line.startswith("| GEMM") or line.startswith("| minidl")]
     assert len(table) == len(summary.BLAS_ROWS)
@@ -42,3 +43,37 @@ def test_the_table_puts_each_setting_in_a_column_and_the_first_over_the_last(mon
 def test_one_setting_says_there_was_nothing_to_compare(monkeypatch):
     monkeypatch.setattr(summary, "records", lambda name: [record("as set", "SkylakeX", 1e-3)] if name == "blas_kernel" else [])
     assert "were not set on its machine" in summary.blas_kernel_lines()[1]
+
+
+def test_the_record_names_cpu_and_date_when_it_has_them(monkeypatch):
+    rows = [record("as set", "Haswell", 3e-3, OPENBLAS_CORETYPE="Haswell"), record("both unset", "SkylakeX", 2e-3)]
+    rows[0].update(cpu="AMD EPYC", date="2026-12-03 16:30")
+    monkeypatch.setattr(summary, "records", lambda name: rows if name == "blas_kernel" else [])
+    assert "its machine (AMD EPYC, 2026-12-03 16:30) sets OPENBLAS_CORETYPE=Haswell." in summary.blas_kernel_lines()[1]
+
+
+def environment_row(library, **env):
+    return {"library": library, "load_averages": [1.0], "environment": {
+        "env": {"OPENBLAS_CORETYPE": None, "OPENBLAS_L2_SIZE": None, **env},
+        "blas": [{"internal_api": "openblas", "version": "0.3.31", "architecture": "SkylakeX",
+                  "num_threads": 2, "threading_layer": "pthreads"}]}}
+
+
+def test_environment_line_names_the_variables_set_in_minidl_processes_only(monkeypatch):
+    unset = [environment_row("minidl"), environment_row("torch", OPENBLAS_CORETYPE="Haswell")]
+    monkeypatch.setattr(summary, "records", lambda name: unset if name == "conv" else [])
+    assert "OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE were not set in minidl's processes" in summary.environment_lines()[1]
+    given = [environment_row("minidl", OPENBLAS_CORETYPE="Haswell", OPENBLAS_L2_SIZE="512")]
+    monkeypatch.setattr(summary, "records", lambda name: given if name == "conv" else [])
+    assert "minidl's processes ran with OPENBLAS_CORETYPE=Haswell, OPENBLAS_L2_SIZE=512" in summary.environment_lines()[1]
+
+
+def test_a_worker_that_fails_or_prints_no_json_stops_with_its_command_and_reason():
+    import pytest
+    with pytest.raises(SystemExit, match=r"failed \(exit 3, 0 lines of output\):\nboom"):
+        blas_kernel.run([sys.executable, "-c", "import sys; sys.stderr.write('boom'); sys.exit(3)"], {})
+    with pytest.raises(SystemExit, match="printed no JSON last"):
+        blas_kernel.run([sys.executable, "-c", "print('not json')"], {})
+    assert blas_kernel.run([sys.executable, "-c", "print('x'); print('{\"a\": 1}')"], {}) == {"a": 1}
+    assert blas_kernel.kernel({"environment": {"blas": [{"architecture": "Haswell"}]}}) == "Haswell"
+    assert blas_kernel.kernel({"environment": {"blas": "threadpoolctl not installed"}}) is None

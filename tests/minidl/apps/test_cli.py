@@ -448,11 +448,15 @@ def test_verbose_defaults_to_auto_and_refuses_other_levels(capsys):
 
 
 def test_train_says_when_openblas_is_held_to_a_named_core(tmp_path, capsys, monkeypatch):
-    """OPENBLAS_CORETYPE set: train names it on stderr before it starts (here it then stops: no data)."""
+    """OPENBLAS_CORETYPE set: once the options are checked, train names it on stderr before it
+    starts (here it then stops: no data); options that do not go together stop without it."""
     monkeypatch.setenv("OPENBLAS_CORETYPE", "Haswell")
     with pytest.raises(SystemExit):
         cli.main(["train", "--data", str(tmp_path / "empty"), "--epochs", "1"])
-    assert "minidl-digits: OPENBLAS_CORETYPE=Haswell is set" in capsys.readouterr().err
+    assert "minidl-digits: note: OPENBLAS_CORETYPE=Haswell is set" in capsys.readouterr().err
+    with pytest.raises(SystemExit, match="--split speaker needs --held-out"):
+        cli.main(["train", "--data", str(tmp_path / "empty"), "--split", "speaker"])
+    assert "OPENBLAS_CORETYPE" not in capsys.readouterr().err
     monkeypatch.delenv("OPENBLAS_CORETYPE")
     with pytest.raises(SystemExit):
         cli.main(["train", "--data", str(tmp_path / "empty"), "--epochs", "1"])
