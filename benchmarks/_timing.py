@@ -81,6 +81,20 @@ def take_turns(script: str, libraries: list[str], model: str, rounds: int, optio
     return runs
 
 
+def save_records(path, records: list) -> None:
+    """Write a benchmark's records as JSON to ``path``, through a temporary file renamed into
+    place (minidl.atomic_write), so that a run cut off by quiet.sh's time limit leaves the
+    previous file whole rather than a truncated one."""
+    from pathlib import Path  # noqa: PLC0415
+    root = str(Path(__file__).resolve().parent.parent)
+    if root not in sys.path:  # the repository's minidl, installed or not
+        sys.path.insert(0, root)
+    from minidl.atomic_write import atomic_write_text  # noqa: PLC0415
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(path, json.dumps(records, indent=2) + "\n")
+
+
 def cpu_name() -> str:
     """The CPU's model name from /proc/cpuinfo (Linux), else what ``platform`` knows."""
     import platform  # noqa: PLC0415

@@ -24,7 +24,7 @@ import sys
 import time
 from pathlib import Path
 
-from _timing import cpu_name, environment, time_steps  # benchmarks/ is the script's folder, first on sys.path
+from _timing import cpu_name, environment, save_records, time_steps  # benchmarks/ is the script's folder, first on sys.path
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results" / "blas_kernel.json"
@@ -137,8 +137,7 @@ def main() -> None:
         for name, r in record["results"].items():
             print(f"{label:24s} {record['kernel'] or '?':10s} {name:22s} min {r['min_seconds'] * 1e3:8.3f} ms  "
                   f"median {r['median_seconds'] * 1e3:8.3f} ms", file=sys.stderr)
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(json.dumps(records, indent=2) + "\n")
+    save_records(args.output, records)
 
 
 if __name__ == "__main__":

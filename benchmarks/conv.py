@@ -23,7 +23,7 @@ import statistics
 import sys
 from pathlib import Path
 
-from _timing import cpu_name, environment, minidl_train_step, take_turns, time_steps  # benchmarks/ is the script's folder, first on sys.path
+from _timing import cpu_name, environment, minidl_train_step, save_records, take_turns, time_steps  # benchmarks/ is the script's folder, first on sys.path
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results" / "conv.json"
@@ -173,8 +173,7 @@ def main() -> None:
             records.append(record)
             print(f"{model:7s} {library:7s} median {record['median_seconds'] * 1e3:7.2f} ms  "
                   f"min {record['min_seconds'] * 1e3:7.2f} ms", file=sys.stderr)
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(json.dumps(records, indent=2) + "\n")
+    save_records(args.output, records)
 
 
 if __name__ == "__main__":

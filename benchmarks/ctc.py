@@ -22,7 +22,7 @@ import sys
 
 import numpy as np
 
-from _timing import cpu_name, environment, take_turns, time_steps  # benchmarks/ is the script's folder, first on sys.path
+from _timing import cpu_name, environment, save_records, take_turns, time_steps  # benchmarks/ is the script's folder, first on sys.path
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RESULTS = os.path.join(ROOT, "benchmarks", "results", "ctc.json")
@@ -120,10 +120,7 @@ def main() -> None:
             print(f"minidl / torch ({dtype}): min {times['minidl']['min_seconds'] / times['torch']['min_seconds']:.2f}x"
                   f"  (median {times['minidl']['median_seconds'] / times['torch']['median_seconds']:.2f}x)",
                   file=sys.stderr)
-    os.makedirs(os.path.dirname(args.output), exist_ok=True)
-    with open(args.output + ".tmp", "w") as file:
-        json.dump(records, file, indent=2)
-    os.replace(args.output + ".tmp", args.output)
+    save_records(args.output, records)
 
 
 if __name__ == "__main__":

@@ -31,7 +31,7 @@ import sys
 import time
 from pathlib import Path
 
-from _timing import cpu_name, environment, time_steps  # benchmarks/ is the script's folder, first on sys.path
+from _timing import cpu_name, environment, save_records, time_steps  # benchmarks/ is the script's folder, first on sys.path
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results" / "engine.json"
@@ -254,8 +254,7 @@ def main() -> None:
                 records.append(record)
                 print(f"{record['name']:10s} {library:7s} median {record['median_seconds'] * 1e6:10.1f} us",
                       file=sys.stderr)
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(json.dumps(records, indent=2) + "\n")
+    save_records(args.output, records)
 
 
 if __name__ == "__main__":

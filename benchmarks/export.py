@@ -25,7 +25,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from _timing import cpu_name, take_turns  # benchmarks/ is the script's folder, first on sys.path
+from _timing import cpu_name, save_records, take_turns  # benchmarks/ is the script's folder, first on sys.path
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results" / "export.json"
@@ -130,8 +130,7 @@ def main() -> None:
         records.append(record)
         print(f"{library:12s} median {record['median_seconds'] * 1e3:7.3f} ms  min {record['min_seconds'] * 1e3:7.3f} ms"
               f"  accuracy {100 * record['test_accuracy']:.2f}%", file=sys.stderr)
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(json.dumps(records, indent=2) + "\n")
+    save_records(args.output, records)
 
 
 if __name__ == "__main__":

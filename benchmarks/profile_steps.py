@@ -23,7 +23,7 @@ import sys
 import time
 from pathlib import Path
 
-from _timing import environment, minidl_train_step  # benchmarks/ is the script's folder, first on sys.path
+from _timing import environment, minidl_train_step, save_records  # benchmarks/ is the script's folder, first on sys.path
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results" / "profile_steps.json"
@@ -180,8 +180,7 @@ def main() -> None:
                   file=sys.stderr)
         for name, seconds in record["parts_seconds"].items():
             print(f"   {name:60s} {seconds * 1e3:7.3f} ms", file=sys.stderr)
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(json.dumps(records, indent=2) + "\n")
+    save_records(args.output, records)
 
 
 if __name__ == "__main__":

@@ -30,7 +30,7 @@ import statistics
 import sys
 from pathlib import Path
 
-from _timing import cpu_name, environment, minidl_train_step, take_turns, time_steps  # benchmarks/ is the script's folder, first on sys.path
+from _timing import cpu_name, environment, minidl_train_step, save_records, take_turns, time_steps  # benchmarks/ is the script's folder, first on sys.path
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results" / "recurrent.json"
@@ -165,8 +165,7 @@ def main() -> None:
             print(f"{model:9s} {library:7s} median {record['median_seconds'] * 1e3:8.2f} ms  "
                   f"cpu {record['median_cpu_seconds'] * 1e3:8.2f} ms  "
                   f"peak RSS {record['peak_rss_bytes'] / 2**20:7.1f} MiB", file=sys.stderr)
-        args.output.parent.mkdir(parents=True, exist_ok=True)
-        args.output.write_text(json.dumps(records, indent=2) + "\n")  # after each model: a cut run keeps its part
+        save_records(args.output, records)  # after each model: a cut run keeps its part
 
 if __name__ == "__main__":
     main()

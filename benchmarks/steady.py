@@ -25,7 +25,7 @@ import sys
 import time
 from pathlib import Path
 
-from _timing import environment, take_turns  # benchmarks/ is the script's folder, first on sys.path
+from _timing import environment, save_records, take_turns  # benchmarks/ is the script's folder, first on sys.path
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results" / "steady.json"
@@ -128,8 +128,7 @@ def main() -> None:
         print(f"{name:24s} min {record['min_seconds'] * 1e3:6.2f} ms  median {record['median_seconds'] * 1e3:6.2f} ms  "
               f"faults/step {record['median_page_faults']:6.0f}  peak RSS {record['peak_rss_bytes'] / 2**20:5.1f} MiB",
               file=sys.stderr)
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(json.dumps(records, indent=2) + "\n")
+    save_records(args.output, records)
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
 """benchmarks/blas_kernel.py's settings, and summary.py's table of them."""
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
@@ -77,3 +78,12 @@ def test_a_worker_that_fails_or_prints_no_json_stops_with_its_command_and_reason
     assert blas_kernel.run([sys.executable, "-c", "print('x'); print('{\"a\": 1}')"], {}) == {"a": 1}
     assert blas_kernel.kernel({"environment": {"blas": [{"architecture": "Haswell"}]}}) == "Haswell"
     assert blas_kernel.kernel({"environment": {"blas": "threadpoolctl not installed"}}) is None
+
+
+def test_records_are_written_whole_through_a_renamed_temporary_file(tmp_path):
+    from benchmarks import _timing
+    path = tmp_path / "results" / "x.json"
+    _timing.save_records(path, [{"a": 1}])
+    _timing.save_records(path, [{"a": 2}, {"b": 3}])
+    assert json.loads(path.read_text()) == [{"a": 2}, {"b": 3}]
+    assert sorted(p.name for p in path.parent.iterdir()) == ["x.json"]  # no temporary file left behind
