@@ -11,7 +11,7 @@
 #
 # OPENBLAS_CORETYPE makes NumPy's OpenBLAS run the kernels of the core it names instead of the
 # ones it picks for the CPU (some of these machines set it to Haswell on CPUs with AVX-512, which
-# costs minidl's steps 1.15-1.5x: blas_kernel.json). blas_kernel.py measures that first, and the
+# costs minidl's steps 1.2-1.4x: blas_kernel.json). blas_kernel.py measures that first, and the
 # other records are then timed without OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE, as OpenBLAS runs
 # on a machine that does not set them; each record keeps the environment it ran with.
 #

@@ -2,11 +2,11 @@
 
 OpenBLAS chooses its kernels for the CPU when NumPy is imported, unless ``OPENBLAS_CORETYPE``
 names a core: then it runs that core's kernels whatever the CPU is. Some machines set it to
-``Haswell`` (AVX2) on CPUs with AVX-512: on an AMD EPYC, NumPy's GEMMs then took 1.6-2.1x as
-long as with OpenBLAS's own choice, and minidl's CNN and LSTM training steps 1.15-1.5x
-(``benchmarks/blas_kernel.py``; benchmarks/results/blas_kernel.json). OpenBLAS reads it once, as
-NumPy is imported, so minidl cannot undo it in a running process; ``coretype_note`` says so, in
-words, for the command line to print.
+``Haswell`` (AVX2) on CPUs with AVX-512: on an AMD EPYC, NumPy's GEMMs then took 1.5-2.0x as
+long as with OpenBLAS's own choice, and minidl's CNN and LSTM training steps 1.2-1.4x, in four
+runs of ``benchmarks/blas_kernel.py`` (the last: benchmarks/results/blas_kernel.json). OpenBLAS
+reads it once, as NumPy is imported, so minidl cannot undo it in a running process;
+``coretype_note`` says so, in words, for the command line to print.
 """
 from __future__ import annotations
 
@@ -60,8 +60,8 @@ def coretype_note(environ: Mapping[str, str] | None = None,
                 "OpenBLAS then picks its own, as without it.")
     if features.get("AVX512F") and core.lower() not in AVX512_CORES:
         return (f"OPENBLAS_CORETYPE={core} is set: NumPy's OpenBLAS runs the {core} kernels, without "
-                "AVX-512, on a CPU that has it (on one such machine matrix products took 1.6-2.1x "
-                "as long, and training steps 1.15-1.5x: benchmarks/blas_kernel.py). Unset it before "
+                "AVX-512, on a CPU that has it (on one such machine matrix products took 1.5-2.0x "
+                "as long, and training steps 1.2-1.4x: benchmarks/blas_kernel.py). Unset it before "
                 "Python starts (env -u OPENBLAS_CORETYPE ...) for full speed.")
     return (f"OPENBLAS_CORETYPE={core} is set: NumPy's OpenBLAS runs the {core} kernels rather "
             "than the ones it would choose for this CPU.")

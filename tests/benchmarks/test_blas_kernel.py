@@ -87,3 +87,13 @@ def test_records_are_written_whole_through_a_renamed_temporary_file(tmp_path):
     _timing.save_records(path, [{"a": 2}, {"b": 3}])
     assert json.loads(path.read_text()) == [{"a": 2}, {"b": 3}]
     assert sorted(p.name for p in path.parent.iterdir()) == ["x.json"]  # no temporary file left behind
+
+
+def test_with_three_settings_the_ratio_is_against_the_one_without_coretype_alone(monkeypatch):
+    rows = [record("as set", "Haswell", 3e-3, OPENBLAS_CORETYPE="Haswell", OPENBLAS_L2_SIZE="512"),
+            record("OPENBLAS_CORETYPE unset", "SkylakeX", 2e-3, OPENBLAS_L2_SIZE="512"),
+            record("both unset", "SkylakeX", 1e-3)]
+    monkeypatch.setattr(summary, "records", lambda name: rows if name == "blas_kernel" else [])
+    lines = summary.blas_kernel_lines()
+    assert lines[3].endswith("| as set / OPENBLAS_CORETYPE unset, min |")
+    assert all(line.endswith("| 1.50× |") for line in lines[5:])
