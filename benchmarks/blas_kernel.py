@@ -110,13 +110,13 @@ def main() -> None:
     last_env: dict[str, dict] = {}
     for _ in range(args.rounds):
         for label, env in configs.items():
-            outs = {"gemms": run([sys.executable, __file__, "--worker", "--repeats", str(args.repeats)], env)}
-            for name, (script, model) in STEPS.items():
-                outs[name] = run([sys.executable, str(ROOT / "benchmarks" / script), "--worker", "minidl", model,
-                                  "--repeats", str(args.repeats)], env)
-            for name, out in outs.items():
+            commands = {"gemms": [sys.executable, __file__, "--worker", "--repeats", str(args.repeats)]}
+            commands.update({name: [sys.executable, str(ROOT / "benchmarks" / script), "--worker", "minidl", model,
+                                    "--repeats", str(args.repeats)] for name, (script, model) in STEPS.items()})
+            for name, command in commands.items():
+                out = run(command, env)
+                loads[label].append(round(os.getloadavg()[0], 2))  # as each process ends
                 kernels[label].add(kernel(out))
-                loads[label].append(round(os.getloadavg()[0], 2))
                 if name == "gemms":
                     last_env[label] = out["environment"]
                     for gemm, values in out["times"].items():
