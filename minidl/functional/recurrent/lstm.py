@@ -327,7 +327,10 @@ class LSTMFunction(RecurrentFunction):
         copy of HX."""
         HX_side_by_side = side_by_side(xp, self.HX[:-1])   # (rows, steps·batch)
         if self.masks is None:
-            grad_Theta = HX_side_by_side @ grad_z_side_by_side.T
+            # ∂Θ as (∂Z·HXᵀ)ᵀ, the orientation the GRU's ∂U takes: OpenBLAS ran it 4-6% faster
+            # than HX·∂Zᵀ (1.79-1.90 against 1.86-2.03 ms best of 200 for the copies, the GEMM and
+            # the swap, three runs alternating in one process, 2026-12-03 evening)
+            grad_Theta = (grad_z_side_by_side @ HX_side_by_side.T).T
         else:
             width = grad_z_side_by_side.shape[0] // 4
             grad_Theta = xp.concatenate([dropped_side_by_side(HX_side_by_side, m)
