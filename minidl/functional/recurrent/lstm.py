@@ -323,7 +323,7 @@ class LSTMFunction(RecurrentFunction):
 
     def _weights_grad(self, xp, grad_z_side_by_side: Array) -> Array:
         """∂Θ = Σ_t [h_{t-1}; x_t; 1]·∂z_tᵀ (rows of Θ, 4u), stored gate order: one GEMM over all
-        steps, HX side by side times ∂Zᵀ; with dropout masks, one GEMM per gate on its dropped
+        steps, on HX and ∂Z side by side; with dropout masks, one GEMM per gate on its dropped
         copy of HX."""
         HX_side_by_side = side_by_side(xp, self.HX[:-1])   # (rows, steps·batch)
         if self.masks is None:
